@@ -1,0 +1,64 @@
+"""A throwaway project directory with a tiny site, a tiny source and tiny params, for whole-pipeline tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from sitegen import make_site
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_OVERRIDES = {
+    "crawl": {"sources": ["tiny"]},
+    "tokenize": {"vocab_size": 400},
+    "model": {"preset": "nano"},
+    "train": {"max_steps": 8, "batch_size": 4, "warmup_steps": 2, "checkpoint_every": 4, "val_every": 4,
+              "log_every": 1},
+    "evaluate": {"max_tokens": 4096, "max_new_tokens": 8},
+}
+
+
+def tiny_params() -> dict:
+    from tokenmill.config import to_dict
+    from tokenmill.params import load_params
+
+    data = to_dict(load_params(ROOT / "params.yaml"))
+    for section, values in TINY_OVERRIDES.items():
+        data[section].update(values)
+    return data
+
+
+def make_project(root: Path) -> Path:
+    """Lay out a project at `root`: code dirs (stage deps), dvc.yaml, params, the tiny source and site."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("crawler", "dataprep", "training"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, root / name)
+    make_site(root / "data" / "sites" / "tiny")
+    (root / "sources").mkdir()
+    (root / "sources" / "tiny.yaml").write_text(yaml.safe_dump({
+        "name": "tiny",
+        "serve": "data/sites/tiny",
+        "start_urls": ["/en/index.html", "/fa/index.html", "/pl/index.html"],
+        "max_pages": 50,
+        "max_depth": 3,
+        "allow_private": True,
+    }), encoding="utf-8")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False), encoding="utf-8")
+    return root
+
+
+def project_env(root: Path) -> dict[str, str]:
+    """The environment a user has after `make`: the venv's commands on PATH, a store under mlflow/."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = "sqlite:///mlflow/mlflow.db"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("PREFECT_API_URL", None)
+    return env
