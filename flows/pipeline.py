@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
+from tokenmill.errors import UserError
 from tokenmill.params import Params, load_params
 
 
@@ -27,7 +28,12 @@ def _log_stats(name: str, stats: dict) -> dict:
     return stats
 
 
-@task(name="crawl", retries=2, retry_delay_seconds=10)
+def _retry_unless_user_error(task, task_run, state) -> bool:
+    """Network trouble deserves a retry; a mistake in a source file or params does not."""
+    return not isinstance(state.data, UserError)
+
+
+@task(name="crawl", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_unless_user_error)
 def crawl_task(params_path: str, overrides: list[str]) -> dict:
     from crawler.config import load_source
     from crawler.run import crawl

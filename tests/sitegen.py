@@ -62,9 +62,11 @@ CONTACT = {
 }
 
 
-def page_text(lang: str, rng: random.Random, paragraphs: int = 8) -> list[str]:
-    pool = SENTENCES[lang]
-    return [" ".join(rng.sample(pool, k=min(len(pool), rng.randint(4, 7)))) for _ in range(paragraphs)]
+def page_text(lang: str, rng: random.Random, sentences: int = 9, paragraphs: int = 3) -> list[str]:
+    """Distinct sentences in a page-specific order: pages share sentences but are no near-duplicates."""
+    chosen = rng.sample(SENTENCES[lang], k=sentences)
+    size = -(-sentences // paragraphs)
+    return [" ".join(chosen[i:i + size]) for i in range(0, sentences, size)]
 
 
 def render(lang: str, title: str, paragraphs: list[str], links: list[str]) -> str:

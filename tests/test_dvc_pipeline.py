@@ -57,8 +57,8 @@ def test_mlflow_run_names_the_corpus_version(repo: Path):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow/mlflow.db")
     run = client.get_run(run_info["run_id"])
     assert run.data.params, "params were logged"
-    assert "bits_per_byte" in run.data.metrics
-    assert len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2
+    assert "eval/bits_per_byte" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) >= 2
     digests = [d.dataset.digest for d in run.inputs.dataset_inputs]
     assert any(corpus_md5.startswith(d) or d.startswith(corpus_md5.removesuffix(".dir")) for d in digests), digests
 

@@ -69,10 +69,10 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 16  # sequences per micro-batch per device
     accumulate_grad_batches: int = 1  # micro-batches per optimizer step
-    max_steps: int = 1200  # optimizer steps (demo: about 6 minutes on 2 CPU cores)
+    max_steps: int = 1000  # optimizer steps (demo preset: about 3 steps/s, so about 6 minutes on 2 CPU cores)
     lr: float = 2e-3  # peak learning rate after warmup
     min_lr: float = 2e-4  # learning rate at the end of the cosine decay
-    warmup_steps: int = 60  # linear warmup from 0 to lr
+    warmup_steps: int = 50  # linear warmup from 0 to lr
     weight_decay: float = 0.1  # AdamW decay on matrices only (not biases, norms, embeddings)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
     grad_clip: float = 1.0  # clip gradient norm (0: no clipping)
@@ -84,7 +84,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # save a resumable checkpoint every this many steps
     val_every: int = 200  # validation loss every this many steps
     val_batches: int = 20  # validation micro-batches per check (fixed windows of val.bin)
-    log_every: int = 20  # train loss, lr and tokens/s every this many steps
+    log_every: int = 10  # train loss, lr and tokens/s every this many steps
     seed: int = 1337  # model init and the sample stream
     compile: bool = False  # torch.compile the model
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)

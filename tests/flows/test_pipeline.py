@@ -39,7 +39,7 @@ def test_pipeline_flow_runs_one_task_per_stage(project: Path):
     names = sorted({run.name.rsplit("-", 1)[0] for run in task_runs})
     assert {"crawl", "prepare", "tokenize", "train", "evaluate"} <= set(names), names
     assert metrics["bits_per_byte"] > 0
-    assert json.loads((project / "metrics.json").read_text()) == metrics
+    assert json.loads((project / "metrics.json").read_text())["bits_per_byte"] == metrics["bits_per_byte"]
     assert (project / "models/gpt/run.json").is_file()
 
 

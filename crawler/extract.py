@@ -1,0 +1,72 @@
+"""Main text, title and declared language of an HTML page (trafilatura does the text)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trafilatura
+from lxml.html import HtmlElement
+from trafilatura.metadata import extract_title
+from trafilatura.utils import load_html
+
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ZWNJ = "\u200c"  # zero-width non-joiner: part of Persian spelling, which trafilatura drops as unprintable
+ZWNJ_STAND_IN = "\u2e3b"  # a printable character trafilatura keeps, put in ZWNJ's place meanwhile
+
+
+@dataclass
+class Extracted:
+    text: str  # the main text, one paragraph a line ("" when none was found)
+    title: str | None  # the <title>, else trafilatura's guess
+    lang: str | None  # the page's lang attribute as written, e.g. "fa-IR"
+
+
+def extract_page(html: str | bytes, url: str | None = None) -> Extracted | None:
+    """The main text of a page; None when the input is not an HTML document."""
+    tree = load_html(html)
+    if tree is None:
+        return None
+    title, lang = page_title(tree), page_lang(tree)
+    protected = protect_zwnj(tree)
+    # bare_extraction works on a copy of the tree; comments under an article are not its text
+    document = trafilatura.bare_extraction(tree, url=url, include_comments=False, include_tables=True)
+    text = document.text if document is not None and document.text else ""
+    if protected:
+        text = text.replace(ZWNJ_STAND_IN, ZWNJ)
+    return Extracted(text=tidy_lines(text), title=title, lang=lang)
+
+
+def tidy_lines(text: str) -> str:
+    """Drop the source's indentation and blank lines that trafilatura passes through."""
+    return "\n".join(line for line in (raw.strip() for raw in text.splitlines()) if line)
+
+
+def protect_zwnj(tree: HtmlElement) -> bool:
+    """Swap ZWNJ for its stand-in in the tree's text; False (tree untouched) when there is none,
+    or when the page itself uses the stand-in and swapping back would be ambiguous."""
+    texts = list(tree.itertext())
+    if not any(ZWNJ in t for t in texts) or any(ZWNJ_STAND_IN in t for t in texts):
+        return False
+    for element in tree.iter():
+        if element.text and ZWNJ in element.text:
+            element.text = element.text.replace(ZWNJ, ZWNJ_STAND_IN)
+        if element.tail and ZWNJ in element.tail:
+            element.tail = element.tail.replace(ZWNJ, ZWNJ_STAND_IN)
+    return True
+
+
+def page_title(tree: HtmlElement) -> str | None:
+    element = tree.find(".//title")
+    title = " ".join(element.text_content().split()) if element is not None else ""
+    return title or extract_title(tree)
+
+
+def page_lang(tree: HtmlElement) -> str | None:
+    """<html lang>, else the first element that declares one (DocBook puts it on a div)."""
+    for element in tree.iter():
+        if not isinstance(element.tag, str):  # comments, processing instructions
+            continue
+        lang = element.get("lang") or element.get(XML_LANG) or element.get("xml:lang")
+        if lang and lang.strip():
+            return lang.strip()
+    return None

@@ -1,0 +1,29 @@
+"""What the spider yields for every URL it tried: a fetched page, or why there is none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapy.http import Response
+
+
+@dataclass
+class Page:
+    source: str  # the source's name
+    url: str  # the page's stable URL (a served site's ephemeral port replaced, see spiders/source.py)
+    depth: int  # hops from a start URL when it was requested
+    status: int | None = None  # HTTP status; None when nothing was fetched
+    dropped: str | None = None  # why no document came of it (robots, not_html, too_short, ...)
+    final: bool = True  # False for transient failures, which a resumed crawl tries again
+    redirected_from: list[str] = field(default_factory=list)  # stable URLs that led here
+    links: list[str] = field(default_factory=list)  # in-scope stable URLs found on the page
+    bytes: int = 0  # size of the response body
+    text: str | None = None
+    title: str | None = None
+    lang: str | None = None  # the page's HTML lang attribute
+    response: Response | None = field(default=None, repr=False)  # in-process only: for WARC + text
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready form kept in the crawl's state (everything but the response)."""
+        return {k: v for k, v in self.__dict__.items() if k != "response"}

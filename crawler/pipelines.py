@@ -1,0 +1,127 @@
+"""Item pipelines, in order: extract the text, keep the raw response in WARC, record the page.
+
+A page is recorded (pages.jsonl, flushed per line) only after its response is in the WARC file, so
+a page that the crawl state calls done is never missing from the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from scrapy.http import TextResponse
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from crawler.extract import extract_page
+from crawler.items import Page
+
+logger = logging.getLogger(__name__)
+
+# headers that described the bytes on the wire, not the (decoded) body we store
+WIRE_HEADERS = {b"content-encoding", b"transfer-encoding", b"content-length"}
+
+
+class ExtractPipeline:
+    """Main text, title and lang of HTML pages; pages with too little text are dropped."""
+
+    def __init__(self, min_text_chars: int):
+        self.min_text_chars = min_text_chars
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "ExtractPipeline":
+        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"))
+
+    def process_item(self, page: Page) -> Page:
+        if page.dropped is not None or not isinstance(page.response, TextResponse):
+            return page
+        extracted = extract_page(page.response.text, url=page.url)
+        if extracted is None:
+            page.dropped = "not_html"
+            return page
+        page.title, page.lang = extracted.title, extracted.lang
+        if len(extracted.text) < self.min_text_chars:
+            page.dropped = "too_short"
+        else:
+            page.text = extracted.text
+        return page
+
+
+class WarcPipeline:
+    """Every response the spider saw, as a gzipped WARC response record (one file per run)."""
+
+    def __init__(self, crawler: Any):
+        self.crawler = crawler
+        self.handle: Any = None
+        self.writer: WARCWriter | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "WarcPipeline":
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "ab")
+        self.writer = WARCWriter(self.handle, gzip=True)
+
+    def close_spider(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def process_item(self, page: Page) -> Page:
+        response = page.response
+        if response is None or self.writer is None:
+            return page
+        headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                   for k, values in response.headers.items() if k.lower() not in WIRE_HEADERS for v in values]
+        headers.append(("Content-Length", str(len(response.body))))
+        status = StatusAndHeaders(f"{response.status} {http_reason(response.status)}", headers, protocol="HTTP/1.1")
+        record = self.writer.create_warc_record(response.url, "response", payload=BytesIO(response.body),
+                                                http_headers=status)
+        self.writer.write_record(record)
+        self.handle.flush()
+        return page
+
+
+class RecordPipeline:
+    """Appends each page to the crawl state (pages.jsonl), flushed at once, and shows progress."""
+
+    def __init__(self, crawler: Any):
+        self.crawler = crawler
+        self.every = crawler.settings.getint("TOKENMILL_PROGRESS_EVERY")
+        self.handle: Any = None
+        self.pages = self.documents = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "RecordPipeline":
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        self.handle = open(self.crawler.settings.get("TOKENMILL_PAGES_FILE"), "a", encoding="utf-8")
+
+    def close_spider(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        logger.info("%s: %d pages this run, %d documents", self.crawler.spider.name, self.pages, self.documents)
+
+    def process_item(self, page: Page) -> Page:
+        self.handle.write(json.dumps(page.record(), ensure_ascii=False, sort_keys=True) + "\n")
+        self.handle.flush()
+        self.pages += 1
+        self.documents += page.text is not None
+        if self.pages % self.every == 0:
+            logger.info("%s: %d pages this run, %d documents", self.crawler.spider.name, self.pages, self.documents)
+        page.response = None  # the body is on disk now; let it go
+        return page
+
+
+def http_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,242 @@
+"""crawl(): sources -> <out>/documents (Parquet), <out>/warc (raw responses), <out>/stats.json.
+
+The work happens in `<out>.partial/` (see crawler/state.py) and is renamed to `<out>` at the end.
+A crawl that is stopped (SIGTERM, Ctrl-C, even SIGKILL) resumes when crawl() is called again
+with the same sources, config and `out`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter, deque
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crawler.config import CrawlConfig, Source
+from crawler.serve import serve_directory
+from crawler.state import COMPLETE, CrawlState, read_pages
+from crawler.urls import UrlMap, canonical, document_id
+from tokenmill.config import to_dict
+from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
+from tokenmill.errors import UserError
+from tokenmill.stage import StageStats, replace_path, write_json
+
+logger = logging.getLogger(__name__)
+
+DOCUMENT_COLUMNS = ["id", "text", "depth", "lang", "source", "title", "url"]
+
+
+def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
+    """Crawl `sources` into `out`; returns the stats written to `out`/stats.json."""
+    out = Path(out)
+    if not sources:
+        raise UserError("crawl: no sources given")
+    if len({s.name for s in sources}) != len(sources):
+        raise UserError("crawl: two sources have the same name")
+    for source in sources:
+        served_directory(source)  # fail before starting anything
+    state = CrawlState(out.with_name(out.name + ".partial"))
+    ports = start_or_resume(state, sources, config)
+    with ExitStack() as stack:
+        for source in sources:
+            if source.serve is not None:
+                port = stack.enter_context(serve_directory(served_directory(source), ports.get(source.name, 0)))
+                if port != ports.get(source.name):  # new port: the JOBDIR's request fingerprints are void
+                    state.source_dir(source.name).mkdir(parents=True, exist_ok=True)
+                    state.open_marker(source.name).touch()
+                ports[source.name] = port
+        write_job(state, sources, config, ports)
+        for source in sources:
+            state.prepare_run(source.name)
+        run_child(state)
+    unfinished = [s.name for s in sources if state.close_reason(s.name) not in COMPLETE]
+    if unfinished:
+        raise UserError(f"crawl of {', '.join(unfinished)} stopped before the end; "
+                        f"run it again with the same output ({out}) to resume")
+    return finalise(state, sources, out, config)
+
+
+def served_directory(source: Source) -> Path:
+    directory = Path(source.serve or "")
+    if not directory.is_dir():
+        raise UserError(f"{source.serve}: site not found; run `make site` (fetches the Debian package "
+                        "debian-handbook) or point a source at a real site with start_urls")
+    return directory
+
+
+# --- the partial directory ---------------------------------------------------------------------
+
+def job_spec(sources: list[Source], config: CrawlConfig) -> dict[str, Any]:
+    return {"sources": [to_dict(s) for s in sources], "config": to_dict(config)}
+
+
+def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfig) -> dict[str, int]:
+    """Resume the partial crawl of the same job, or start afresh; the served ports used before."""
+    if state.job_file.exists():
+        previous = json.loads(state.job_file.read_text(encoding="utf-8"))
+        if previous.get("spec") == job_spec(sources, config):
+            logger.info("resuming the crawl in %s", state.root)
+            return dict(previous.get("ports", {}))
+        logger.warning("%s holds a crawl of other sources or settings; starting afresh", state.root)
+    shutil.rmtree(state.root, ignore_errors=True)
+    state.root.mkdir(parents=True)
+    return {}
+
+
+def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, ports: dict[str, int]) -> None:
+    entries = []
+    for source in sources:
+        urls = UrlMap()
+        if source.serve is not None:
+            urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", f"http://{source.name}.localhost")
+            source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
+                                         start_urls=[urls.fetch_origin + path for path in source.start_urls])
+        entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
+    write_json(state.job_file, {"spec": job_spec(sources, config), "ports": ports, "config": to_dict(config),
+                                "sources": entries})
+
+
+# --- the Scrapy child --------------------------------------------------------------------------
+
+def run_child(state: CrawlState) -> None:
+    """Run Scrapy in a child process (its own session: a Ctrl-C reaches it only through us)."""
+    command = [sys.executable, "-m", "crawler.job", str(state.root), str(os.getpid())]
+    child = subprocess.Popen(command, start_new_session=True)
+    with stop_gracefully(child) as received:
+        code = child.wait()
+    if received:  # the child has saved its state; now stop as the signal asked
+        signal.raise_signal(received[0])
+    if code != 0:
+        raise UserError(f"the crawler exited with status {code} (its log is above); "
+                        "run the crawl again with the same output to resume")
+
+
+@contextmanager
+def stop_gracefully(child: subprocess.Popen) -> Iterator[list[int]]:
+    """On SIGTERM/SIGINT, ask the child to stop gracefully (a second signal: at once) and wait
+    for it; yields the signals received. Only the main thread can receive signals; elsewhere a
+    killed parent takes the child with it (crawler.job.die_with_parent) and the crawl resumes
+    from its state file."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        received.append(signum)
+        child.send_signal(signal.SIGTERM if len(received) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# --- the output --------------------------------------------------------------------------------
+
+def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlConfig) -> dict:
+    staging = state.root / "final"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "warc").mkdir(parents=True)
+    stats = StageStats("crawl", extra={"pages_fetched": 0, "sources": {}})
+    documents: list[Document] = []
+    for source in sources:
+        pages = outcomes(read_pages(state.pages_file(source.name)))
+        documents += source_documents(source, pages)
+        source_stats = page_stats(pages)
+        stats.extra["sources"][source.name] = source_stats
+        stats.documents_in += source_stats["pages_tried"]
+        stats.bytes_in += source_stats["bytes_fetched"]
+        stats.extra["pages_fetched"] += source_stats["pages_fetched"]
+        stats.removed.update(source_stats["dropped"])
+    documents.sort(key=lambda d: (d.meta["url"], d.id))
+    write_documents(documents, staging / "documents", config.shard_size)
+    stats.documents_out = len(documents)
+    stats.bytes_out = sum(d.nbytes for d in documents)
+    for warc in sorted(state.warc_dir.glob("*.warc.gz")):
+        os.link(warc, staging / "warc" / warc.name)  # a link, not a copy: the partial dir goes next
+    stats.write(staging)
+    replace_path(staging, out)
+    shutil.rmtree(state.root, ignore_errors=True)
+    logger.info("crawl: %d pages fetched, %d documents in %s", stats.extra["pages_fetched"], len(documents), out)
+    return stats.to_dict()
+
+
+def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per page (canonical URL): one with text over one without, final over transient,
+    earlier over later; a page fetched again after a resume is counted once."""
+    best: dict[str, dict[str, Any]] = {}
+    for record in records:
+        key = canonical(record["url"])
+        rank = (record["text"] is not None, record["final"])
+        if key not in best or rank > (best[key]["text"] is not None, best[key]["final"]):
+            best[key] = record
+    return list(best.values())
+
+
+def page_stats(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    fetched = [p for p in pages if p["status"] is not None and p["dropped"] != "max_pages"]
+    kept = [p for p in pages if p["text"] is not None]
+    return {
+        "pages_tried": len(pages),
+        "pages_fetched": len(fetched),
+        "bytes_fetched": sum(p["bytes"] for p in fetched),
+        "documents": len(kept),
+        "bytes": sum(len(p["text"].encode("utf-8")) for p in kept),
+        "dropped": dict(sorted(Counter(p["dropped"] for p in pages if p["text"] is None).items())),
+    }
+
+
+def source_documents(source: Source, pages: list[dict[str, Any]]) -> list[Document]:
+    depth = link_depths(source, pages)
+    return [
+        Document(
+            id=document_id(source.name, page["url"]),
+            text=page["text"],
+            meta={"url": page["url"], "source": source.name, "title": page["title"], "lang": page["lang"],
+                  "depth": depth.get(canonical(page["url"]), page["depth"])},
+        )
+        for page in pages
+        if page["text"] is not None
+    ]
+
+
+def link_depths(source: Source, pages: list[dict[str, Any]]) -> dict[str, int]:
+    """Each page's shortest distance in links from a start URL, over the links the crawl recorded:
+    unlike the depth at which a page happened to be requested, it does not depend on the order in
+    which concurrent responses arrived."""
+    redirect = {canonical(r): canonical(p["url"]) for p in pages for r in p["redirected_from"]}
+    links = {canonical(p["url"]): [redirect.get(canonical(u), canonical(u)) for u in p["links"]] for p in pages}
+    origin = f"http://{source.name}.localhost" if source.serve is not None else ""
+    starts = [canonical(origin + url) for url in source.start_urls]
+    depth = {redirect.get(url, url): 0 for url in starts}
+    queue = deque(depth)
+    while queue:
+        url = queue.popleft()
+        for link in links.get(url, []):
+            if link not in depth:
+                depth[link] = depth[url] + 1
+                queue.append(link)
+    return depth
+
+
+def write_documents(documents: list[Document], directory: Path, shard_size: int) -> None:
+    with ShardWriter(directory, shard_size) as writer:
+        writer.write_all(documents)
+    if not documents:  # an empty shard, so that readers find the (empty) corpus and its columns
+        schema = pa.schema([(c, pa.int64() if c == "depth" else pa.string()) for c in DOCUMENT_COLUMNS])
+        pq.write_table(schema.empty_table(), directory / SHARD_PATTERN.format(0), compression="zstd")

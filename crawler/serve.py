@@ -1,0 +1,40 @@
+"""A local directory on real HTTP at 127.0.0.1, for the duration of a crawl."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the crawler logs what it fetches
+        pass
+
+
+def bind(directory: Path, port: int) -> ThreadingHTTPServer:
+    """A server for `directory` on `port` if that is free, else on a free one (port 0)."""
+    handler = partial(QuietHandler, directory=str(directory))
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        if port == 0:
+            raise
+        return ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+
+@contextmanager
+def serve_directory(directory: Path, port: int = 0) -> Iterator[int]:
+    """Serve `directory` in a background thread; yields the port actually bound."""
+    server = bind(directory, port)
+    thread = threading.Thread(target=server.serve_forever, name=f"serve {directory}", daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,140 @@
+"""One generic spider, driven by a Source: follows in-scope links breadth-first up to max_depth,
+stops at max_pages, turns only HTML into pages with text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable, Iterator
+from urllib.parse import urlsplit
+
+import scrapy
+from scrapy.exceptions import CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
+from scrapy.http import HtmlResponse, Request, Response
+from scrapy.linkextractors import LinkExtractor
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from crawler.config import Source
+from crawler.items import Page
+from crawler.middlewares import PrivateAddressRefused
+from crawler.state import read_pages
+from crawler.urls import UrlMap, canonical
+
+
+class SourceSpider(scrapy.Spider):
+    name = "source"
+
+    def __init__(self, source: Source, urls: UrlMap, pages_file: Path, **kwargs: Any):
+        super().__init__(name=source.name, **kwargs)
+        self.source = source
+        self.urls = urls
+        self.allowed_domains = list(source.allowed_domains)  # read by Scrapy's OffsiteMiddleware
+        # domains are checked by host in in_scope (LinkExtractor's allow_domains compares host:port)
+        self.links = LinkExtractor(allow=source.allow, deny=source.deny)
+        earlier = resume_point(read_pages(pages_file), source.max_depth)
+        self.done: set[str] = earlier.done  # canonical stable URLs with a final outcome already
+        self.frontier: list[tuple[str, int]] = earlier.frontier
+        self.fetched = earlier.fetched  # pages fetched so far, earlier runs included
+        self.transient_failures = 0  # failures this run that a resumed crawl must try again
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.source.start_urls:
+            if request := self.request(url, depth=0):
+                yield request
+        # after a hard kill the JOBDIR's queue is gone: what was found but not done is requeued
+        # here; after a graceful stop Scrapy's seen-set filters these out as already queued
+        for url, depth in self.frontier:
+            if request := self.request(self.urls.fetchable(url), depth=depth):
+                yield request
+
+    def request(self, url: str, depth: int) -> Request | None:
+        if canonical(self.urls.stable(url)) in self.done or self.fetched >= self.source.max_pages:
+            return None
+        return Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
+
+    def in_scope(self, url: str) -> bool:
+        """On an allowed domain or a subdomain of one (the rule of Scrapy's OffsiteMiddleware)."""
+        host = (urlsplit(url).hostname or "").lower()
+        return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
+
+    def parse(self, response: Response) -> Iterator[Page | Request]:
+        page = self.page(response.request, response.url, status=response.status, response=response)
+        if self.fetched >= self.source.max_pages:  # in flight when the budget ran out
+            page.dropped = "max_pages"
+            yield page
+            return
+        self.fetched += 1
+        if not isinstance(response, HtmlResponse):
+            page.dropped = "not_html"
+        elif page.depth < self.source.max_depth and self.fetched < self.source.max_pages:
+            found = (link.url for link in self.links.extract_links(response))
+            page.links = sorted({self.urls.stable(url) for url in found if self.in_scope(url)})
+        yield page
+        for link in page.links:
+            if request := self.request(self.urls.fetchable(link), depth=page.depth + 1):
+                yield request
+        if self.fetched >= self.source.max_pages:
+            raise CloseSpider("max_pages")
+
+    def failed(self, failure: Failure) -> Iterator[Page]:
+        reason, final = failure_reason(failure)
+        response = failure.value.response if isinstance(failure.value, HttpError) else None
+        page = self.page(failure.request, failure.request.url, dropped=reason, final=final, response=response,
+                         status=response.status if response is not None else None)
+        if not final:
+            self.transient_failures += 1
+        yield page
+
+    def page(self, request: Request, url: str, **fields: Any) -> Page:
+        response = fields.get("response")
+        return Page(
+            source=self.source.name,
+            url=self.urls.stable(url),
+            depth=request.meta.get("depth", 0),
+            redirected_from=[self.urls.stable(u) for u in request.meta.get("redirect_urls", [])],
+            bytes=len(response.body) if response is not None else 0,
+            **fields,
+        )
+
+
+def failure_reason(failure: Failure) -> tuple[str, bool]:
+    """Why a request gave no page, and whether that is final (False: a resume tries again)."""
+    error = failure.value
+    if isinstance(error, HttpError):
+        status = error.response.status
+        return f"http_{status}", status < 500
+    if isinstance(error, PrivateAddressRefused):
+        return "private_address", True
+    if isinstance(error, IgnoreRequest):
+        return ("robots" if "robots.txt" in str(error) else "ignored"), True
+    if isinstance(error, DownloadCancelledError):  # the only cancel Scrapy does: DOWNLOAD_MAXSIZE
+        return "too_large", True
+    if isinstance(error, (DownloadTimeoutError, TimeoutError)):
+        return "timeout", False
+    return "network_error", False
+
+
+@dataclass
+class ResumePoint:
+    done: set[str] = field(default_factory=set)  # canonical stable URLs with a final outcome
+    frontier: list[tuple[str, int]] = field(default_factory=list)  # (stable URL, depth) still to do
+    fetched: int = 0  # pages fetched
+
+
+def resume_point(records: Iterable[dict[str, Any]], max_depth: int) -> ResumePoint:
+    """Where earlier runs got to: what is done, and what was found on done pages but not yet done
+    (shallowest first)."""
+    point = ResumePoint()
+    found: dict[str, int] = {}
+    for record in records:
+        if not record["final"]:
+            continue
+        point.fetched += record["status"] is not None and record["dropped"] != "max_pages"
+        point.done.update(canonical(url) for url in [record["url"], *record["redirected_from"]])
+        if record["depth"] < max_depth:
+            for link in record["links"]:
+                found[link] = min(found.get(link, record["depth"] + 1), record["depth"] + 1)
+    point.frontier = sorted(((url, depth) for url, depth in found.items() if canonical(url) not in point.done),
+                            key=lambda item: (item[1], item[0]))
+    return point

@@ -1,0 +1,39 @@
+"""Stable URLs: the key a page is known by across crawls, resumes and ports."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import urldefrag
+
+from w3lib.url import canonicalize_url
+
+
+def canonical(url: str) -> str:
+    """The form two spellings of one page share (no fragment, sorted query, normalised escapes)."""
+    return canonicalize_url(url)
+
+
+def document_id(source: str, url: str) -> str:
+    return f"{source}/{hashlib.sha256(canonical(url).encode('utf-8')).hexdigest()[:20]}"
+
+
+@dataclass(frozen=True)
+class UrlMap:
+    """Maps fetched URLs to stable ones. A served directory is fetched at http://127.0.0.1:<port>,
+    a port that changes from crawl to crawl; its pages are recorded at http://<source>.localhost
+    (RFC 6761: a loopback name) so that crawls of an unchanged site give identical documents."""
+
+    fetch_origin: str = ""  # e.g. "http://127.0.0.1:41234"; "" for a site on the web
+    stable_origin: str = ""  # e.g. "http://debian-handbook.localhost"
+
+    def stable(self, url: str) -> str:
+        url = urldefrag(url)[0]
+        if self.fetch_origin and (url == self.fetch_origin or url.startswith(self.fetch_origin + "/")):
+            return self.stable_origin + url[len(self.fetch_origin):]
+        return url
+
+    def fetchable(self, url: str) -> str:
+        if self.stable_origin and (url == self.stable_origin or url.startswith(self.stable_origin + "/")):
+            return self.fetch_origin + url[len(self.stable_origin):]
+        return url

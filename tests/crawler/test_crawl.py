@@ -1,0 +1,94 @@
+import glob
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from crawler.config import load_source
+from crawler.run import crawl
+from crawler.urls import document_id
+from tokenmill.documents import read_documents
+from tokenmill.errors import UserError
+
+from .conftest import crawl_config, small_site, source_for, write_source
+
+
+@pytest.fixture(scope="module")
+def small_crawl(small_server, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("crawl")
+    source = source_for(small_server, directory)
+    stats = crawl([source], directory / "out", crawl_config())
+    return small_server, directory / "out", stats
+
+
+def test_crawl_fetches_in_scope_html_and_nothing_else(small_crawl):
+    server, out, stats = small_crawl
+    documents = {d.meta["url"].removeprefix(server.url): d for d in read_documents(out / "documents")}
+    # d3 is deeper than max_depth 2; example.com is off-domain; the rest was dropped for a reason
+    assert sorted(documents) == ["/a.html", "/b.html", "/deep/d1.html", "/deep/d2.html", "/index.html"]
+    assert stats["removed"] == {"not_html": 1, "robots": 1, "too_large": 1, "too_short": 1}
+    source = stats["sources"]["small"]
+    assert source["documents"] == stats["documents_out"] == 5
+    assert source["pages_fetched"] == 7  # 5 documents, data.txt, short.html (big.html was cut off)
+    assert json.loads((out / "stats.json").read_text()) == stats
+    assert not out.with_name("out.partial").exists()
+
+
+def test_document_columns(small_crawl):
+    server, out, _ = small_crawl
+    table = pq.read_table(out / "documents")
+    assert set(table.column_names) == {"id", "text", "url", "source", "title", "lang", "depth"}
+    rows = {r["url"].removeprefix(server.url): r for r in table.to_pylist()}
+    home, beta, deep = rows["/index.html"], rows["/b.html"], rows["/deep/d2.html"]
+    assert home["id"] == document_id("small", home["url"]) and home["id"].startswith("small/")
+    assert (home["lang"], beta["lang"], deep["lang"]) == ("en", "pl-PL", None)
+    assert (home["depth"], beta["depth"], deep["depth"]) == (0, 1, 2)
+    assert home["title"] == "Home" and "quick brown fox" in home["text"] and "<p>" not in home["text"]
+    assert [r["url"] for r in table.to_pylist()] == sorted(r["url"] for r in table.to_pylist())
+
+
+def test_raw_responses_are_in_warc(small_crawl):
+    server, out, _ = small_crawl
+    uris = set()
+    for path in glob.glob(str(out / "warc" / "*.warc.gz")):
+        with open(path, "rb") as handle:
+            for record in ArchiveIterator(handle):
+                uris.add(record.rec_headers.get_header("WARC-Target-URI").removeprefix(server.url))
+                assert record.rec_type == "response"
+    assert {"/index.html", "/data.txt", "/short.html", "/deep/d2.html"} <= uris
+    assert "/private/secret.html" not in uris
+
+
+def test_crawls_of_an_unchanged_site_are_identical(small_crawl, tmp_path):
+    server, out, stats = small_crawl
+    again = crawl([source_for(server, tmp_path)], tmp_path / "again", crawl_config())
+    assert again == stats
+    first, second = sorted((out / "documents").iterdir()), sorted((tmp_path / "again" / "documents").iterdir())
+    assert [p.name for p in first] == [p.name for p in second]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
+
+
+def test_private_addresses_are_refused_unless_allowed(small_server, tmp_path):
+    source = source_for(small_server, tmp_path, allow_private=False)
+    stats = crawl([source], tmp_path / "out", crawl_config())
+    assert stats["pages_fetched"] == 0 and stats["documents_out"] == 0
+    assert stats["removed"] == {"private_address": 1}
+    assert list(read_documents(tmp_path / "out" / "documents")) == []
+
+
+def test_served_directory_gets_stable_urls(tmp_path):
+    site = small_site(tmp_path / "site")
+    path = write_source(tmp_path, name="local", serve=str(site), allow_private=True, max_pages=3, max_depth=1,
+                        start_urls=["/index.html"])
+    stats = crawl([load_source(str(path))], tmp_path / "out", crawl_config())
+    assert stats["sources"]["local"]["pages_fetched"] == 3  # stopped at max_pages
+    urls = [d.meta["url"] for d in read_documents(tmp_path / "out" / "documents")]
+    assert urls and all(u.startswith("http://local.localhost/") for u in urls)
+
+
+def test_missing_served_directory_says_what_to_do(tmp_path):
+    path = write_source(tmp_path, name="gone", serve=str(tmp_path / "nowhere"), allow_private=True,
+                        max_pages=3, max_depth=1, start_urls=["/index.html"])
+    with pytest.raises(UserError, match="nowhere: site not found; run `make site`"):
+        crawl([load_source(str(path))], tmp_path / "out", crawl_config())

@@ -1,0 +1,49 @@
+import gzip
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from crawler.extract import extract_page
+
+BENCHMARK = Path(__file__).resolve().parents[3] / "shared" / "data" / "article-extraction-benchmark"
+
+
+def words(text: str) -> Counter:
+    return Counter(re.findall(r"\w+", text))
+
+
+def test_persian_keeps_zwnj_title_and_lang():
+    html = ('<html><head><title>راهنمای سیستم‌ها</title></head><body><div lang="fa-IR"><article>'
+            + "<p>مدیر سیستم باید پیش از هر تغییری از داده‌ها نسخهٔ پشتیبان تهیه کند. شماره ۱۲۳</p>" * 3
+            + "</article></div></body></html>")
+    page = extract_page(html)
+    assert "داده\u200cها" in page.text and "\u2e3b" not in page.text and "۱۲۳" in page.text
+    assert page.title == "راهنمای سیستم‌ها" and page.lang == "fa-IR"
+
+
+def test_html_lang_wins_and_text_has_no_markup_or_indentation():
+    html = ('<html lang="pl"><body><div lang="en"><p>\n\t\t  Pierwszy akapit tekstu.\n\t</p>'
+            '<p>Drugi akapit tekstu, nieco dłuższy od pierwszego.</p></div></body></html>')
+    page = extract_page(html)
+    assert page.lang == "pl"
+    assert page.text.splitlines() == ["Pierwszy akapit tekstu.", "Drugi akapit tekstu, nieco dłuższy od pierwszego."]
+
+
+def test_not_html_gives_none():
+    assert extract_page(b"") is None
+
+
+@pytest.mark.skipif(not BENCHMARK.exists(), reason="../shared/data/article-extraction-benchmark absent")
+def test_real_articles_are_extracted():
+    truth = json.loads((BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
+    recalls = []
+    for key in sorted(truth)[:20]:
+        html = gzip.decompress((BENCHMARK / "html" / f"{key}.html.gz").read_bytes())
+        page = extract_page(html, url=truth[key]["url"])
+        expected, got = words(truth[key]["articleBody"]), words(page.text)
+        recalls.append(sum((expected & got).values()) / max(1, sum(expected.values())))
+        assert page.title
+    assert sum(recalls) / len(recalls) > 0.85

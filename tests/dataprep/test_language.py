@@ -1,0 +1,61 @@
+import pytest
+from dataprep_samples import ENGLISH, GERMAN, PERSIAN, POLISH
+
+from dataprep.config import LanguageConfig
+from dataprep.language import LanguageFilter
+from tokenmill.documents import Document
+from tokenmill.errors import ConfigError
+
+
+def run_filter(docs, config=LanguageConfig()):
+    removed = {}
+    step = LanguageFilter(config, on_remove=lambda doc, reason: removed.setdefault(doc.id, reason))
+    return {d.id: d for d in step.run(docs)}, removed, step
+
+
+def test_identifies_real_sentences_and_writes_columns():
+    kept, removed, step = run_filter(
+        [Document("en", ENGLISH), Document("fa", PERSIAN), Document("pl", POLISH), Document("de", GERMAN)]
+    )
+    assert {i: d.meta["lang"] for i, d in kept.items()} == {"en": "en", "fa": "fa", "pl": "pl"}
+    assert all(0.5 <= d.meta["lang_score"] <= 1.0 for d in kept.values())
+    assert removed == {"de": "language:de"}
+    assert step.identified == {"en": 1, "fa": 1, "pl": 1, "de": 1}
+
+
+def test_short_sentences():
+    kept, removed, _ = run_filter(
+        [
+            Document("en", "Where is the nearest train station, please?"),
+            Document("fa", "نزدیک‌ترین ایستگاه قطار کجاست؟"),
+            Document("pl", "Gdzie jest najbliższa stacja kolejowa?"),
+        ]
+    )
+    assert {i: d.meta["lang"] for i, d in kept.items()} == {"en": "en", "fa": "fa", "pl": "pl"}
+
+
+def test_declared_language_is_recorded_but_text_decides():
+    kept, _, _ = run_filter([Document("page", ENGLISH, {"lang": "pl-PL"})])
+    assert kept["page"].meta["declared_lang"] == "pl-PL"
+    assert kept["page"].meta["lang"] == "en"
+
+
+def test_text_without_language_is_undetermined():
+    kept, removed, _ = run_filter([Document("n", "12345 67890 -- 2024"), Document("en", ENGLISH)])
+    assert list(kept) == ["en"]
+    assert removed == {"n": "language:und"}
+
+
+def test_low_confidence_is_undetermined():
+    _, removed, _ = run_filter([Document("x", "apt-get install")], LanguageConfig(min_score=0.99))
+    assert removed == {"x": "language:und"}
+
+
+def test_allowed_languages_are_configurable():
+    kept, removed, _ = run_filter([Document("de", GERMAN), Document("en", ENGLISH)], LanguageConfig(allowed=["de"]))
+    assert list(kept) == ["de"] and removed == {"en": "language:en"}
+
+
+def test_unknown_language_code_is_a_config_error():
+    with pytest.raises(ConfigError, match="prepare.language.allowed.*'xx'"):
+        LanguageFilter(LanguageConfig(allowed=["en", "xx"]))

@@ -1,0 +1,46 @@
+from dataprep.config import NormalizeConfig
+from dataprep.normalize import Normalize, normalize_text
+from tokenmill.documents import Document
+
+DEFAULT = NormalizeConfig()
+
+
+def test_zwnj_and_zwj_are_kept_other_invisibles_dropped():
+    text = "می\u200cخواهم\u200d \u00adsoft\ufeff hy\u200bphen \u200fمتن\x07"
+    assert normalize_text(text, DEFAULT) == "می\u200cخواهم\u200d soft hyphen متن"
+
+
+def test_arabic_yeh_and_kaf_become_persian_in_persian_text():
+    # Persian typed on an Arabic keyboard: ي (U+064A) and ك (U+0643); گ marks the text as Persian.
+    assert normalize_text("كتاب يك گربه", DEFAULT) == "کتاب یک گربه"
+    assert normalize_text("علي", DEFAULT, declared_lang="fa-IR") == "علی"
+
+
+def test_arabic_text_keeps_arabic_letters():
+    assert normalize_text("كتاب يكتب", DEFAULT) == "كتاب يكتب"
+    assert normalize_text("كتاب گربه", NormalizeConfig(persian_letters=False)) == "كتاب گربه"
+
+
+def test_unicode_nfc():
+    assert normalize_text("Cafe\u0301 zażo\u0301łć", DEFAULT) == "Café zażółć"
+    assert normalize_text("Cafe\u0301", NormalizeConfig(form="none")) == "Cafe\u0301"
+
+
+def test_whitespace_and_line_endings():
+    text = "  Title\r\n\r\n\r\n\r\nfirst  line\u00a0\u00a0here   \r\n    indented\tcode  \rlast"
+    assert normalize_text(text, DEFAULT) == "Title\n\nfirst line here\n    indented\tcode\nlast"
+
+
+def test_digit_folding_is_off_by_default():
+    assert normalize_text("سال ۱۴۰۲ و ٢٠٢٣", DEFAULT) == "سال ۱۴۰۲ و ٢٠٢٣"
+    assert normalize_text("سال ۱۴۰۲ و ٢٠٢٣", NormalizeConfig(fold_digits=True)) == "سال 1402 و 2023"
+
+
+def test_step_rewrites_text_keeps_meta_and_removes_empty_documents():
+    removed = []
+    step = Normalize(DEFAULT, on_remove=lambda doc, reason: removed.append((doc.id, reason)))
+    docs = [Document("a", "hello\r\nworld  ", {"url": "u"}), Document("b", " \u200b\ufeff \n")]
+    out = list(step.run(docs))
+    assert [(d.id, d.text, d.meta) for d in out] == [("a", "hello\nworld", {"url": "u"})]
+    assert removed == [("b", "normalize:empty")]
+    assert step.stats() == {"documents_in": 2, "documents_out": 1, "removed": {"normalize:empty": 1}, "changed": 1}

@@ -1,0 +1,106 @@
+"""Token windows from the memmaps of the tokenize stage, as a LightningDataModule.
+
+Training sample i is the window at a start drawn from a generator seeded with (seed, i): a pure
+function of (seed, i). The sampler of rank r yields i = start + r, start + r + world, ... with
+start = global_step * batch * accumulate * world, so a resumed run reads exactly the samples an
+uninterrupted one would, and DDP ranks never read the same sample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from tokenmill.errors import UserError
+from training.tokenizer import read_meta, read_tokens
+
+
+class RandomWindows(Dataset):
+    """Map-style: index i -> (x, y), block_size tokens and the same shifted by one."""
+
+    def __init__(self, path: Path, dtype: str, block_size: int, seed: int):
+        self.path, self.dtype, self.block_size, self.seed = Path(path), dtype, block_size, seed
+        self.n_tokens = self.path.stat().st_size // np.dtype(dtype).itemsize
+        if self.n_tokens < block_size + 1:
+            raise UserError(f"{path}: {self.n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}")
+        self._tokens: np.memmap | None = None  # opened lazily: picklable into worker processes
+
+    def __len__(self) -> int:
+        return 2**62  # indexable without end; the sampler decides what is read
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._tokens is None:
+            self._tokens = np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r")
+        start = int(np.random.default_rng([self.seed, i]).integers(0, self.n_tokens - self.block_size))
+        return _pair(self._tokens[start:start + self.block_size + 1])
+
+
+class FixedWindows(Dataset):
+    """Non-overlapping windows of a token file: window j covers tokens [j*T, (j+1)*T] (+1 for y)."""
+
+    def __init__(self, tokens: np.ndarray, block_size: int, max_windows: int | None = None):
+        self.tokens, self.block_size = tokens, block_size
+        count = (len(tokens) - 1) // block_size
+        self.count = count if max_windows is None else min(count, max_windows)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = j * self.block_size
+        return _pair(self.tokens[start:start + self.block_size + 1])
+
+
+def _pair(window: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    window = torch.from_numpy(window.astype(np.int64))
+    return window[:-1], window[1:]
+
+
+class StridedSampler(Sampler[int]):
+    """Endless global sample indices start + rank, start + rank + world_size, ..."""
+
+    def __init__(self, start: int, rank: int, world_size: int, stop: int | None = None):
+        self.start, self.rank, self.world_size, self.stop = start, rank, world_size, stop
+
+    def __iter__(self) -> Iterator[int]:
+        i = self.start + self.rank
+        while self.stop is None or i < self.stop:
+            yield i
+            i += self.world_size
+
+    def __len__(self) -> int:
+        if self.stop is None:
+            raise TypeError("endless sampler")  # DataLoader/Lightning then treat the epoch as endless
+        return len(range(self.start + self.rank, self.stop, self.world_size))
+
+
+class TokenDataModule(L.LightningDataModule):
+    def __init__(self, tokens: Path, block_size: int, batch_size: int, accumulate: int, seed: int,
+                 val_batches: int, num_workers: int = 0):
+        super().__init__()
+        self.tokens, self.block_size, self.batch_size = Path(tokens), block_size, batch_size
+        self.accumulate, self.seed, self.val_batches, self.num_workers = accumulate, seed, val_batches, num_workers
+        self.meta = read_meta(self.tokens)
+
+    def samples_per_step(self, world_size: int) -> int:
+        return self.batch_size * self.accumulate * world_size
+
+    def train_dataloader(self) -> DataLoader:
+        trainer, world = self.trainer, self.trainer.world_size
+        dataset = RandomWindows(self.tokens / "train.bin", self.meta["dtype"], self.block_size, self.seed)
+        sampler = StridedSampler(trainer.global_step * self.samples_per_step(world), trainer.global_rank, world)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        world = self.trainer.world_size
+        windows = self.val_batches * self.batch_size * world
+        dataset = FixedWindows(read_tokens(self.tokens, "val", self.meta), self.block_size, windows)
+        if len(dataset) == 0:
+            raise UserError(f"{self.tokens / 'val.bin'}: fewer than block_size + 1 tokens")
+        sampler = StridedSampler(0, self.trainer.global_rank, world, stop=len(dataset))
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
