@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         result = args.handler(args, params)
         print(f"tokenmill {args.command}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         if result is not None:
-            print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+            print(json.dumps(result, indent=2, ensure_ascii=False, default=str) if args.json else one_line(result))
         return 0
     except UserError as exc:
         print(f"tokenmill {args.command}: error: {exc}", file=sys.stderr)
@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tokenmill {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(result: dict) -> str:
+    """The scalar figures of a stage's result on one line; the whole of it is in its stats.json."""
+    parts = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+             for key, value in result.items() if isinstance(value, (int, float, str)) or value is None]
+    if result.get("removed"):
+        parts.append("removed=" + ",".join(f"{k}:{v}" for k, v in result["removed"].items()))
+    return " ".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
         p.add_argument("--params", type=Path, default=None, help="params file (default: ./params.yaml)")
+        p.add_argument("--json", action="store_true", help="print the full result (stats) as JSON")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a param, e.g. --set train.max_steps=100 (repeatable)")
         return p

@@ -6,7 +6,6 @@ by ln 2 times the UTF-8 bytes those tokens stand for (end-of-text stands for non
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -17,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from tokenmill.config import build, load_yaml
 from tokenmill.errors import UserError
 from tokenmill.stage import write_json
 from training import tracking as mlf
@@ -115,26 +113,3 @@ def _log_to_run(model_dir: Path, tracking: TrackingConfig, metrics: dict, out: P
         client.log_metric(run_id, f"eval/{key}", metrics[key])
     client.log_artifact(run_id, str(out), "eval")
     client.log_artifact(run_id, str(out.with_name("samples.json")), "eval")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML with evaluate/tracking")
-    parser.add_argument("--model", type=Path, required=True, help="output directory of the train stage")
-    parser.add_argument("--tokens", type=Path, required=True, help="output directory of the tokenize stage")
-    parser.add_argument("--out", type=Path, required=True, help="metrics.json to write (samples.json beside it)")
-    args = parser.parse_args(argv)
-    try:
-        params = load_yaml(args.params)
-        result = evaluate(args.model, args.tokens, args.out,
-                          build(EvalConfig, params.get("evaluate"), f"{args.params}: evaluate"),
-                          build(TrackingConfig, params.get("tracking"), f"{args.params}: tracking"))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -71,18 +71,24 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 
 def corpus_hash(corpus: Path, lock: Path = Path("dvc.lock")) -> tuple[str, str]:
-    """(md5, where it came from): the corpus's `outs` entry in dvc.lock ("dvc.lock"), else the same
-    DVC directory hash computed here from the files ("computed")."""
+    """(md5, where it is recorded): DVC's directory hash of the corpus as it is on disk, and
+    "dvc.lock" when dvc.lock records that same version, else "computed" (not yet committed to DVC).
+
+    Always computed from the files, because a dvc.lock left by an earlier `dvc repro` may name
+    another version than the one a later `tokenmill prepare` wrote."""
     corpus = Path(corpus)
-    if lock.is_file():
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) or {}
-        for stage in stages.values():
-            for entry in stage.get("outs", []) or []:
-                if _same_path(lock.parent / entry.get("path", ""), corpus) and entry.get("md5"):
-                    return entry["md5"], "dvc.lock"
     if not corpus.exists():
         raise UserError(f"{corpus}: corpus not found (named in tokens/meta.json)")
-    return dvc_md5(corpus), "computed"
+    md5 = dvc_md5(corpus)
+    return md5, ("dvc.lock" if md5 in _locked_md5s(corpus, lock) else "computed")
+
+
+def _locked_md5s(corpus: Path, lock: Path) -> set[str]:
+    if not lock.is_file():
+        return set()
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) or {}
+    return {entry["md5"] for stage in stages.values() for entry in stage.get("outs", []) or []
+            if entry.get("md5") and _same_path(lock.parent / entry.get("path", ""), corpus)}
 
 
 def _same_path(a: Path, b: Path) -> bool:

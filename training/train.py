@@ -9,13 +9,12 @@ Output directory (replaced atomically, written by rank 0):
   run.json            MLflow run id, experiment id, tracking uri (absent when tracking is disabled)
 Checkpoints live beside it in `<out>.checkpoints/` (DVC deletes a stage's outputs before a rerun).
 
-Multi-device: Lightning's DDP launcher re-runs the calling command in every rank, so launch with
-`python -m training.train --params params.yaml --tokens DIR --out DIR` (or the tokenmill CLI).
+Multi-device: Lightning's DDP launcher re-runs the calling command in every rank, so launch training
+as its own process: `tokenmill train` (what dvc.yaml and the Prefect flow do).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import hashlib
@@ -29,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
-from tokenmill.config import build, flatten, load_yaml, to_dict
+from tokenmill.config import build, flatten, to_dict
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_directory, write_json
 from training import tracking as mlf
@@ -200,31 +199,3 @@ def load_model(model_dir: Path, map_location: str | torch.device = "cpu") -> GPT
     gpt = GPT(build(ModelConfig, saved["model_config"], f"{path}: model_config"), saved["vocab_size"])
     gpt.load_state_dict(saved["state_dict"])
     return gpt.eval()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="YAML with model/train/tracking")
-    parser.add_argument("--tokens", type=Path, required=True, help="output directory of the tokenize stage")
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--checkpoints", type=Path, default=None, help="default: <out>.checkpoints")
-    args = parser.parse_args(argv)
-    try:
-        params = load_yaml(args.params)
-        result = train(
-            args.tokens, args.out,
-            build(TrainConfig, params.get("train"), f"{args.params}: train"),
-            build(ModelConfig, params.get("model"), f"{args.params}: model"),
-            build(TrackingConfig, params.get("tracking"), f"{args.params}: tracking"),
-            args.checkpoints,
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if "rank" not in result:
-        print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

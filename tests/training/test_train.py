@@ -88,7 +88,7 @@ def test_two_process_ddp_makes_one_mlflow_run(tokens, tracking, tmp_path):
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "training.train", "--params", str(tmp_path / "params.yaml"),
+    proc = subprocess.run([sys.executable, "-m", "tokenmill.cli", "train", "--params", str(tmp_path / "params.yaml"),
                            "--tokens", str(tokens), "--out", str(tmp_path / "model")],
                           capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -102,11 +102,17 @@ def test_two_process_ddp_makes_one_mlflow_run(tokens, tracking, tmp_path):
     assert json.loads((tmp_path / "model" / "config.json").read_text())["steps"] == 6
 
 
-def test_corpus_hash_prefers_dvc_lock(corpus, tmp_path):
+def test_corpus_hash_says_whether_dvc_lock_records_it(corpus, tmp_path):
     lock = tmp_path / "dvc.lock"
-    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": {"outs": [
-        {"path": os.path.relpath(corpus, tmp_path), "hash": "md5", "md5": "0" * 32 + ".dir"}]}}}))
-    assert corpus_hash(corpus, lock) == ("0" * 32 + ".dir", "dvc.lock")
+
+    def write_lock(md5: str) -> None:
+        lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"prepare": {"outs": [
+            {"path": os.path.relpath(corpus, tmp_path), "hash": "md5", "md5": md5}]}}}))
+
+    write_lock(dvc_md5(corpus))
+    assert corpus_hash(corpus, lock) == (dvc_md5(corpus), "dvc.lock")
+    write_lock("0" * 32 + ".dir")  # a stale lock names another version: the files win
+    assert corpus_hash(corpus, lock) == (dvc_md5(corpus), "computed")
     assert corpus_hash(corpus, tmp_path / "missing.lock") == (dvc_md5(corpus), "computed")
 
 
