@@ -46,7 +46,8 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
     if len({s.name for s in sources}) != len(sources):
         raise UserError("crawl: two sources have the same name")
     for source in sources:
-        served_directory(source)  # fail before starting anything
+        if source.serve is not None:
+            served_directory(source)  # fail before starting anything
     state = CrawlState(out.with_name(out.name + ".partial"))
     ports = start_or_resume(state, sources, config)
     with ExitStack() as stack:
@@ -69,7 +70,7 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
 
 
 def served_directory(source: Source) -> Path:
-    directory = Path(source.serve or "")
+    directory = Path(source.serve)
     if not directory.is_dir():
         raise UserError(f"{source.serve}: site not found; run `make site` (fetches the Debian package "
                         "debian-handbook) or point a source at a real site with start_urls")

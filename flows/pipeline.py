@@ -53,10 +53,17 @@ def prepare_task(params_path: str, overrides: list[str]) -> dict:
 
 
 @task(name="version")
-def version_task(stage: str) -> str | None:
-    """Record a stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would."""
+def version_task(stage: str, overrides: list[str]) -> str | None:
+    """Record a stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would.
+
+    Skipped outside a DVC repository, and when overrides are in force: dvc.lock would then pair
+    params.yaml's values with outputs that other values made."""
+    logger = get_run_logger()
     if not Path(".dvc").is_dir():
-        get_run_logger().info("no DVC repository here: %s outputs are not versioned", stage)
+        logger.info("no DVC repository here: %s outputs are not versioned", stage)
+        return None
+    if overrides:
+        logger.warning("%s outputs not versioned: made with overrides %s", stage, overrides)
         return None
     _run([sys.executable, "-m", "dvc", "commit", "--force", stage])
     return stage
@@ -106,9 +113,9 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     for stage, stage_task in (("crawl", crawl_task), ("prepare", prepare_task), ("tokenize", tokenize_task),
                               ("train", train_task)):
         stage_task(params_path, overrides)
-        version_task(stage)
+        version_task(stage, overrides)
     metrics = evaluate_task(params_path, overrides)
-    version_task("evaluate")
+    version_task("evaluate", overrides)
     return metrics
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def project_env(root: Path) -> dict[str, str]:
     env["DVC_NO_ANALYTICS"] = "1"
     env.pop("PREFECT_API_URL", None)
     return env
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    """Run a command as a user of the project would; fail the test with its output if it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout + proc.stderr
+
+
+def init_repo(root: Path, remote: Path) -> Path:
+    """Make `root` a git repository with DVC initialised and a local DVC remote, everything committed."""
+    dvc = [sys.executable, "-m", "dvc"]
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "ci@example.org"], root)
+    run(["git", "config", "user.name", "CI"], root)
+    run(dvc + ["init", "-q"], root)
+    run(dvc + ["config", "core.analytics", "false"], root)
+    run(dvc + ["remote", "add", "-d", "local", str(remote)], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "project"], root)
+    return root

@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline_fixture import make_project, project_env
+from pipeline_fixture import init_repo, make_project, run
 
 pytestmark = pytest.mark.slow
-
-
-def run(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=project_env(cwd), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("dvc") / "project")
-    dvc = [sys.executable, "-m", "dvc"]
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.email", "ci@example.org"], root)
-    run(["git", "config", "user.name", "CI"], root)
-    run(dvc + ["init", "-q"], root)
-    run(dvc + ["config", "core.analytics", "false"], root)
-    run(dvc + ["remote", "add", "-d", "local", str(root.parent / "remote")], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "project"], root)
-    run(dvc + ["repro"], root)
+    init_repo(root, root.parent / "remote")
+    run([sys.executable, "-m", "dvc", "repro"], root)
     return root
 
 

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline_fixture import make_project, project_env
+from pipeline_fixture import init_repo, make_project, project_env, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = make_project(tmp_path / "project")
+    root = init_repo(make_project(tmp_path / "project"), tmp_path / "remote")
     for key, value in project_env(root).items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(root)
     return root
 
 
-def test_pipeline_flow_runs_one_task_per_stage(project: Path):
+def test_pipeline_flow_runs_one_task_per_stage_and_versions_them(project: Path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.testing.utilities import prefect_test_harness
@@ -41,6 +41,8 @@ def test_pipeline_flow_runs_one_task_per_stage(project: Path):
     assert metrics["bits_per_byte"] > 0
     assert json.loads((project / "metrics.json").read_text())["bits_per_byte"] == metrics["bits_per_byte"]
     assert (project / "models/gpt/run.json").is_file()
+    # Each stage was recorded in dvc.lock as `dvc repro` would have: nothing is left to reproduce.
+    assert "Running stage" not in run([sys.executable, "-m", "dvc", "repro"], project)
 
 
 def test_bad_params_fail_before_any_stage(project: Path):
