@@ -53,17 +53,17 @@ def prepare_task(params_path: str, overrides: list[str]) -> dict:
 
 
 @task(name="version")
-def version_task(stage: str, overrides: list[str]) -> str | None:
+def version_task(stage: str, params_path: str, overrides: list[str]) -> str | None:
     """Record a stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would.
 
-    Skipped outside a DVC repository, and when overrides are in force: dvc.lock would then pair
-    params.yaml's values with outputs that other values made."""
+    Skipped outside a DVC repository, and when the run's params are not dvc.yaml's (another params
+    file, or overrides): dvc.lock would then pair params.yaml with outputs other values made."""
     logger = get_run_logger()
     if not Path(".dvc").is_dir():
         logger.info("no DVC repository here: %s outputs are not versioned", stage)
         return None
-    if overrides:
-        logger.warning("%s outputs not versioned: made with overrides %s", stage, overrides)
+    if overrides or Path(params_path).resolve() != Path("params.yaml").resolve():
+        logger.warning("%s outputs not versioned in DVC: made with %s %s", stage, params_path, overrides)
         return None
     _run([sys.executable, "-m", "dvc", "commit", "--force", stage])
     return stage
@@ -113,9 +113,9 @@ def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = Non
     for stage, stage_task in (("crawl", crawl_task), ("prepare", prepare_task), ("tokenize", tokenize_task),
                               ("train", train_task)):
         stage_task(params_path, overrides)
-        version_task(stage, overrides)
+        version_task(stage, params_path, overrides)
     metrics = evaluate_task(params_path, overrides)
-    version_task("evaluate", overrides)
+    version_task("evaluate", params_path, overrides)
     return metrics
 
 

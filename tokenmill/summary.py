@@ -25,8 +25,12 @@ def summarize(params: Params) -> str:
         if "documents_in" in stats or "documents_out" in stats:
             lines.append(f"  {stage:<9} documents in {stats.get('documents_in', '-'):>7}   "
                          f"out {stats.get('documents_out', '-'):>7}")
+    train = _read_json(Path(paths.model) / "stats.json") or {}
+    if "steps" in train:
+        lines.append(f"  train     {train['steps']} steps, {train.get('tokens_seen', 0):,} tokens, "
+                     f"{train.get('parameters', 0):,} parameters, {train.get('tokens_per_s') or 0:,.0f} tokens/s")
     lines.append("")
-    for key in ("val_loss", "perplexity", "bits_per_byte"):
+    for key in ("val_loss", "unigram_val_loss", "perplexity", "bits_per_byte"):
         if key in metrics:
             lines.append(f"  {key:<14} {metrics[key]:.4f}")
     run = _read_json(Path(paths.model) / "run.json") or {}

@@ -4,6 +4,7 @@ Output directory (replaced atomically, written by rank 0):
   model.pt            {"state_dict", "model_config", "vocab_size", "eot_id", "step"}: see load_model
   tokenizer.json      copy of the tokenizer the tokens were made with
   config.json         train and model config, tokens path, fingerprint
+  stats.json          steps, tokens seen, parameters, last train/val loss, tokens/s, MLflow run id
   history/train.csv   step, loss, lr, tokens_per_s        history/val.csv  step, loss
   plots/loss.png      train and validation loss
   run.json            MLflow run id, experiment id, tracking uri (absent when tracking is disabled)
@@ -128,14 +129,12 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         trainer.fit(module, datamodule=data, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return {"rank": trainer.global_rank}
-    with atomic_directory(out) as tmp:
-        _write_outputs(tmp, module, trainer.global_step, tokens, meta, config, model, fp, logger, tracking)
-    if logger is not None:
-        mlf.log_artifacts(tracking, logger.run_id, out, tokens, Path(meta["corpus"]) if meta.get("corpus") else None)
     train_history, val_history = module.history["train"], module.history["val"]
-    return {
+    summary = {
+        "stage": "train",
         "out": out.as_posix(),
         "steps": trainer.global_step,
+        "tokens_seen": trainer.global_step * data.samples_per_step(trainer.world_size) * model.block_size,
         "resumed_from": str(resume_from) if resume_from else None,
         "parameters": module.model.num_parameters(),
         "train_loss": train_history[-1]["loss"] if train_history else None,
@@ -143,6 +142,12 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         "tokens_per_s": train_history[-1]["tokens_per_s"] if train_history else None,
         "run_id": logger.run_id if logger is not None else None,
     }
+    with atomic_directory(out) as tmp:
+        _write_outputs(tmp, module, trainer.global_step, tokens, meta, config, model, fp, logger, tracking)
+        write_json(tmp / "stats.json", summary)
+    if logger is not None:
+        mlf.log_artifacts(tracking, logger.run_id, out, tokens, Path(meta["corpus"]) if meta.get("corpus") else None)
+    return summary
 
 
 def _write_outputs(tmp: Path, module: GPTModule, step: int, tokens: Path, meta: dict, config: TrainConfig,

@@ -25,7 +25,8 @@ def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking,
     out = tmp_path / "model"
     assert result["steps"] == 12 and result["val_loss"] < 6.3  # ln(512) = 6.24 at init
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "history", "model.pt", "plots", "run.json",
-                                                      "tokenizer.json"]
+                                                      "stats.json", "tokenizer.json"]
+    assert json.loads((out / "stats.json").read_text())["tokens_seen"] == 12 * 4 * 32
     assert (out / "plots" / "loss.png").read_bytes()[:4] == b"\x89PNG"
     train_rows, val_rows = read_csv(out / "history" / "train.csv"), read_csv(out / "history" / "val.csv")
     assert train_rows[0] == ["step", "loss", "lr", "tokens_per_s"] and [r[0] for r in train_rows[1:]] == [
