@@ -32,13 +32,13 @@ def summarize(params: Params) -> str:
     lines.append("")
     for key in ("val_loss", "unigram_val_loss", "perplexity", "bits_per_byte"):
         if key in metrics:
-            lines.append(f"  {key:<14} {metrics[key]:.4f}")
+            lines.append(f"  {key:<17} {metrics[key]:.4f}")
     run = _read_json(Path(paths.model) / "run.json") or {}
     lines += [
         "",
-        f"  MLflow run     {run.get('run_id', '?')}  (experiment {params.tracking.experiment})",
-        "  MLflow UI      make ui   → http://127.0.0.1:5000",
-        "  DVC metrics    dvc metrics show;  plots: dvc plots show",
+        f"  MLflow run        {run.get('run_id', '?')}  (experiment {params.tracking.experiment})",
+        "  MLflow UI         make ui   → http://127.0.0.1:5000",
+        "  DVC metrics       dvc metrics show;  plots: dvc plots show",
         "",
     ]
     return "\n".join(lines)
