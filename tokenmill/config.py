@@ -53,7 +53,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     values = {}
     for name, field in fields.items():
         if name in data:
-            values[name] = _coerce(hints[name], data[name], f"{where}.{name}")
+            values[name] = _coerce(hints[name], data[name], _key(where, name))
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key '{name}'")
     try:
@@ -91,6 +91,11 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _key(where: str, name: Any) -> str:
+    """'params.yaml' + 'train' → 'params.yaml: train'; then 'params.yaml: train.max_steps'."""
+    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
+
+
 def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
@@ -125,7 +130,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_describe(value)}")
         _, value_tp = get_args(tp) or (str, Any)
-        return {str(k): _coerce(value_tp, v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(value_tp, v, _key(where, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     return _coerce_scalar(tp, value, where)

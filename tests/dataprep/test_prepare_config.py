@@ -32,4 +32,4 @@ def test_nested_values_are_typed():
 )
 def test_bad_values_are_config_errors(data, message):
     with pytest.raises(ConfigError, match=message):
-        build(PrepareConfig, data, "prepare")
+        build(PrepareConfig, data, "params.yaml: prepare")

@@ -31,7 +31,7 @@ def test_help_lists_every_stage(tmp_path: Path):
 
 @pytest.mark.parametrize("content, fragments", [
     ("prepare:\n  quality:\n    min_wordz: 3\n", ["params.yaml", "prepare.quality", "min_wordz"]),
-    ("train:\n  max_steps: many\n", ["params.yaml.train.max_steps", "expected int"]),
+    ("train:\n  max_steps: many\n", ["params.yaml: train.max_steps", "expected int"]),
     ("train: [1\n", ["params.yaml:"]),
 ])
 def test_bad_params_file(tmp_path: Path, content: str, fragments: list[str]):

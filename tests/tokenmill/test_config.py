@@ -38,10 +38,10 @@ def test_build_nested_with_types_and_defaults():
     [
         ({"name": "x", "colour": 1}, "f.yaml: unknown key 'colour'"),
         ({}, "f.yaml: missing required key 'name'"),
-        ({"name": 3}, "f.yaml.name: expected str"),
-        ({"name": "x", "sizes": [1, "two"]}, r"f.yaml.sizes\[1\]: expected int"),
-        ({"name": "x", "inner": {"mode": "c"}}, "f.yaml.inner.mode: expected one of 'a', 'b'"),
-        ({"name": "x", "inner": {"rate": True}}, "f.yaml.inner.rate: expected float"),
+        ({"name": 3}, "f.yaml: name: expected str"),
+        ({"name": "x", "sizes": [1, "two"]}, r"f.yaml: sizes\[1\]: expected int"),
+        ({"name": "x", "inner": {"mode": "c"}}, "f.yaml: inner.mode: expected one of 'a', 'b'"),
+        ({"name": "x", "inner": {"rate": True}}, "f.yaml: inner.rate: expected float"),
         ({"name": "x", "limit": -1}, "f.yaml: limit must be >= 0"),
     ],
 )
