@@ -77,6 +77,11 @@ def served_directory(source: Source) -> Path:
     return directory
 
 
+def served_origin(source: Source) -> str:
+    """The origin a served source's pages are recorded under: stable, unlike the port it is served on."""
+    return f"http://{source.name}.localhost"
+
+
 # --- the partial directory ---------------------------------------------------------------------
 
 def job_spec(sources: list[Source], config: CrawlConfig) -> dict[str, Any]:
@@ -101,7 +106,7 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
     for source in sources:
         urls = UrlMap()
         if source.serve is not None:
-            urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", f"http://{source.name}.localhost")
+            urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))
             source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
                                          start_urls=[urls.fetch_origin + path for path in source.start_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
@@ -222,7 +227,7 @@ def link_depths(source: Source, pages: list[dict[str, Any]]) -> dict[str, int]:
     which concurrent responses arrived."""
     redirect = {canonical(r): canonical(p["url"]) for p in pages for r in p["redirected_from"]}
     links = {canonical(p["url"]): [redirect.get(canonical(u), canonical(u)) for u in p["links"]] for p in pages}
-    origin = f"http://{source.name}.localhost" if source.serve is not None else ""
+    origin = served_origin(source) if source.serve is not None else ""
     starts = [canonical(origin + url) for url in source.start_urls]
     depth = {redirect.get(url, url): 0 for url in starts}
     queue = deque(depth)

@@ -14,11 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from tokenmill.errors import UserError
-from tokenmill.params import Params, load_params
-
-
-def _params(params_path: str, overrides: list[str]) -> Params:
-    return load_params(params_path, overrides)
+from tokenmill.params import load_params
 
 
 def _log_stats(name: str, stats: dict) -> dict:
@@ -38,7 +34,7 @@ def crawl_task(params_path: str, overrides: list[str]) -> dict:
     from crawler.config import load_source
     from crawler.run import crawl
 
-    params = _params(params_path, overrides)
+    params = load_params(params_path, overrides)
     sources = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources]
     return _log_stats("crawl", crawl(sources, Path(params.paths.crawl), params.crawl))
 
@@ -47,7 +43,7 @@ def crawl_task(params_path: str, overrides: list[str]) -> dict:
 def prepare_task(params_path: str, overrides: list[str]) -> dict:
     from dataprep.pipeline import run
 
-    params = _params(params_path, overrides)
+    params = load_params(params_path, overrides)
     stats = run(Path(params.paths.crawl) / "documents", Path(params.paths.corpus), params.prepare)
     return _log_stats("prepare", stats)
 
@@ -73,7 +69,7 @@ def version_task(stage: str, params_path: str, overrides: list[str]) -> str | No
 def tokenize_task(params_path: str, overrides: list[str]) -> dict:
     from training.tokenizer import tokenize
 
-    params = _params(params_path, overrides)
+    params = load_params(params_path, overrides)
     return _log_stats("tokenize", tokenize(Path(params.paths.corpus), Path(params.paths.tokens), params.tokenize))
 
 
@@ -87,7 +83,7 @@ def train_task(params_path: str, overrides: list[str]) -> None:
 def evaluate_task(params_path: str, overrides: list[str]) -> dict:
     from training.evaluate import evaluate
 
-    params = _params(params_path, overrides)
+    params = load_params(params_path, overrides)
     metrics = evaluate(Path(params.paths.model), Path(params.paths.tokens), Path(params.paths.metrics),
                        params.evaluate, params.tracking)
     get_run_logger().info("evaluation: %s", metrics)
@@ -109,7 +105,7 @@ def _run(command: list[str]) -> None:
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """crawl → prepare → tokenize → train → evaluate, each stage versioned in DVC when in a DVC repo."""
     overrides = list(overrides or [])
-    _params(params_path, overrides)  # fail fast on a bad params file, before any work
+    load_params(params_path, overrides)  # fail fast on a bad params file, before any work
     for stage, stage_task in (("crawl", crawl_task), ("prepare", prepare_task), ("tokenize", tokenize_task),
                               ("train", train_task)):
         stage_task(params_path, overrides)

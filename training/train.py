@@ -81,6 +81,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     checkpoints = Path(checkpoints) if checkpoints else out.with_name(out.name + ".checkpoints")
     meta = read_meta(tokens)
     fp = fingerprint(config, model, tokens)
+    corpus = Path(meta["corpus"]) if meta.get("corpus") else None
     resume_from, run_id = resumable(checkpoints, fp)
     if resume_from is None and rank_zero_only.rank == 0:
         for stale in checkpoints.glob("*.ckpt"):  # another config's checkpoints: start afresh
@@ -98,7 +99,6 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         if run_id is None:  # a new run: say what it is and which data it saw, once
             logger.log_hyperparams(flatten({"train": config, "model": model,
                                             "tokens": {"path": tokens.as_posix(), **meta}}))
-            corpus = Path(meta["corpus"]) if meta.get("corpus") else None
             if corpus is not None and corpus.exists():
                 mlf.log_corpus_input(tracking, logger.run_id, corpus)
 
@@ -146,7 +146,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         _write_outputs(tmp, module, trainer.global_step, tokens, meta, config, model, fp, logger, tracking)
         write_json(tmp / "stats.json", summary)
     if logger is not None:
-        mlf.log_artifacts(tracking, logger.run_id, out, tokens, Path(meta["corpus"]) if meta.get("corpus") else None)
+        mlf.log_artifacts(tracking, logger.run_id, out, tokens, corpus)
     return summary
 
 

@@ -2,13 +2,7 @@ import gzip
 import json
 import re
 from collections import Counter
-from pathlib import Path
-
-import pytest
-
 from crawler.extract import extract_page
-
-BENCHMARK = Path(__file__).resolve().parents[3] / "shared" / "data" / "article-extraction-benchmark"
 
 
 def words(text: str) -> Counter:
@@ -36,12 +30,12 @@ def test_not_html_gives_none():
     assert extract_page(b"") is None
 
 
-@pytest.mark.skipif(not BENCHMARK.exists(), reason="../shared/data/article-extraction-benchmark absent")
-def test_real_articles_are_extracted():
-    truth = json.loads((BENCHMARK / "ground-truth.json").read_text(encoding="utf-8"))
+def test_real_articles_are_extracted(shared_data):
+    benchmark = shared_data / "article-extraction-benchmark"
+    truth = json.loads((benchmark / "ground-truth.json").read_text(encoding="utf-8"))
     recalls = []
     for key in sorted(truth)[:20]:
-        html = gzip.decompress((BENCHMARK / "html" / f"{key}.html.gz").read_bytes())
+        html = gzip.decompress((benchmark / "html" / f"{key}.html.gz").read_bytes())
         page = extract_page(html, url=truth[key]["url"])
         expected, got = words(truth[key]["articleBody"]), words(page.text)
         recalls.append(sum((expected & got).values()) / max(1, sum(expected.values())))
