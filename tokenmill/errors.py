@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """A configuration file or value is wrong; the message names the file and key."""
+
+
+class TransientError(Exception):
+    """A fault that may pass on its own (a crashed child process, a site that did not answer):
+    orchestrators retry these, and never a UserError."""
