@@ -26,7 +26,7 @@ TINY_OVERRIDES = {
 
 def tiny_params() -> dict:
     from tokenmill.config import to_dict
-    from tokenmill.params import load_params
+    from pipeline.params import load_params
 
     data = to_dict(load_params(ROOT / "params.yaml"))
     for section, values in TINY_OVERRIDES.items():

@@ -1,4 +1,10 @@
-"""What every stage shares: an output written to a temporary path and renamed, and stats.json."""
+"""What every stage shares: an output written to a temporary path and renamed, and stats.json.
+
+A stage replaces only its own earlier output: a directory whose stats.json names the same stage (or
+an empty directory, or nothing). Anything else at the output path (a directory of unrelated files, a
+file) is refused with a one-line UserError, unless the caller runs inside `replacing_anything()`
+(the CLI's `--force`).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,79 @@ import os
 import shutil
 from collections import Counter
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tokenmill.errors import UserError
+
+STATS_FILE = "stats.json"
+_replace_anything: ContextVar[bool] = ContextVar("replace_anything", default=False)
+
 
 @contextmanager
-def atomic_directory(out: str | Path) -> Iterator[Path]:
+def replacing_anything() -> Iterator[None]:
+    """Within this block stages may replace whatever is at their output path (`--force`)."""
+    token = _replace_anything.set(True)
+    try:
+        yield
+    finally:
+        _replace_anything.reset(token)
+
+
+def output_stage(path: str | Path) -> str | None:
+    """The stage named in `path`/stats.json, or None when there is no readable one."""
+    try:
+        data = json.loads((Path(path) / STATS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("stage") if isinstance(data, dict) else None
+
+
+def check_replaceable(out: str | Path, stage: str) -> None:
+    """Refuse (UserError) to replace `out` unless it is absent, empty, or `stage`'s own earlier output."""
+    out = Path(out)
+    if _replace_anything.get() or not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir() and not out.is_symlink():
+        found = output_stage(out)
+        if found == stage or (found is None and not any(out.iterdir())):
+            return
+        what = f"the output of stage '{found}'" if found else f"a directory without a {STATS_FILE}"
+    else:
+        what = "a file"
+    raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
+                    f"(choose another --out, or pass --force to replace it)")
+
+
+def check_replaceable_file(path: str | Path, key: str) -> None:
+    """Refuse to replace a file that is not JSON carrying `key` (in a mapping, or the first item of a list)."""
+    path = Path(path)
+    if _replace_anything.get() or not (path.exists() or path.is_symlink()):
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, list):
+        data = data[0] if data else {key: None}
+    if path.is_file() and isinstance(data, dict) and key in data:
+        return
+    raise UserError(f"{path}: exists and is not an earlier output of this stage (no '{key}' in it); "
+                    f"not replacing it (choose another --out, or pass --force to replace it)")
+
+
+@contextmanager
+def atomic_directory(out: str | Path, stage: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary directory beside `out`; on success it replaces `out` in one rename.
 
-    A crash leaves `out` as it was (old result or nothing), never half-written.
+    A crash leaves `out` as it was (old result or nothing), never half-written. `out` is replaced
+    only when it is the same stage's earlier output (the stage is read from the new stats.json).
     """
     out = Path(out)
+    if stage is not None:
+        check_replaceable(out, stage)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -26,6 +93,11 @@ def atomic_directory(out: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        check_replaceable(out, stage or output_stage(tmp) or "")
+    except UserError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_path(tmp, out)

@@ -6,7 +6,6 @@ import pytest
 
 from tokenmill.config import build, flatten, load_yaml
 from tokenmill.errors import ConfigError
-from tokenmill.params import apply_override, load_params
 
 
 @dataclass
@@ -56,18 +55,3 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path):
     path.write_text("a: 1\nb: [unclosed\nc: 2\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+:"):
         load_yaml(path)
-
-
-def test_params_overrides_and_project_file():
-    params = load_params(Path(__file__).parents[2] / "params.yaml", ["train.max_steps=7", "crawl.sources=[a, b]"])
-    assert params.train.max_steps == 7
-    assert params.crawl.sources == ["a", "b"]
-    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-        apply_override({}, "train.max_steps")
-
-
-def test_params_unknown_section(tmp_path: Path):
-    path = tmp_path / "params.yaml"
-    path.write_text("trian:\n  max_steps: 3\n")
-    with pytest.raises(ConfigError, match="unknown key 'trian'"):
-        load_params(path)

@@ -89,7 +89,7 @@ def test_two_process_ddp_makes_one_mlflow_run(tokens, tracking, tmp_path):
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", "tokenmill.cli", "train", "--params", str(tmp_path / "params.yaml"),
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--params", str(tmp_path / "params.yaml"),
                            "--tokens", str(tokens), "--out", str(tmp_path / "model")],
                           capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.errors import UserError
-from tokenmill.params import Params
+from pipeline.params import Params
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

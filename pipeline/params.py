@@ -1,8 +1,15 @@
-"""params.yaml as one typed object: each section is owned by the package that uses it."""
+"""params.yaml as one typed object: each section is owned by the package that uses it.
+
+An ad-hoc run (`--set train.max_steps=30`) must not replace the versioned results: every output of the
+first stage whose params an override changes, and of the stages after it, moves under
+`runs/<name>/` (see `ad_hoc_paths`); the stages before it read and keep the versioned paths.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +17,7 @@ import yaml
 
 from crawler.config import CrawlConfig
 from dataprep.config import PrepareConfig
+from pipeline.stages import STAGES
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
 from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
@@ -28,7 +36,8 @@ class PathsConfig:
     tokens: str = "data/tokens"  # tokenizer + train/val memmaps
     model: str = "models/gpt"  # final model, history, MLflow run id
     checkpoints: str = "models/checkpoints"  # in-progress checkpoints (kept across reruns)
-    metrics: str = "metrics.json"  # evaluation metrics (a DVC metric)
+    metrics: str = "metrics.json"  # evaluation metrics (a DVC metric, tracked by git)
+    runs: str = "runs"  # outputs of ad-hoc runs (--set overrides), one directory per run
 
 
 @dataclass
@@ -41,16 +50,21 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    run: str | None = None  # the ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run
 
 
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:
-    """Read params.yaml (defaults when the default file is absent) and apply `key.sub=value` overrides."""
+    """Read params.yaml (defaults when the default file is absent) and apply `key.sub=value` overrides.
+
+    With overrides, outputs move to an ad-hoc run's directory (see the module doc)."""
     explicit = path is not None
     path = Path(path) if explicit else DEFAULT_PARAMS
     data = load_yaml(path) if (explicit or path.exists()) else {}
+    if "run" in data:
+        raise ConfigError(f"{path}: unknown key 'run' (a run is named by its --set overrides)")
     for override in overrides:
         apply_override(data, override)
-    return build(Params, data, str(path))
+    return ad_hoc_paths(build(Params, data, str(path)), overrides)
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
@@ -69,3 +83,30 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {override!r}: '{part}' is not a section")
     node[leaf] = value
+
+
+def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:
+    """Move the outputs an override changes (and everything downstream) under paths.runs/<name>/."""
+    sections = {o.partition("=")[0].split(".")[0] for o in overrides}
+    affected = [i for i, stage in enumerate(STAGES) if sections & set(stage.sections)]
+    if not affected:  # no override, or only paths/tracking ones: the user chose where things go
+        return params
+    name = run_name(overrides)
+    root = Path(params.paths.runs) / name
+    moved = {out: (root / _relative(getattr(params.paths, out))).as_posix()
+             for stage in STAGES[min(affected):] for out in stage.outputs}
+    return replace(params, paths=replace(params.paths, **moved), run=name)
+
+
+def run_name(overrides: list[str]) -> str:
+    """A directory name that says what the run changed, e.g. `train.max_steps=30`."""
+    text = ",".join(overrides)
+    name = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("._") or "run"
+    if len(name) > 64 or name != text:
+        name = f"{name[:48]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+    return name
+
+
+def _relative(path: str) -> Path:
+    p = Path(path)
+    return Path(*p.parts[1:]) if p.is_absolute() else p

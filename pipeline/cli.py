@@ -1,0 +1,194 @@
+"""`tokenmill`: one subcommand per stage; every option defaults from params.yaml.
+
+Exit status: 0 done; 2 a mistake to fix (UserError: bad input, params or environment), printed on
+one line; 75 (EX_TEMPFAIL) a fault that may pass on its own (TransientError), also one line, so that
+schedulers retry it; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from pipeline import stages
+from tokenmill.errors import TransientError, UserError
+from tokenmill.stage import replacing_anything
+
+EXIT_USER_ERROR = 2
+EXIT_TRANSIENT = 75  # sysexits.h EX_TEMPFAIL: try again later
+EXIT_INTERRUPTED = 130
+
+STAGE_GROUPS_HELP = {
+    "filter": "language identification and Gopher quality/repetition filters",
+    "dedup": "exact and MinHash near-duplicate removal",
+    "scrub": "PII scrubbing (e-mail, phone, IP) into typed placeholders",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    return run_reporting_errors(args.command, lambda: _run(args))
+
+
+def run_reporting_errors(command: str, work: Callable[[], object]) -> int:
+    """Run `work`; print a user's mistake or a transient fault on one line and return the exit status."""
+    try:
+        work()
+        return 0
+    except UserError as exc:
+        print(f"tokenmill {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except TransientError as exc:
+        print(f"tokenmill {command}: error (transient, retry later): {exc}", file=sys.stderr)
+        return EXIT_TRANSIENT
+    except KeyboardInterrupt:
+        print(f"tokenmill {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pipeline.params import load_params
+
+    params = load_params(args.params, args.overrides)
+    started = time.perf_counter()
+    with replacing_anything() if getattr(args, "force", False) else contextlib.nullcontext():
+        result = args.handler(args, params)
+    print(f"tokenmill {args.command}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if result is not None:
+        print(json.dumps(result, indent=2, ensure_ascii=False, default=str) if args.json else one_line(result))
+
+
+def one_line(result: dict) -> str:
+    """The scalar figures of a stage's result on one line; the whole of it is in its stats.json."""
+    parts = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+             for key, value in result.items() if isinstance(value, (int, float, str)) or value is None]
+    if result.get("removed"):
+        parts.append("removed=" + ",".join(f"{k}:{v}" for k, v in result["removed"].items()))
+    return " ".join(parts)
+
+
+def add_params_options(p: argparse.ArgumentParser) -> None:
+    """--params and --set: shared by every subcommand and by `python -m flows.pipeline`."""
+    p.add_argument("--params", type=Path, default=None, help="params file (default: ./params.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param, e.g. --set train.max_steps=100 (repeatable); the run's outputs "
+                        "then go under paths.runs/<overrides>/ instead of the versioned paths")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenmill",
+        description="Web text to a trained, evaluated language model. Options default from params.yaml.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        add_params_options(p)
+        p.add_argument("--json", action="store_true", help="print the full result (stats) as JSON")
+        return p
+
+    def stage(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        p = command(name, handler, help)
+        p.add_argument("--force", action="store_true",
+                       help="replace whatever is at the output path (default: only this stage's earlier output)")
+        return p
+
+    p = stage("crawl", run_crawl, "crawl sources into WARC files and document shards")
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="source name under sources/ or path to a source YAML (default: crawl.sources)")
+    p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
+
+    p = stage("prepare", run_prepare, "run every configured dataprep step (prepare.steps) in order")
+    _in_out(p, "paths.crawl/documents", "paths.corpus")
+    p.add_argument("--steps", help="comma-separated steps to run instead of prepare.steps")
+    for name, text in STAGE_GROUPS_HELP.items():
+        _in_out(stage(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
+
+    p = stage("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
+    _in_out(p, "paths.corpus", "paths.tokens")
+
+    p = stage("train", run_train, "train the GPT (Lightning; devices/strategy/precision from params)")
+    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
+    p.add_argument("--out", type=Path, help="model directory (default: paths.model)")
+    p.add_argument("--checkpoints", type=Path, help="checkpoint directory (default: paths.checkpoints)")
+
+    p = stage("evaluate", run_evaluate, "validation loss, perplexity, bits-per-byte and samples")
+    p.add_argument("--model", type=Path, help="model directory (default: paths.model)")
+    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
+    p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+
+    command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
+
+    p = command("report", run_report, "write the run's report card (HTML) and log it to its MLflow run")
+    p.add_argument("--out", type=Path, help="HTML file (default: <model dir>/report.html)")
+
+    p = command("flow", run_flow, "run the whole pipeline as a Prefect flow (python -m flows.pipeline)")
+    p.add_argument("name", choices=["pipeline"], help="flow to run")
+    return parser
+
+
+def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
+    p.add_argument("--in", dest="inp", type=Path, help=f"input file or directory of shards (default: {default_in})")
+    p.add_argument("--out", type=Path, help=f"output directory (default: {default_out})")
+
+
+def run_crawl(args, params):
+    return stages.crawl(params, args.sources, args.out)
+
+
+def run_prepare(args, params):
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    return stages.prepare(params, args.inp, args.out, steps)
+
+
+def run_step_group(args, params):
+    return stages.step_group(params, args.command, args.inp, args.out)
+
+
+def run_tokenize(args, params):
+    return stages.tokenize(params, args.inp, args.out)
+
+
+def run_train(args, params):
+    return stages.train(params, args.tokens, args.out, args.checkpoints)
+
+
+def run_evaluate(args, params):
+    return stages.evaluate(params, args.model, args.tokens, args.out)
+
+
+def run_summary(args, params):
+    from pipeline.summary import summarize
+
+    print(summarize(params))
+
+
+def run_report(args, params):
+    from pipeline.report import write_report
+
+    return write_report(params, args.out)
+
+
+def run_flow(args, params):
+    """The flow runs in its own process: the CLI sits below flows/ and never imports it."""
+    command = [sys.executable, "-m", f"flows.{args.name}", "--params", str(args.params or "params.yaml")]
+    command += [arg for override in args.overrides for arg in ("--set", override)]
+    returncode = subprocess.call(command)
+    if returncode:
+        raise SystemExit(returncode)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Each stage's wiring, once: which params sections it reads, which paths it writes, and how it runs.
+
+The CLI (pipeline/cli.py) and the Prefect tasks (flows/) both call these functions; dvc.yaml names
+the same paths through ${paths.*}. Every function takes the loaded params and optional paths that
+replace the params' defaults, refuses to replace anything but the stage's own earlier output
+before doing any work (tokenmill.stage.check_replaceable), and returns the stage's stats.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tokenmill.errors import UserError
+from tokenmill.stage import check_replaceable, check_replaceable_file
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    sections: tuple[str, ...]  # params sections that change its output (dvc.yaml `params:`)
+    outputs: tuple[str, ...]  # fields of params.paths it writes
+
+
+STAGES = (
+    Stage("crawl", ("crawl",), ("crawl",)),
+    Stage("prepare", ("prepare",), ("corpus",)),
+    Stage("tokenize", ("tokenize",), ("tokens",)),
+    Stage("train", ("model", "train"), ("model", "checkpoints")),
+    Stage("evaluate", ("evaluate",), ("metrics",)),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+
+
+def crawl(params: Params, sources: list[str] | None = None, out: Path | None = None) -> dict:
+    from crawler.config import load_source
+    from crawler.run import crawl as run_crawl
+
+    out = Path(out or params.paths.crawl)
+    loaded = [load_source(name, Path(params.paths.sources)) for name in (sources or params.crawl.sources)]
+    check_replaceable(out, "crawl")
+    return run_crawl(loaded, out, params.crawl)
+
+
+def prepare(params: Params, inp: Path | None = None, out: Path | None = None,
+            steps: list[str] | None = None) -> dict:
+    from dataprep.pipeline import run
+
+    out = Path(out or params.paths.corpus)
+    check_replaceable(out, "prepare")
+    return run(Path(inp or Path(params.paths.crawl) / "documents"), out, params.prepare, steps)
+
+
+def step_group(params: Params, group: str, inp: Path | None, out: Path | None) -> dict:
+    """`tokenmill filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
+    from dataprep.pipeline import STEP_GROUPS
+
+    if out is None:
+        raise UserError("--out is required")
+    return prepare(params, inp, out, STEP_GROUPS[group])
+
+
+def tokenize(params: Params, inp: Path | None = None, out: Path | None = None) -> dict:
+    from training.tokenizer import tokenize as run_tokenize
+
+    out = Path(out or params.paths.tokens)
+    check_replaceable(out, "tokenize")
+    return run_tokenize(Path(inp or params.paths.corpus), out, params.tokenize)
+
+
+def train(params: Params, tokens: Path | None = None, out: Path | None = None,
+          checkpoints: Path | None = None) -> dict:
+    from training.train import train as run_train
+
+    out = Path(out or params.paths.model)
+    check_replaceable(out, "train")
+    return run_train(Path(tokens or params.paths.tokens), out, params.train, params.model, params.tracking,
+                     checkpoints=Path(checkpoints or params.paths.checkpoints))
+
+
+def train_command(params_path: str, overrides: list[str]) -> list[str]:
+    """Training as its own process (Lightning's DDP launcher re-runs the calling command per rank)."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    return [sys.executable, "-m", "pipeline.cli", "train", "--params", str(params_path), *sets]
+
+
+def evaluate(params: Params, model: Path | None = None, tokens: Path | None = None,
+             out: Path | None = None) -> dict:
+    from training.evaluate import evaluate as run_evaluate
+
+    out = Path(out or params.paths.metrics)
+    check_replaceable_file(out, "val_loss")
+    check_replaceable_file(out.with_name("samples.json"), "prompt")
+    return run_evaluate(Path(model or params.paths.model), Path(tokens or params.paths.tokens), out,
+                        params.evaluate, params.tracking)
