@@ -54,3 +54,44 @@ def test_unknown_source(tmp_path: Path):
     (tmp_path / "sources").mkdir()
     proc = tokenmill("crawl", "no-such-source", "--out", "out", cwd=tmp_path)
     assert_one_line_error(proc, "no-such-source")
+
+
+def test_out_refuses_a_directory_of_unrelated_files(tmp_path: Path):
+    (tmp_path / "docs.jsonl").write_text('{"id": "1", "text": "reach me at a@example.org"}\n')
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "thesis.tex").write_text("precious")
+    proc = tokenmill("scrub", "--in", "docs.jsonl", "--out", "out", cwd=tmp_path)
+    assert_one_line_error(proc, "out", "not an earlier prepare output", "--force")
+    assert proc.returncode == 2
+    assert (tmp_path / "out" / "thesis.tex").read_text() == "precious"
+    # the stage's own earlier output is replaced; --force replaces anything
+    assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "scrubbed", cwd=tmp_path).returncode == 0
+    assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "scrubbed", cwd=tmp_path).returncode == 0
+    assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "out", "--force", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "out" / "thesis.tex").exists()
+
+
+def test_evaluate_refuses_to_overwrite_a_file_that_is_not_metrics(tmp_path: Path):
+    (tmp_path / "notes.json").write_text('{"todo": 1}')
+    proc = tokenmill("evaluate", "--model", "m", "--tokens", "t", "--out", "notes.json", cwd=tmp_path)
+    assert_one_line_error(proc, "notes.json", "--force")
+    assert (tmp_path / "notes.json").read_text() == '{"todo": 1}'
+
+
+def test_transient_errors_print_one_line_and_exit_75(capsys):
+    from pipeline.cli import EXIT_TRANSIENT, run_reporting_errors
+    from tokenmill.errors import TransientError
+
+    def crawl_that_was_killed():
+        raise TransientError("the crawler exited with status -9; run the crawl again to resume")
+
+    assert run_reporting_errors("crawl", crawl_that_was_killed) == EXIT_TRANSIENT == 75
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tokenmill crawl: error (transient, retry later): the crawler exited with status -9; "
+                   "run the crawl again to resume"]
+
+
+def test_flow_command_runs_the_flow_module_and_passes_its_exit_status(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text("train:\n  max_stepz: 3\n")
+    proc = tokenmill("flow", "pipeline", cwd=tmp_path)
+    assert_one_line_error(proc, "max_stepz")
