@@ -1,121 +1,211 @@
-"""The whole pipeline as a Prefect flow: one task per stage over the same package functions as the CLI.
+"""The whole pipeline as a Prefect flow: one task per stage over pipeline/stages.py, as the CLI.
 
-Tasks take the params file and overrides (strings), so every task run is reproducible from its
-inputs in the Prefect UI. Training runs as its own process: Lightning's DDP launcher re-runs the
-calling command once per rank, which must be `tokenmill train`, never this flow.
+Each stage, under its lock (flows/locks.py): skipped when DVC finds it up to date (`dvc status`
+of that stage: its deps, params and outputs are those dvc.lock recorded), otherwise run, reported
+(a log line and a markdown artifact `<stage>-summary`) and versioned in DVC by a task named
+`version-<stage>` (`dvc commit`, as `dvc repro` would record it). With another params file or
+overrides nothing is skipped or versioned: dvc.lock would pair params.yaml with outputs that other
+values made. Training runs as its own process: Lightning's DDP launcher re-runs the calling
+command once per rank, which must be `tokenmill train`, never this flow.
+
+    python -m flows.pipeline [--params FILE] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
-import subprocess
+import argparse
+import json
+import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.tasks import exponential_backoff
 
-from tokenmill.errors import UserError
-from tokenmill.params import load_params
+from flows.commands import dvc, in_dvc_repo, run_command, stage_changes
+from flows.locks import path_lock
+from flows.report import report_stage
+from pipeline import stages
+from pipeline.params import load_params
+from tokenmill.errors import TransientError, UserError
 
-
-def _log_stats(name: str, stats: dict) -> dict:
-    logger = get_run_logger()
-    keys = ("documents_in", "documents_out", "bytes_in", "bytes_out", "removed")
-    logger.info("%s: %s", name, {k: stats[k] for k in keys if k in stats})
-    return stats
-
-
-def _retry_unless_user_error(task, task_run, state) -> bool:
-    """Network trouble deserves a retry; a mistake in a source file or params does not."""
-    return not isinstance(state.data, UserError)
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
 
-@task(name="crawl", retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_unless_user_error)
-def crawl_task(params_path: str, overrides: list[str]) -> dict:
-    from crawler.config import load_source
-    from crawler.run import crawl
+def retry_transient(task, task_run, state) -> bool:
+    """Retry a fault that may pass (a crashed or unfinished crawl); never a mistake to fix."""
+    return isinstance(state.data, TransientError)
 
+
+def can_version(params_path: str, overrides: list[str]) -> bool:
+    return in_dvc_repo() and not overrides and Path(params_path).resolve() == Path("params.yaml").resolve()
+
+
+def stats_path(stage: str, params) -> Path:
+    """Where a stage's figures are on disk: its output's stats.json (evaluation: the metrics file)."""
+    spec = next(s for s in stages.STAGES if s.name == stage)
+    out = Path(getattr(params.paths, spec.outputs[0]))
+    return out if stage == "evaluate" else out / "stats.json"
+
+
+def read_stats(stage: str, params) -> dict[str, Any]:
+    path = stats_path(stage, params)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def up_to_date(stage: str, params_path: str, overrides: list[str]) -> bool:
+    if not can_version(params_path, overrides):
+        return False
+    changes = stage_changes(stage)
+    if changes:
+        get_run_logger().info("%s changed: %s", stage, json.dumps(changes)[:500])
+    return not changes
+
+
+def attach_crawler_logger() -> None:
+    """Scrapy's lines reach the `crawler` logger: send it to the run's log (as PREFECT_LOGGING_EXTRA_LOGGERS
+    would, whatever was imported first)."""
+    crawler_logger = logging.getLogger("crawler")
+    crawler_logger.setLevel(logging.INFO)
+    for handler in logging.getLogger("prefect.extra").handlers:
+        if handler not in crawler_logger.handlers:
+            crawler_logger.addHandler(handler)
+
+
+@task(name="crawl", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=30), retry_jitter_factor=0.2,
+      retry_condition_fn=retry_transient)
+def crawl_task(params_path: str, overrides: list[str], sources: list[str] | None = None,
+               force: bool = False) -> dict:
+    """Crawl (every `crawl.sources`, or `sources`); `force` re-crawls even when DVC finds it up to date."""
     params = load_params(params_path, overrides)
-    sources = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources]
-    return _log_stats("crawl", crawl(sources, Path(params.paths.crawl), params.crawl))
+    if not force and not sources and up_to_date("crawl", params_path, overrides):
+        return _skipped("crawl", params)
+    attach_crawler_logger()
+    return _ran("crawl", stages.crawl(params, sources))
 
 
 @task(name="prepare")
 def prepare_task(params_path: str, overrides: list[str]) -> dict:
-    from dataprep.pipeline import run
-
     params = load_params(params_path, overrides)
-    stats = run(Path(params.paths.crawl) / "documents", Path(params.paths.corpus), params.prepare)
-    return _log_stats("prepare", stats)
-
-
-@task(name="version")
-def version_task(stage: str, params_path: str, overrides: list[str]) -> str | None:
-    """Record a stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would.
-
-    Skipped outside a DVC repository, and when the run's params are not dvc.yaml's (another params
-    file, or overrides): dvc.lock would then pair params.yaml with outputs other values made."""
-    logger = get_run_logger()
-    if not Path(".dvc").is_dir():
-        logger.info("no DVC repository here: %s outputs are not versioned", stage)
-        return None
-    if overrides or Path(params_path).resolve() != Path("params.yaml").resolve():
-        logger.warning("%s outputs not versioned in DVC: made with %s %s", stage, params_path, overrides)
-        return None
-    _run([sys.executable, "-m", "dvc", "commit", "--force", stage])
-    return stage
+    if up_to_date("prepare", params_path, overrides):
+        return _skipped("prepare", params)
+    return _ran("prepare", stages.prepare(params))
 
 
 @task(name="tokenize")
 def tokenize_task(params_path: str, overrides: list[str]) -> dict:
-    from training.tokenizer import tokenize
-
     params = load_params(params_path, overrides)
-    return _log_stats("tokenize", tokenize(Path(params.paths.corpus), Path(params.paths.tokens), params.tokenize))
+    if up_to_date("tokenize", params_path, overrides):
+        return _skipped("tokenize", params)
+    return _ran("tokenize", stages.tokenize(params))
 
 
 @task(name="train")
-def train_task(params_path: str, overrides: list[str]) -> None:
-    sets = [arg for override in overrides for arg in ("--set", override)]
-    _run([sys.executable, "-m", "tokenmill.cli", "train", "--params", params_path, *sets])
+def train_task(params_path: str, overrides: list[str]) -> dict:
+    params = load_params(params_path, overrides)
+    if up_to_date("train", params_path, overrides):
+        stats = _skipped("train", params)
+    else:
+        run_command(stages.train_command(params_path, overrides))
+        stats = _ran("train", read_stats("train", params))
+    link_mlflow_run(params)
+    return stats
 
 
 @task(name="evaluate")
 def evaluate_task(params_path: str, overrides: list[str]) -> dict:
-    from training.evaluate import evaluate
-
     params = load_params(params_path, overrides)
-    metrics = evaluate(Path(params.paths.model), Path(params.paths.tokens), Path(params.paths.metrics),
-                       params.evaluate, params.tracking)
-    get_run_logger().info("evaluation: %s", metrics)
-    return metrics
+    if up_to_date("evaluate", params_path, overrides):
+        return _skipped("evaluate", params)
+    metrics = stages.evaluate(params)
+    return _ran("evaluate", {k: v for k, v in metrics.items() if k != "samples"})
 
 
-def _run(command: list[str]) -> None:
-    """Run a command, streaming its output into the task's log; a non-zero exit fails the task."""
-    logger = get_run_logger()
-    logger.info("running: %s", " ".join(command))
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        for line in proc.stdout:
-            logger.info(line.rstrip())
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(command[:4])} exited with status {proc.returncode}")
+@task(name="version")
+def version_task(stage: str) -> str:
+    """Record the stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would."""
+    dvc("commit", "--force", stage)
+    return stage
+
+
+def _ran(stage: str, stats: dict) -> dict:
+    report_stage(stage, stats)
+    return {**stats, "skipped": False}
+
+
+def _skipped(stage: str, params) -> dict:
+    stats = read_stats(stage, params)
+    report_stage(stage, stats, note="up to date in DVC: skipped")
+    return {**stats, "skipped": True}
+
+
+def link_mlflow_run(params) -> str | None:
+    """Tie the flow run and the training's MLflow run together: tags on the MLflow run, a link artifact here."""
+    from prefect.artifacts import create_link_artifact
+    from prefect.runtime import flow_run
+
+    run_file = Path(params.paths.model) / "run.json"
+    if not run_file.is_file():
+        return None
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=run.get("tracking_uri") or params.tracking.tracking_uri)
+    if flow_run.id:
+        client.set_tag(run["run_id"], "prefect.flow_run_id", flow_run.id)
+        client.set_tag(run["run_id"], "prefect.flow_run_name", flow_run.name)
+    url = f"{MLFLOW_UI}/#/experiments/{run.get('experiment_id')}/runs/{run['run_id']}"
+    create_link_artifact(url, link_text=f"MLflow run {run['run_id']}", key="mlflow-run",
+                         description="the training's MLflow run (open with `make ui`)")
+    get_run_logger().info("MLflow run %s: %s", run["run_id"], url)
+    return run["run_id"]
+
+
+STAGE_TASKS = {"crawl": crawl_task, "prepare": prepare_task, "tokenize": tokenize_task, "train": train_task,
+               "evaluate": evaluate_task}
+
+
+def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> dict:
+    """One stage under its lock: run (or skip) it, then version it unless skipped or not versionable."""
+    with path_lock(stage):
+        stats = STAGE_TASKS[stage](params_path, overrides, **kwargs)
+        if not stats.get("skipped") and can_version(params_path, overrides):
+            version_task.with_options(name=f"version-{stage}")(stage)
+    return stats
 
 
 @flow(name="tokenmill-pipeline", log_prints=True)
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
-    """crawl → prepare → tokenize → train → evaluate, each stage versioned in DVC when in a DVC repo."""
+    """crawl → prepare → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
     overrides = list(overrides or [])
     load_params(params_path, overrides)  # fail fast on a bad params file, before any work
-    for stage, stage_task in (("crawl", crawl_task), ("prepare", prepare_task), ("tokenize", tokenize_task),
-                              ("train", train_task)):
-        stage_task(params_path, overrides)
-        version_task(stage, params_path, overrides)
-    metrics = evaluate_task(params_path, overrides)
-    version_task("evaluate", params_path, overrides)
-    return metrics
+    results = {stage: run_stage(stage, params_path, overrides) for stage in stages.STAGE_NAMES}
+    if not can_version(params_path, overrides):
+        get_run_logger().warning("outputs not versioned in DVC: made with %s %s (or outside a DVC repository)",
+                                 params_path, overrides)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    try:
+        load_params(args.params, args.overrides)  # a bad params file: one line, before any server starts
+        state = pipeline(params_path=args.params, overrides=args.overrides, return_state=True)
+        results = state.result()
+    except UserError as exc:
+        print(f"tokenmill flow pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a failed task: its one-line message (the log above has the details)
+        print(f"tokenmill flow pipeline: failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({stage: {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
+                      for stage, stats in results.items()}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    from tokenmill.cli import main
-
-    sys.exit(main(["flow", "pipeline", *sys.argv[1:]]))
+    sys.exit(main())
