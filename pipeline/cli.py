@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
 
-    p = command("report", run_report, "write the run's report card (HTML) and log it to its MLflow run")
-    p.add_argument("--out", type=Path, help="HTML file (default: <model dir>/report.html)")
+    p = stage("report", run_report, "write the run's report card (HTML) and log it to its MLflow run")
+    p.add_argument("--out", type=Path, help="HTML file (default: paths.report)")
 
     p = command("flow", run_flow, "run the whole pipeline as a Prefect flow (python -m flows.pipeline)")
     p.add_argument("name", choices=["pipeline"], help="flow to run")
@@ -176,9 +176,7 @@ def run_summary(args, params):
 
 
 def run_report(args, params):
-    from pipeline.report import write_report
-
-    return write_report(params, args.out)
+    return stages.report(params, args.out)
 
 
 def run_flow(args, params):

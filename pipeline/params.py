@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -37,6 +37,7 @@ class PathsConfig:
     model: str = "models/gpt"  # final model, history, MLflow run id
     checkpoints: str = "models/checkpoints"  # in-progress checkpoints (kept across reruns)
     metrics: str = "metrics.json"  # evaluation metrics (a DVC metric, tracked by git)
+    report: str = "report.html"  # the run's report card
     runs: str = "runs"  # outputs of ad-hoc runs (--set overrides), one directory per run
 
 
@@ -50,7 +51,9 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    run: str | None = None  # the ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run
+    # The ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run; set by
+    # load_params, not a params.yaml key.
+    run: ClassVar[str | None] = None
 
 
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:
@@ -60,8 +63,6 @@ def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Pa
     explicit = path is not None
     path = Path(path) if explicit else DEFAULT_PARAMS
     data = load_yaml(path) if (explicit or path.exists()) else {}
-    if "run" in data:
-        raise ConfigError(f"{path}: unknown key 'run' (a run is named by its --set overrides)")
     for override in overrides:
         apply_override(data, override)
     return ad_hoc_paths(build(Params, data, str(path)), overrides)
@@ -95,7 +96,9 @@ def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:
     root = Path(params.paths.runs) / name
     moved = {out: (root / _relative(getattr(params.paths, out))).as_posix()
              for stage in STAGES[min(affected):] for out in stage.outputs}
-    return replace(params, paths=replace(params.paths, **moved), run=name)
+    params = replace(params, paths=replace(params.paths, **moved))
+    params.run = name
+    return params
 
 
 def run_name(overrides: list[str]) -> str:

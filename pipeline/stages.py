@@ -33,6 +33,7 @@ STAGES = (
     Stage("tokenize", ("tokenize",), ("tokens",)),
     Stage("train", ("model", "train"), ("model", "checkpoints")),
     Stage("evaluate", ("evaluate",), ("metrics",)),
+    Stage("report", (), ("report",)),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
@@ -94,7 +95,16 @@ def evaluate(params: Params, model: Path | None = None, tokens: Path | None = No
     from training.evaluate import evaluate as run_evaluate
 
     out = Path(out or params.paths.metrics)
-    check_replaceable_file(out, "val_loss")
-    check_replaceable_file(out.with_name("samples.json"), "prompt")
+    check_replaceable_file(out, '"val_loss"')
+    check_replaceable_file(out.with_name("samples.json"), '"prompt"')
     return run_evaluate(Path(model or params.paths.model), Path(tokens or params.paths.tokens), out,
                         params.evaluate, params.tracking)
+
+
+def report(params: Params, out: Path | None = None) -> dict:
+    """The run's report card (pipeline/report.py), logged to the run's MLflow run."""
+    from pipeline.report import MARKER, write_report
+
+    out = Path(out or params.paths.report)
+    check_replaceable_file(out, MARKER)
+    return write_report(params, out)

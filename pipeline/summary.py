@@ -1,4 +1,9 @@
-"""The end-of-run report: documents per stage, the evaluation figures and where to look next."""
+"""The end-of-run summary: one run's documents per stage, evaluation figures and where to look next.
+
+A run is the set of paths its params name: the versioned outputs (params.yaml), or an ad-hoc run's
+under runs/<name>/ (`tokenmill summary --set ...` with the same overrides). Figures come only from
+that set, so two runs are never mixed; a model trained on other tokens than the run's is said so.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +11,59 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tokenmill.errors import UserError
 from pipeline.params import Params
+from tokenmill.errors import UserError
+
+FUNNEL = (("crawl", "crawl"), ("prepare", "corpus"), ("tokenize", "tokens"))  # (stage, paths field)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def read_json(path: Path) -> Any:
+    """A JSON file's content, None when absent; a damaged one is the user's to fix (one line)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
+def run_label(params: Params) -> str:
+    return f"ad-hoc run '{params.run}' (under {params.paths.runs}/{params.run}/)" if params.run \
+        else "versioned run (params.yaml, dvc.lock)"
 
 
 def summarize(params: Params) -> str:
     paths = params.paths
-    metrics = _read_json(Path(paths.metrics))
+    metrics = read_json(Path(paths.metrics))
     if metrics is None:
         raise UserError(f"{paths.metrics}: no evaluation metrics yet; run `dvc repro` (or `make demo`) first")
-    lines = ["", "tokenmill pipeline summary", ""]
-    for stage, directory in (("crawl", paths.crawl), ("prepare", paths.corpus), ("tokenize", paths.tokens)):
-        stats = _read_json(Path(directory) / "stats.json") or {}
+    lines = ["", f"tokenmill summary: {run_label(params)}", ""]
+    for stage, field in FUNNEL:
+        stats = read_json(Path(getattr(paths, field)) / "stats.json") or {}
         if "documents_in" in stats or "documents_out" in stats:
             lines.append(f"  {stage:<9} documents in {stats.get('documents_in', '-'):>7}   "
-                         f"out {stats.get('documents_out', '-'):>7}")
-    train = _read_json(Path(paths.model) / "stats.json") or {}
+                         f"out {stats.get('documents_out', '-'):>7}   ({getattr(paths, field)})")
+    model = Path(paths.model)
+    train = read_json(model / "stats.json") or {}
     if "steps" in train:
         lines.append(f"  train     {train['steps']} steps, {train.get('tokens_seen', 0):,} tokens, "
-                     f"{train.get('parameters', 0):,} parameters, {train.get('tokens_per_s') or 0:,.0f} tokens/s")
+                     f"{train.get('parameters', 0):,} parameters, {train.get('tokens_per_s') or 0:,.0f} tokens/s"
+                     f"   ({paths.model})")
+    trained_on = (read_json(model / "config.json") or {}).get("tokens")
+    if trained_on and Path(trained_on).resolve() != Path(paths.tokens).resolve():
+        lines.append(f"  note: {paths.model} was trained on {trained_on}, not on {paths.tokens}")
     lines.append("")
     for key in ("val_loss", "unigram_val_loss", "perplexity", "bits_per_byte"):
-        if key in metrics:
+        if isinstance(metrics.get(key), (int, float)):
             lines.append(f"  {key:<17} {metrics[key]:.4f}")
-    run = _read_json(Path(paths.model) / "run.json") or {}
+    run = read_json(model / "run.json") or {}
+    report = Path(paths.report)
     lines += [
         "",
         f"  MLflow run        {run.get('run_id', '?')}  (experiment {params.tracking.experiment})",
         "  MLflow UI         make ui   → http://127.0.0.1:5000",
-        "  DVC metrics       dvc metrics show;  plots: dvc plots show",
+        f"  report card       {report if report.is_file() else 'tokenmill report  (writes ' + str(report) + ')'}",
+        "  DVC metrics       dvc metrics show;  dvc metrics diff;  plots: dvc plots show",
         "",
     ]
     return "\n".join(lines)

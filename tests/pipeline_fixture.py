@@ -37,7 +37,7 @@ def tiny_params() -> dict:
 def make_project(root: Path) -> Path:
     """Lay out a project at `root`: code dirs (stage deps), dvc.yaml, params, the tiny source and site."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("crawler", "dataprep", "training"):
+    for name in ("tokenmill", "crawler", "dataprep", "training", "pipeline"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, root / name)

@@ -59,20 +59,19 @@ def check_replaceable(out: str | Path, stage: str) -> None:
                     f"(choose another --out, or pass --force to replace it)")
 
 
-def check_replaceable_file(path: str | Path, key: str) -> None:
-    """Refuse to replace a file that is not JSON carrying `key` (in a mapping, or the first item of a list)."""
+def check_replaceable_file(path: str | Path, marker: str) -> None:
+    """Refuse to replace a file unless it holds `marker` (what the stage's own output always holds,
+    e.g. '"val_loss"' in metrics.json) or is empty."""
     path = Path(path)
     if _replace_anything.get() or not (path.exists() or path.is_symlink()):
         return
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    if isinstance(data, list):
-        data = data[0] if data else {key: None}
-    if path.is_file() and isinstance(data, dict) and key in data:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if path.is_file() and text is not None and (marker in text or text.strip() in ("", "[]", "{}")):
         return
-    raise UserError(f"{path}: exists and is not an earlier output of this stage (no '{key}' in it); "
+    raise UserError(f"{path}: exists and is not an earlier output of this stage (no {marker} in it); "
                     f"not replacing it (choose another --out, or pass --force to replace it)")
 
 
