@@ -1,24 +1,101 @@
-"""Serve the pipeline as a scheduled deployment from this process (no work pool needed).
+"""Serve tokenmill's deployments from this process (no work pool needed): `make serve`.
 
-`python -m flows.serve` registers the `nightly` deployment with the Prefect server named by
-PREFECT_API_URL (start one with `make prefect`) and runs its scheduled flow runs until stopped.
-`prefect deploy --all` with prefect.yaml declares the same deployment for a work pool instead.
+    python -m flows.serve [--params params.yaml] [--start-server [--port 4200]]
+
+Deployments (prefect.yaml declares the same ones for a work pool, `prefect deploy --all`):
+  crawl-<source>   every `recrawl_after` of the source (DEFAULT_RECRAWL when it has none)
+  prepare          on tokenmill.crawl.completed
+  train            on tokenmill.corpus.updated, with that event's corpus version; one run at a time
+  pipeline         the whole pipeline, run on demand (`prefect deployment run tokenmill-pipeline/pipeline`)
+With --start-server a local Prefect server is started on 127.0.0.1 first (its UI on the same port);
+otherwise the server named by PREFECT_API_URL is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
 
+from prefect import serve
+from prefect.events import DeploymentEventTrigger
+from prefect.types.entrypoint import EntrypointType
+
+from flows.operations import CORPUS_UPDATED, CRAWL_COMPLETED, crawl_source, prepare_corpus, train_on_corpus
 from flows.pipeline import pipeline
+from pipeline.params import load_params
+from tokenmill.errors import UserError
+
+DEFAULT_RECRAWL = timedelta(days=7)
+TRAIN_CONCURRENCY = 1  # one training at a time: they share the workspace's model and checkpoints
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cron", default="0 3 * * *", help="schedule (default: every day at 03:00)")
+def recrawl_interval(source) -> timedelta:
+    seconds = getattr(source, "recrawl_after_s", None)  # crawler.config.Source, parsed from `recrawl_after`
+    return timedelta(seconds=seconds) if seconds else DEFAULT_RECRAWL
+
+
+def deployments(params_path: str = "params.yaml") -> list:
+    """The runner deployments, built from params (the sources to crawl) and each source's YAML."""
+    from crawler.config import load_source
+
+    params = load_params(params_path)
+    # Module entrypoints: loaded by file path, flows/pipeline.py would be imported as `pipeline`
+    # and shadow the application package of that name.
+    module = {"entrypoint_type": EntrypointType.MODULE_PATH}
+    found = []
+    for name in params.crawl.sources:
+        source = load_source(name, Path(params.paths.sources))
+        found.append(crawl_source.to_deployment(
+            name=f"crawl-{name}", interval=recrawl_interval(source), **module,
+            parameters={"source": name, "params_path": params_path},
+            description=f"Re-crawl {name} every recrawl_after, then emit {CRAWL_COMPLETED}."))
+    found.append(prepare_corpus.to_deployment(
+        name="prepare", **module, parameters={"params_path": params_path},
+        triggers=[DeploymentEventTrigger(expect={CRAWL_COMPLETED}, match={"prefect.resource.id": "tokenmill.source.*"},
+                                         parameters={"params_path": params_path})],
+        description=f"Prepare and publish the corpus after each crawl; emits {CORPUS_UPDATED}."))
+    found.append(train_on_corpus.to_deployment(
+        name="train", **module, concurrency_limit=TRAIN_CONCURRENCY,
+        triggers=[DeploymentEventTrigger(expect={CORPUS_UPDATED}, match={"prefect.resource.id": "tokenmill.corpus"},
+                                         parameters={"version": "{{ event.payload.version }}",
+                                                     "params_path": params_path})],
+        description="Tokenize, train and evaluate on the corpus version of the event; crown the champion."))
+    found.append(pipeline.to_deployment(name="pipeline", **module, parameters={"params_path": params_path},
+                                        description="The whole pipeline, stages DVC finds up to date skipped."))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file the runs read")
-    args = parser.parse_args()
-    pipeline.serve(name="nightly", cron=args.cron, parameters={"params_path": args.params})
+    parser.add_argument("--start-server", action="store_true", help="start a local Prefect server first")
+    parser.add_argument("--port", type=int, default=4200, help="its port on 127.0.0.1 (default: 4200)")
+    args = parser.parse_args(argv)
+    try:
+        served = deployments(args.params)
+        if not args.start_server:
+            serve(*served)
+            return 0
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.server import local_server
+
+        Path(".prefect").mkdir(exist_ok=True)
+        with local_server(args.port, log=Path(".prefect/server.log")) as api_url:
+            os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
+            print(f"Prefect server and UI on {api_url.removesuffix('/api')} (log: .prefect/server.log)")
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                serve(*served)
+        return 0
+    except UserError as exc:
+        print(f"tokenmill serve: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

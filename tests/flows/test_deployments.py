@@ -1,0 +1,108 @@
+"""The served deployments on a real local Prefect server (`prefect server start` on 127.0.0.1):
+a crawl run leads, through events, to a published corpus version and a training on exactly it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_fixture import init_repo, make_project, project_env
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(what: str, check, timeout: float, serve_log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"no {what} within {timeout:.0f}s; serve log:\n{serve_log.read_text()[-6000:]}")
+
+
+def flow_runs(client, flow_name: str) -> list:
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+
+
+def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path: Path):
+    import mlflow
+    from prefect.client.orchestration import get_client
+    from prefect.events import emit_event
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.operations import CORPUS_RESOURCE, CORPUS_UPDATED
+    from flows.server import free_port, local_server
+    from pipeline.champion import champion
+    from pipeline.params import load_params
+
+    project = init_repo(make_project(tmp_path / "project"), tmp_path / "remote")
+    env = {**project_env(project), "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    serve_log = tmp_path / "serve.log"
+    with local_server(free_port(), home=tmp_path / "prefect-home", log=tmp_path / "server.log") as api_url:
+        env["PREFECT_API_URL"] = api_url
+        with open(serve_log, "wb") as log:
+            served = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=project, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+                deployments = wait_for("served deployments", lambda: {
+                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 4 else None,
+                    90, serve_log)
+                assert set(deployments) == {"crawl-tiny", "prepare", "train", "pipeline"}
+                assert deployments["train"].global_concurrency_limit.limit == 1
+                assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
+
+                client.create_flow_run_from_deployment(deployments["crawl-tiny"].id)
+                completed = lambda runs: [r for r in runs if r.state and r.state.is_completed()]  # noqa: E731
+                failed = lambda runs: [r for r in runs if r.state and r.state.is_final() and  # noqa: E731
+                                       not r.state.is_completed()]
+
+                def trained(count: int):
+                    runs = [r for name in ("crawl-source", "prepare-corpus", "train-on-corpus")
+                            for r in flow_runs(client, name)]
+                    assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
+                    done = completed(flow_runs(client, "train-on-corpus"))
+                    return done if len(done) >= count else None
+
+                first = wait_for("triggered training", lambda: trained(1), 240, serve_log)[0]
+                assert first.parameters["version"] == "corpus-v1"
+
+                # The event itself, emitted again for the same version: a second training on it.
+                emit_event(CORPUS_UPDATED, resource={"prefect.resource.id": CORPUS_RESOURCE},
+                           payload={"version": "corpus-v1"})
+                runs = wait_for("second training", lambda: trained(2), 120, serve_log)
+                assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
+        finally:
+            served.terminate()
+            served.wait(timeout=30)
+
+    # corpus-v1 is a git tag on a commit of dvc.lock; the training's MLflow run names exactly that corpus.
+    git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,  # noqa: E731
+                                       check=True).stdout
+    assert git("tag", "--list", "corpus-v*").split() == ["corpus-v1"]
+    tagged_lock = yaml.safe_load(git("show", "corpus-v1:dvc.lock"))
+    corpus_md5 = next(o["md5"] for o in tagged_lock["stages"]["prepare"]["outs"] if o["path"] == "data/corpus")
+    os.chdir(project)  # params' relative tracking URI
+    try:
+        params = load_params("params.yaml")
+        best = champion(params.tracking)
+    finally:
+        os.chdir(ROOT)
+    assert best is not None
+    assert best["tags"]["corpus.version"] == "corpus-v1"
+    assert best["tags"]["corpus.dvc_md5"] == corpus_md5
+    assert "eval/bits_per_byte" in best["metrics"]
+    assert any((tmp_path / "remote").rglob("*")), "the corpus was pushed to the DVC remote"
+    del mlflow
