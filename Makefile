@@ -9,13 +9,14 @@ SITE := data/sites/debian-handbook
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow/mlflow.db
 
-.PHONY: help venv site demo repro test ui prefect flow deploy clean
+.PHONY: help venv site demo repro test ui prefect flow deploy serve clean
 
 help:
 	@echo "make demo     set up .venv and run the whole pipeline (dvc repro) on the offline default source"
 	@echo "make test     run the test suite"
 	@echo "make ui       open the MLflow UI on http://127.0.0.1:5000"
 	@echo "make prefect  start a Prefect server with its UI on http://127.0.0.1:4200"
+	@echo "make serve    start a local Prefect server and serve the scheduled, event-driven deployments"
 	@echo "make flow     run the pipeline as a Prefect flow"
 	@echo "make site     fetch the offline default site (Debian package debian-handbook)"
 
@@ -57,6 +58,10 @@ flow: site
 
 deploy: $(INSTALLED)
 	$(VENV)/bin/python -m flows.serve
+
+# A local Prefect server on 127.0.0.1:4200 (UI there too) and the deployments of flows/serve.py.
+serve: site
+	PREFECT_LOGGING_EXTRA_LOGGERS=crawler $(VENV)/bin/python -m flows.serve --start-server
 
 clean:
 	rm -rf data/crawl data/corpus data/tokens models metrics.json samples.json

@@ -58,7 +58,7 @@ def deployments(params_path: str = "params.yaml") -> list:
                                          parameters={"params_path": params_path})],
         description=f"Prepare and publish the corpus after each crawl; emits {CORPUS_UPDATED}."))
     found.append(train_on_corpus.to_deployment(
-        name="train", **module, concurrency_limit=TRAIN_CONCURRENCY,
+        name="train", **module, concurrency_limit=TRAIN_CONCURRENCY, parameters={"params_path": params_path},
         triggers=[DeploymentEventTrigger(expect={CORPUS_UPDATED}, match={"prefect.resource.id": "tokenmill.corpus"},
                                          parameters={"version": "{{ event.payload.version }}",
                                                      "params_path": params_path})],

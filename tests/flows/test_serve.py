@@ -1,0 +1,61 @@
+"""prefect.yaml declares the deployments `make serve` serves (flows/serve.py), and their entrypoints load."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> dict:
+    from flows.serve import deployments
+
+    monkeypatch.chdir(ROOT)
+    return {d.name: d for d in deployments("params.yaml")}
+
+
+def declared() -> dict:
+    return {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+
+
+def test_prefect_yaml_declares_what_serve_serves(served: dict):
+    from flows.operations import CORPUS_UPDATED, CRAWL_COMPLETED
+
+    in_yaml = declared()
+    assert set(in_yaml) == set(served)
+    for name, deployment in served.items():
+        module, _, function = deployment.entrypoint.rpartition(".")  # the runner writes module.function
+        assert in_yaml[name]["entrypoint"] == f"{module}:{function}", name
+        assert in_yaml[name]["parameters"] == deployment.parameters, name
+        triggers = [{"expect": sorted(t.expect), "match": t.match.model_dump(), "parameters": t.parameters}
+                    for t in deployment.triggers]
+        assert [{"expect": sorted(t["expect"]), "match": t["match"], "parameters": t["parameters"]}
+                for t in in_yaml[name].get("triggers", [])] == triggers, name
+        intervals = [s.schedule.interval.total_seconds() for s in deployment.schedules]
+        assert [s["interval"] for s in in_yaml[name].get("schedules", [])] == intervals, name
+    assert [t.expect for t in served["prepare"].triggers] == [{CRAWL_COMPLETED}]
+    assert [t.expect for t in served["train"].triggers] == [{CORPUS_UPDATED}]
+    assert served["train"].triggers[0].parameters["version"] == "{{ event.payload.version }}"
+    assert served["train"].concurrency_limit == in_yaml["train"]["concurrency_limit"] == 1
+
+
+def test_entrypoints_load_as_modules_without_shadowing_the_pipeline_package(monkeypatch: pytest.MonkeyPatch):
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(ROOT)
+    names = {load_flow_from_entrypoint(d["entrypoint"]).name for d in declared().values()}
+    assert names == {"crawl-source", "prepare-corpus", "train-on-corpus", "tokenmill-pipeline"}
+
+
+def test_recrawl_interval_follows_the_source_and_defaults_to_a_week():
+    from flows.serve import DEFAULT_RECRAWL, recrawl_interval
+
+    assert recrawl_interval(SimpleNamespace(recrawl_after_s=12 * 3600)) == timedelta(hours=12)
+    assert recrawl_interval(SimpleNamespace(recrawl_after_s=None)) == DEFAULT_RECRAWL == timedelta(days=7)
+    assert recrawl_interval(SimpleNamespace()) == DEFAULT_RECRAWL
