@@ -18,6 +18,7 @@ import yaml
 from crawler.config import CrawlConfig
 from dataprep.config import PrepareConfig
 from pipeline.stages import STAGES
+from pipeline.tracking_server import effective_tracking_uri
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
 from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
@@ -59,13 +60,16 @@ class Params:
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:
     """Read params.yaml (defaults when the default file is absent) and apply `key.sub=value` overrides.
 
-    With overrides, outputs move to an ad-hoc run's directory (see the module doc)."""
+    With overrides, outputs move to an ad-hoc run's directory (see the module doc). While
+    `make mlflow-server` runs, tracking goes through it (pipeline/tracking_server.py)."""
     explicit = path is not None
     path = Path(path) if explicit else DEFAULT_PARAMS
     data = load_yaml(path) if (explicit or path.exists()) else {}
     for override in overrides:
         apply_override(data, override)
-    return ad_hoc_paths(build(Params, data, str(path)), overrides)
+    params = ad_hoc_paths(build(Params, data, str(path)), overrides)
+    params.tracking.tracking_uri = effective_tracking_uri(params.tracking.tracking_uri)
+    return params
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
