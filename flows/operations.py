@@ -21,7 +21,7 @@ from prefect.events import emit_event
 from flows.commands import dvc
 from flows.locks import path_lock
 from flows.pipeline import run_stage
-from pipeline import champion, corpus
+from pipeline import champion, corpus, stages
 from pipeline.params import load_params
 from tokenmill.errors import UserError
 
@@ -102,14 +102,13 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
         overrides = [f"paths.{key}={root / getattr(params.paths, key)}"
                      for key in ("corpus", "tokens", "model", "checkpoints", "metrics")]
         fetch_corpus_task(version, target.md5, params.paths.corpus, str(root / params.paths.corpus))
-    results = {stage: run_stage(stage, params_path, overrides) for stage in ("tokenize", "train", "evaluate")}
+    downstream = stages.STAGE_NAMES[stages.STAGE_NAMES.index("prepare") + 1:]  # tokenize, train, evaluate, ...
+    results = {stage: run_stage(stage, params_path, overrides) for stage in downstream}
     params = load_params(params_path, overrides)
     run_file = Path(params.paths.model) / "run.json"
     if params.tracking.enabled and run_file.is_file():
         run_id = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
-        import mlflow
-
-        mlflow.MlflowClient(tracking_uri=params.tracking.tracking_uri).set_tag(run_id, "corpus.version", version)
+        champion.client(params.tracking).set_tag(run_id, "corpus.version", version)
         crowned = champion.crown_if_better(params.tracking, run_id)
         logger.info("MLflow run %s trained on %s%s", run_id, version, ": the new champion" if crowned else "")
         results["run"] = {"run_id": run_id, "corpus_version": version, "champion": crowned}

@@ -27,6 +27,7 @@ from flows.commands import dvc, in_dvc_repo, run_command, stage_changes
 from flows.locks import path_lock
 from flows.report import report_stage
 from pipeline import stages
+from pipeline.champion import absolute_uri
 from pipeline.params import load_params
 from tokenmill.errors import TransientError, UserError
 
@@ -43,15 +44,16 @@ def can_version(params_path: str, overrides: list[str]) -> bool:
 
 
 def stats_path(stage: str, params) -> Path:
-    """Where a stage's figures are on disk: its output's stats.json (evaluation: the metrics file)."""
+    """Where a stage's figures are on disk: its output's stats.json, or its output when that is JSON
+    (evaluation's metrics file)."""
     spec = next(s for s in stages.STAGES if s.name == stage)
     out = Path(getattr(params.paths, spec.outputs[0]))
-    return out if stage == "evaluate" else out / "stats.json"
+    return out if out.suffix else out / "stats.json"
 
 
 def read_stats(stage: str, params) -> dict[str, Any]:
     path = stats_path(stage, params)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" and path.is_file() else {}
 
 
 def up_to_date(stage: str, params_path: str, overrides: list[str]) -> bool:
@@ -122,6 +124,14 @@ def evaluate_task(params_path: str, overrides: list[str]) -> dict:
     return _ran("evaluate", {k: v for k, v in metrics.items() if k != "samples"})
 
 
+@task(name="report")
+def report_task(params_path: str, overrides: list[str]) -> dict:
+    params = load_params(params_path, overrides)
+    if up_to_date("report", params_path, overrides):
+        return _skipped("report", params)
+    return _ran("report", stages.report(params))
+
+
 @task(name="version")
 def version_task(stage: str) -> str:
     """Record the stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would."""
@@ -151,7 +161,7 @@ def link_mlflow_run(params) -> str | None:
     run = json.loads(run_file.read_text(encoding="utf-8"))
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=run.get("tracking_uri") or params.tracking.tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=absolute_uri(run.get("tracking_uri") or params.tracking.tracking_uri))
     if flow_run.id:
         client.set_tag(run["run_id"], "prefect.flow_run_id", flow_run.id)
         client.set_tag(run["run_id"], "prefect.flow_run_name", flow_run.name)
@@ -163,7 +173,7 @@ def link_mlflow_run(params) -> str | None:
 
 
 STAGE_TASKS = {"crawl": crawl_task, "prepare": prepare_task, "tokenize": tokenize_task, "train": train_task,
-               "evaluate": evaluate_task}
+               "evaluate": evaluate_task, "report": report_task}
 
 
 def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> dict:

@@ -8,37 +8,47 @@ validation loss it does not depend on the tokenizer, so runs on different corpor
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 CHAMPION_TAG = "tokenmill.champion"
 METRIC = "eval/bits_per_byte"
 
 
-def _client(tracking):
+def absolute_uri(uri: str) -> str:
+    """A relative SQLite URI made absolute: MLflow keeps one store per URI string for the process,
+    so a relative one would keep pointing at the first working directory's database."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def client(tracking):
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=tracking.tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=absolute_uri(tracking.tracking_uri))
 
 
 def champion(tracking) -> dict[str, Any] | None:
     """{"run_id", "metrics", "params", "tags"} of the champion run, or None."""
-    client = _client(tracking)
-    experiment = client.get_experiment_by_name(tracking.experiment)
+    mlflow_client = client(tracking)
+    experiment = mlflow_client.get_experiment_by_name(tracking.experiment)
     run_id = experiment.tags.get(CHAMPION_TAG) if experiment else None
     if not run_id:
         return None
-    run = client.get_run(run_id)
+    run = mlflow_client.get_run(run_id)
     return {"run_id": run_id, "metrics": dict(run.data.metrics), "params": dict(run.data.params),
             "tags": dict(run.data.tags)}
 
 
 def crown_if_better(tracking, run_id: str) -> bool:
     """Make `run_id` the champion when it beats the current one on METRIC (or there is none)."""
-    client = _client(tracking)
-    score = client.get_run(run_id).data.metrics.get(METRIC, math.inf)
+    mlflow_client = client(tracking)
+    score = mlflow_client.get_run(run_id).data.metrics.get(METRIC, math.inf)
     current = champion(tracking)
     if current and current["run_id"] != run_id and current["metrics"].get(METRIC, math.inf) <= score:
         return False
-    experiment = client.get_experiment_by_name(tracking.experiment)
-    client.set_experiment_tag(experiment.experiment_id, CHAMPION_TAG, run_id)
+    experiment = mlflow_client.get_experiment_by_name(tracking.experiment)
+    mlflow_client.set_experiment_tag(experiment.experiment_id, CHAMPION_TAG, run_id)
     return True

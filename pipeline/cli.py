@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="model directory (default: paths.model)")
     p.add_argument("--checkpoints", type=Path, help="checkpoint directory (default: paths.checkpoints)")
+    p.add_argument("--emit-slurm", nargs=2, type=int, metavar=("NODES", "GPUS"),
+                   help="write an sbatch script and a torchrun recipe for NODES x GPUS instead of training")
+    p.add_argument("--slurm-dir", type=Path, default=Path("slurm"), help="where --emit-slurm writes (default: slurm)")
 
     p = stage("evaluate", run_evaluate, "validation loss, perplexity, bits-per-byte and samples")
     p.add_argument("--model", type=Path, help="model directory (default: paths.model)")
@@ -136,7 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("flow", run_flow, "run the whole pipeline as a Prefect flow (python -m flows.pipeline)")
     p.add_argument("name", choices=["pipeline"], help="flow to run")
+    add_operations_commands(command)
     return parser
+
+
+def add_operations_commands(command: Callable) -> None:
+    """corpus, status, compare, sweep: looking after versions and runs rather than running a stage."""
+    p = command("corpus", run_corpus, "corpus versions (git history of dvc.lock, corpus-vN tags): list or check out")
+    p.add_argument("action", choices=["list", "checkout"])
+    p.add_argument("version", nargs="?", help="for checkout: corpus-vN, a commit or a DVC hash prefix")
+    command("status", run_status, "sources and their last crawl, corpus versions, the champion and its figures")
+    p = command("compare", run_compare, "two MLflow runs: params diff, metrics, corpus versions, loss curves (HTML)")
+    p.add_argument("runs", nargs=2, metavar="RUN_ID")
+    p.add_argument("--out", type=Path, default=Path("compare.html"), help="HTML file (default: compare.html)")
+    p = command("sweep", run_sweep, "a grid of DVC experiments as a Prefect flow (python -m flows.sweep)")
+    p.add_argument("grid", nargs="+", metavar="KEY=V1,V2", help="e.g. train.lr=0.001,0.002 (one point per value)")
+    p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
 
 
 def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
@@ -162,6 +180,11 @@ def run_tokenize(args, params):
 
 
 def run_train(args, params):
+    if args.emit_slurm:
+        from pipeline.slurm import emit
+
+        return emit(params, *args.emit_slurm, params_path=str(args.params or "params.yaml"),
+                    overrides=args.overrides, out=args.slurm_dir)
     return stages.train(params, args.tokens, args.out, args.checkpoints)
 
 
@@ -177,6 +200,46 @@ def run_summary(args, params):
 
 def run_report(args, params):
     return stages.report(params, args.out)
+
+
+def run_corpus(args, params):
+    from pipeline import corpus
+
+    if args.action == "list":
+        found = corpus.versions(params)
+        if args.json:
+            return {"versions": [vars(v) for v in found]}
+        print(corpus.format_versions(found))
+        return None
+    if not args.version:
+        raise UserError("corpus checkout: name a VERSION (see `tokenmill corpus list`)")
+    version = corpus.checkout(params, args.version)
+    return {"checked_out": version.name, "md5": version.md5, "commit": version.commit}
+
+
+def run_status(args, params):
+    from pipeline.status import format_status, status
+
+    found = status(params)
+    if args.json:
+        return found
+    print(format_status(found))
+    return None
+
+
+def run_compare(args, params):
+    from pipeline.compare import write_comparison
+
+    return write_comparison(params.tracking, *args.runs, args.out)
+
+
+def run_sweep(args, params):
+    """The sweep flow runs in its own process, like `tokenmill flow` (the CLI never imports flows/)."""
+    command = [sys.executable, "-m", "flows.sweep", "--params", str(args.params or "params.yaml"),
+               "--parallel", str(args.parallel), *args.grid]
+    returncode = subprocess.call(command)
+    if returncode:
+        raise SystemExit(returncode)
 
 
 def run_flow(args, params):

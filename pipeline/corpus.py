@@ -137,9 +137,9 @@ def runs_by_corpus(tracking) -> dict[str, list[str]]:
     """corpus DVC hash -> MLflow run ids trained on it (their `corpus.dvc_md5` tag)."""
     if not tracking.enabled:
         return {}
-    import mlflow
+    from pipeline.champion import client as mlflow_client
 
-    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri)
+    client = mlflow_client(tracking)
     experiment = client.get_experiment_by_name(tracking.experiment)
     if experiment is None:
         return {}
