@@ -67,19 +67,19 @@ def step_group(params: Params, group: str, inp: Path | None, out: Path | None) -
 
 
 def tokenize(params: Params, inp: Path | None = None, out: Path | None = None) -> dict:
-    from training.tokenizer import tokenize as run_tokenize
-
     out = Path(out or params.paths.tokens)
     check_replaceable(out, "tokenize")
+    from training.tokenizer import tokenize as run_tokenize
+
     return run_tokenize(Path(inp or params.paths.corpus), out, params.tokenize)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,
           checkpoints: Path | None = None) -> dict:
+    out = Path(out or params.paths.model)
+    check_replaceable(out, "train")  # before torch and Lightning load: a refusal is immediate
     from training.train import train as run_train
 
-    out = Path(out or params.paths.model)
-    check_replaceable(out, "train")
     return run_train(Path(tokens or params.paths.tokens), out, params.train, params.model, params.tracking,
                      checkpoints=Path(checkpoints or params.paths.checkpoints))
 
@@ -92,11 +92,11 @@ def train_command(params_path: str, overrides: list[str]) -> list[str]:
 
 def evaluate(params: Params, model: Path | None = None, tokens: Path | None = None,
              out: Path | None = None) -> dict:
-    from training.evaluate import evaluate as run_evaluate
-
     out = Path(out or params.paths.metrics)
     check_replaceable_file(out, '"val_loss"')
     check_replaceable_file(out.with_name("samples.json"), '"prompt"')
+    from training.evaluate import evaluate as run_evaluate
+
     return run_evaluate(Path(model or params.paths.model), Path(tokens or params.paths.tokens), out,
                         params.evaluate, params.tracking)
 
