@@ -3,7 +3,8 @@
     python -m flows.serve [--params params.yaml] [--start-server [--port 4200]]
 
 Deployments (prefect.yaml declares the same ones for a work pool, `prefect deploy --all`):
-  crawl-<source>   every `recrawl_after` of the source (DEFAULT_RECRAWL when it has none)
+  crawl-<source>   every `recrawl_after` of the source (DEFAULT_RECRAWL when it has none), counted
+                   from its last crawl; at once when it was never crawled or is overdue
   prepare          on tokenmill.crawl.completed
   train            on tokenmill.corpus.updated, with that event's corpus version; one run at a time
   pipeline         the whole pipeline, run on demand (`prefect deployment run tokenmill-pipeline/pipeline`)
@@ -14,13 +15,15 @@ otherwise the server named by PREFECT_API_URL is used.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prefect import serve
 from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Interval
 from prefect.types.entrypoint import EntrypointType
 
 from flows.operations import CORPUS_UPDATED, CRAWL_COMPLETED, crawl_source, prepare_corpus, train_on_corpus
@@ -32,9 +35,30 @@ DEFAULT_RECRAWL = timedelta(days=7)
 TRAIN_CONCURRENCY = 1  # one training at a time: they share the workspace's model and checkpoints
 
 
+FIRST_RUN_DELAY = timedelta(seconds=30)
+
+
 def recrawl_interval(source) -> timedelta:
     seconds = getattr(source, "recrawl_after_s", None)  # crawler.config.Source, parsed from `recrawl_after`
     return timedelta(seconds=seconds) if seconds else DEFAULT_RECRAWL
+
+
+def recrawl_anchor(interval: timedelta, last_crawl: datetime | None, now: datetime) -> datetime:
+    """Interval runs fall at anchor + k * interval. Anchored at the last crawl, a source crawled
+    recently waits for its turn; one never crawled, or overdue, is crawled FIRST_RUN_DELAY from now
+    (anchored at now, Prefect would wait a whole interval first)."""
+    if last_crawl is not None and last_crawl + interval > now:
+        return last_crawl
+    return now + FIRST_RUN_DELAY - interval
+
+
+def last_crawl(params, source: str) -> datetime | None:
+    stats = Path(params.paths.crawl) / "stats.json"
+    try:
+        crawled = source in (json.loads(stats.read_text(encoding="utf-8")).get("sources") or {})
+    except (OSError, ValueError):
+        return None
+    return datetime.fromtimestamp(stats.stat().st_mtime, timezone.utc) if crawled else None
 
 
 def deployments(params_path: str = "params.yaml") -> list:
@@ -46,10 +70,12 @@ def deployments(params_path: str = "params.yaml") -> list:
     # and shadow the application package of that name.
     module = {"entrypoint_type": EntrypointType.MODULE_PATH}
     found = []
+    now = datetime.now(timezone.utc)
     for name in params.crawl.sources:
-        source = load_source(name, Path(params.paths.sources))
+        interval = recrawl_interval(load_source(name, Path(params.paths.sources)))
+        schedule = Interval(interval, anchor_date=recrawl_anchor(interval, last_crawl(params, name), now))
         found.append(crawl_source.to_deployment(
-            name=f"crawl-{name}", interval=recrawl_interval(source), **module,
+            name=f"crawl-{name}", schedule=schedule, **module,
             parameters={"source": name, "params_path": params_path},
             description=f"Re-crawl {name} every recrawl_after, then emit {CRAWL_COMPLETED}."))
     found.append(prepare_corpus.to_deployment(

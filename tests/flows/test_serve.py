@@ -59,3 +59,22 @@ def test_recrawl_interval_follows_the_source_and_defaults_to_a_week():
     assert recrawl_interval(SimpleNamespace(recrawl_after_s=12 * 3600)) == timedelta(hours=12)
     assert recrawl_interval(SimpleNamespace(recrawl_after_s=None)) == DEFAULT_RECRAWL == timedelta(days=7)
     assert recrawl_interval(SimpleNamespace()) == DEFAULT_RECRAWL
+
+
+def test_a_source_never_crawled_or_overdue_is_crawled_at_once_else_on_its_turn():
+    from datetime import datetime, timezone
+
+    from flows.serve import FIRST_RUN_DELAY, recrawl_anchor
+
+    now = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    week = timedelta(days=7)
+
+    def first_run(anchor):  # the first anchor + k * interval not before now, as Prefect schedules it
+        k = 0
+        while anchor + k * week < now:
+            k += 1
+        return anchor + k * week
+
+    assert first_run(recrawl_anchor(week, None, now)) == now + FIRST_RUN_DELAY
+    assert first_run(recrawl_anchor(week, now - timedelta(days=9), now)) == now + FIRST_RUN_DELAY
+    assert first_run(recrawl_anchor(week, now - timedelta(days=2), now)) == now + timedelta(days=5)
