@@ -35,7 +35,8 @@ DEFAULT_RECRAWL = timedelta(days=7)
 TRAIN_CONCURRENCY = 1  # one training at a time: they share the workspace's model and checkpoints
 
 
-FIRST_RUN_DELAY = timedelta(seconds=30)
+# Prefect's scheduler (a loop every minute) schedules only runs not yet due: leave it time to see the first.
+FIRST_RUN_DELAY = timedelta(minutes=2)
 
 
 def recrawl_interval(source) -> timedelta:
@@ -101,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4200, help="its port on 127.0.0.1 (default: 4200)")
     args = parser.parse_args(argv)
     try:
-        served = deployments(args.params)
+        load_params(args.params)  # a bad params file: one line, before starting anything
         if not args.start_server:
-            serve(*served)
+            serve(*deployments(args.params))
             return 0
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
             print(f"Prefect server and UI on {api_url.removesuffix('/api')} (log: .prefect/server.log)")
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                serve(*served)
+                serve(*deployments(args.params))  # built now: the first crawl's time counts from here
         return 0
     except UserError as exc:
         print(f"tokenmill serve: error: {exc}", file=sys.stderr)
