@@ -26,7 +26,8 @@ def wait_for(what: str, check, timeout: float, serve_log: Path):
         if found:
             return found
         time.sleep(1)
-    raise AssertionError(f"no {what} within {timeout:.0f}s; serve log:\n{serve_log.read_text()[-6000:]}")
+    log = serve_log.read_text()[-6000:] if serve_log.is_file() else ""
+    raise AssertionError(f"no {what} within {timeout:.0f}s; serve log:\n{log}")
 
 
 def flow_runs(client, flow_name: str) -> list:
@@ -106,3 +107,29 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
     assert "eval/bits_per_byte" in best["metrics"]
     assert any((tmp_path / "remote").rglob("*")), "the corpus was pushed to the DVC remote"
     del mlflow
+
+
+@pytest.mark.skipif(tuple(int(p) for p in __import__("sqlalchemy").__version__.split(".")[:2]) >= (2, 1),
+                    reason="this venv predates pyproject's sqlalchemy<2.1 pin (Prefect 3.8's scheduler "
+                           "inserts no runs on SQLAlchemy 2.1)")
+def test_the_server_schedules_the_first_crawl_of_a_source_never_crawled(tmp_path: Path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.schedules import Interval
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import serve
+    from flows.operations import crawl_source
+    from flows.server import free_port, local_server
+
+    monkeypatch.setattr(serve, "FIRST_RUN_DELAY", __import__("datetime").timedelta(seconds=15))
+    with local_server(free_port(), home=tmp_path / "home") as api_url:
+        now = datetime.now(timezone.utc)
+        anchor = serve.recrawl_anchor(serve.DEFAULT_RECRAWL, None, now)
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            crawl_source.to_deployment(name="crawl-tiny", schedule=Interval(serve.DEFAULT_RECRAWL, anchor_date=anchor),
+                                       parameters={"source": "tiny"}).apply()
+            runs = wait_for("a scheduled crawl", lambda: client.read_flow_runs() or None, 60, tmp_path / "none")
+    first = min(r.expected_start_time for r in runs)
+    assert abs((first - (now + serve.FIRST_RUN_DELAY)).total_seconds()) < 1
