@@ -114,7 +114,9 @@ def test_crawl_is_retried_on_a_transient_fault_and_never_on_a_user_error(project
     monkeypatch.setitem(flows_pipeline.STAGE_TASKS, "crawl", fast)
     assert flows_pipeline.crawl_task.retries == 3 and flows_pipeline.crawl_task.retry_delay_seconds == [30, 60, 120]
 
-    state = flows_pipeline.pipeline(params_path="params.yaml", return_state=True)
+    from flows.operations import crawl_source
+
+    state = crawl_source(source="tiny", return_state=True)  # the served crawl flow: crawl, version, event
     assert state.is_completed(), state
     assert calls == ["crawl", "crawl"]
     assert (project / "data/crawl/stats.json").is_file()
