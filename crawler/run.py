@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,10 +31,15 @@ from crawler.state import COMPLETE, CrawlState, read_pages
 from crawler.urls import UrlMap, canonical, document_id
 from tokenmill.config import to_dict
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
-from tokenmill.errors import UserError
+from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import StageStats, replace_path, write_json
 
 logger = logging.getLogger(__name__)
+scrapy_log = logging.getLogger("crawler")  # the Scrapy child's log lines, forwarded (see forward_log)
+
+# why a page gave no document, when that is the site's trouble rather than the source's settings:
+# a crawl that stored nothing for one of these reasons may succeed when tried again
+TRANSIENT_REASONS = {"network_error", "timeout", "dns_error", "robots_unavailable", "http_429"}
 
 DOCUMENT_COLUMNS = ["id", "text", "depth", "lang", "source", "title", "url"]
 
@@ -62,10 +68,11 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
         for source in sources:
             state.prepare_run(source.name)
         run_child(state)
-    unfinished = [s.name for s in sources if state.close_reason(s.name) not in COMPLETE]
+    unfinished = {s.name: state.close_reason(s.name) for s in sources if state.close_reason(s.name) not in COMPLETE}
     if unfinished:
-        raise UserError(f"crawl of {', '.join(unfinished)} stopped before the end; "
-                        f"run it again with the same output ({out}) to resume")
+        detail = ", ".join(f"{name} ({reason or 'no reason recorded'})" for name, reason in unfinished.items())
+        raise TransientError(f"crawl of {detail} stopped before the end; "
+                             f"run it again with the same output ({out}) to resume")
     return finalise(state, sources, out, config)
 
 
@@ -119,14 +126,55 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
 def run_child(state: CrawlState) -> None:
     """Run Scrapy in a child process (its own session: a Ctrl-C reaches it only through us)."""
     command = [sys.executable, "-m", "crawler.job", str(state.root), str(os.getpid())]
-    child = subprocess.Popen(command, start_new_session=True)
-    with stop_gracefully(child) as received:
+    child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, encoding="utf-8", errors="replace", bufsize=1)
+    forwarder = threading.Thread(target=forward_log, args=(child.stdout,), name="crawl log", daemon=True)
+    with log_to_stderr_unless_configured(), stop_gracefully(child) as received:
+        forwarder.start()
         code = child.wait()
+        forwarder.join(timeout=10)
     if received:  # the child has saved its state; now stop as the signal asked
         signal.raise_signal(received[0])
     if code != 0:
-        raise UserError(f"the crawler exited with status {code} (its log is above); "
-                        "run the crawl again with the same output to resume")
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise TransientError(f"the crawl process {how} (its log is above); "
+                             "run the crawl again with the same output to resume")
+
+
+LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): ?(.*)")
+
+
+def forward_log(stream: Any) -> None:
+    """The child's log lines into the logger `crawler` at their level, INFO at least (lines of a
+    multi-line message, such as a traceback, keep the level of the line they continue)."""
+    level = logging.INFO
+    for line in stream:
+        line = line.rstrip("\n")
+        match = LOG_LINE.fullmatch(line)
+        if match:
+            level = max(logging.INFO, logging.getLevelName(match.group(1)))
+            line = f"{match.group(2)}: {match.group(3)}"
+        if line:
+            scrapy_log.log(level, "%s", line)
+
+
+@contextmanager
+def log_to_stderr_unless_configured() -> Iterator[None]:
+    """Where nothing handles the `crawler` logger (a plain script or the CLI), print its lines to
+    stderr for the crawl's duration; an application that configured logging (Prefect) gets them."""
+    if scrapy_log.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    scrapy_log.addHandler(handler)
+    previous = scrapy_log.level
+    scrapy_log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        scrapy_log.removeHandler(handler)
+        scrapy_log.setLevel(previous)
 
 
 @contextmanager
@@ -169,6 +217,13 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
         stats.bytes_in += source_stats["bytes_fetched"]
         stats.extra["pages_fetched"] += source_stats["pages_fetched"]
         stats.removed.update(source_stats["dropped"])
+        if source_stats["documents"] == 0:
+            logger.warning("%s: no documents (%s)", source.name, describe_losses(source_stats))
+    stats.extra["refused"] = dict(sorted(sum((Counter(s["refused"]) for s in stats.extra["sources"].values()),
+                                             Counter()).items()))
+    if not documents:
+        stats.write(state.root)  # for a look; the output is not replaced
+        raise empty_crawl_error(stats, state.root / "stats.json")
     documents.sort(key=lambda d: (d.meta["url"], d.id))
     write_documents(documents, staging / "documents", config.shard_size)
     stats.documents_out = len(documents)
@@ -180,6 +235,25 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     shutil.rmtree(state.root, ignore_errors=True)
     logger.info("crawl: %d pages fetched, %d documents in %s", stats.extra["pages_fetched"], len(documents), out)
     return stats.to_dict()
+
+
+def empty_crawl_error(stats: StageStats, stats_file: Path) -> Exception:
+    """A crawl that stored nothing fails: TransientError when the site did not answer (a retry may
+    help), UserError when the configuration let nothing through (refused, disallowed, off-scope)."""
+    why = describe_losses({"pages_tried": stats.documents_in, "dropped": stats.removed,
+                           "refused": stats.extra["refused"]})
+    if set(stats.removed) & TRANSIENT_REASONS or any(r.startswith("http_5") for r in stats.removed):
+        return TransientError(f"crawl stored nothing: the site did not answer ({why}); details in {stats_file}")
+    return UserError(f"crawl stored nothing: {why}; check the sources' start_urls, allow/deny, allowed_domains "
+                     f"and allow_private (details in {stats_file})")
+
+
+def describe_losses(source_stats: dict[str, Any]) -> str:
+    if not source_stats["pages_tried"]:
+        return "no page was tried"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(source_stats["dropped"].items()))
+    refused = ", ".join(f"{reason} {count}" for reason, count in sorted(source_stats.get("refused", {}).items()))
+    return f"{source_stats['pages_tried']} pages tried: {reasons}" + (f" (refused addresses: {refused})" if refused else "")
 
 
 def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -204,6 +278,7 @@ def page_stats(pages: list[dict[str, Any]]) -> dict[str, Any]:
         "documents": len(kept),
         "bytes": sum(len(p["text"].encode("utf-8")) for p in kept),
         "dropped": dict(sorted(Counter(p["dropped"] for p in pages if p["text"] is None).items())),
+        "refused": dict(sorted(Counter(p["refused"] for p in pages if p.get("refused")).items())),
     }
 
 

@@ -9,15 +9,16 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.exceptions import CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
+from scrapy.exceptions import CannotResolveHostError, CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import DNSLookupError
 from twisted.python.failure import Failure
 
 from crawler.config import Source
 from crawler.items import Page
-from crawler.middlewares import PrivateAddressRefused
+from crawler.middlewares import AddressRefused, RobotsUnavailable
 from crawler.state import read_pages
 from crawler.urls import UrlMap, canonical
 
@@ -81,7 +82,8 @@ class SourceSpider(scrapy.Spider):
         reason, final = failure_reason(failure)
         response = failure.value.response if isinstance(failure.value, HttpError) else None
         page = self.page(failure.request, failure.request.url, dropped=reason, final=final, response=response,
-                         status=response.status if response is not None else None)
+                         status=response.status if response is not None else None,
+                         refused=getattr(failure.value, "reason", None) if reason == "private_address" else None)
         if not final:
             self.transient_failures += 1
         yield page
@@ -103,9 +105,13 @@ def failure_reason(failure: Failure) -> tuple[str, bool]:
     error = failure.value
     if isinstance(error, HttpError):
         status = error.response.status
-        return f"http_{status}", status < 500
-    if isinstance(error, PrivateAddressRefused):
-        return "private_address", True
+        return f"http_{status}", status < 500 and status != 429
+    if isinstance(error, AddressRefused):
+        return ("scheme" if error.reason == "scheme" else "private_address"), True
+    if isinstance(error, RobotsUnavailable):
+        return "robots_unavailable", False
+    if isinstance(error, (CannotResolveHostError, DNSLookupError)):
+        return "dns_error", False
     if isinstance(error, IgnoreRequest):
         return ("robots" if "robots.txt" in str(error) else "ignored"), True
     if isinstance(error, DownloadCancelledError):  # the only cancel Scrapy does: DOWNLOAD_MAXSIZE

@@ -92,5 +92,8 @@ def source_for(server: HttpServer, directory: Path, **fields) -> Source:
     return load_source(str(write_source(directory, **fields)))
 
 
+FAST = {"download_delay": 0.0, "concurrent_requests_per_domain": 8}  # a local test server needs no politeness
+
+
 def crawl_config(**fields) -> CrawlConfig:
-    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every": 5} | fields))
+    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every": 5} | FAST | fields))

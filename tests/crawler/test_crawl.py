@@ -1,5 +1,11 @@
 import glob
 import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -9,9 +15,9 @@ from crawler.config import load_source
 from crawler.run import crawl
 from crawler.urls import document_id
 from tokenmill.documents import read_documents
-from tokenmill.errors import UserError
+from tokenmill.errors import TransientError, UserError
 
-from .conftest import crawl_config, small_site, source_for, write_source
+from .conftest import HttpServer, chain_site, crawl_config, small_site, source_for, write_source
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +77,61 @@ def test_crawls_of_an_unchanged_site_are_identical(small_crawl, tmp_path):
 
 def test_private_addresses_are_refused_unless_allowed(small_server, tmp_path):
     source = source_for(small_server, tmp_path, allow_private=False)
-    stats = crawl([source], tmp_path / "out", crawl_config())
-    assert stats["pages_fetched"] == 0 and stats["documents_out"] == 0
-    assert stats["removed"] == {"private_address": 1}
-    assert list(read_documents(tmp_path / "out" / "documents")) == []
+    with pytest.raises(UserError, match=r"crawl stored nothing: 1 pages tried: private_address 1 "
+                                        r"\(refused addresses: loopback 1\)"):
+        crawl([source], tmp_path / "out", crawl_config())
+    assert not (tmp_path / "out").exists()
+    stats = json.loads((tmp_path / "out.partial" / "stats.json").read_text())
+    assert stats["refused"] == {"loopback": 1} and stats["pages_fetched"] == 0
+
+
+def test_a_site_that_does_not_answer_is_a_transient_failure(tmp_path):
+    server = HttpServer(tmp_path)
+    server.stop()  # its port is now closed: connections are refused
+    source = source_for(server, tmp_path)
+    with pytest.raises(TransientError, match="crawl stored nothing: the site did not answer"):
+        crawl([source], tmp_path / "out", crawl_config(retry_times=0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_crashed_crawl_process_is_a_transient_failure(tmp_path):
+    server = HttpServer(chain_site(tmp_path / "site", 40))
+    try:
+        source = source_for(server, tmp_path, max_pages=100, max_depth=50)
+        state = tmp_path / "out.partial"
+
+        def kill_the_child() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                for proc in Path("/proc").glob("[0-9]*"):
+                    try:
+                        command = (proc / "cmdline").read_bytes().split(b"\0")
+                    except OSError:
+                        continue
+                    if b"crawler.job" in command and str(state).encode() in command:
+                        if (state / "state" / "small" / "pages.jsonl").exists():
+                            os.kill(int(proc.name), signal.SIGKILL)
+                            return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_the_child)
+        killer.start()
+        with pytest.raises(TransientError, match="the crawl process was killed by signal 9"):
+            crawl([source], tmp_path / "out", crawl_config(download_delay=0.1, concurrent_requests_per_domain=1))
+        killer.join()
+    finally:
+        server.stop()
+
+
+def test_the_child_log_reaches_the_crawler_logger_without_dumps(small_crawl, tmp_path, caplog):
+    server, _, _ = small_crawl
+    with caplog.at_level(logging.INFO, logger="crawler"):
+        crawl([source_for(server, tmp_path)], tmp_path / "out", crawl_config())
+    lines = [r.getMessage() for r in caplog.records if r.name == "crawler"]
+    assert any("Spider opened" in line for line in lines) and any("Spider closed" in line for line in lines)
+    assert not any(dump in line for line in lines for dump in ("Overridden settings", "Enabled downloader",
+                                                               "Dumping Scrapy stats", "Versions"))
+    assert len(lines) < 20
 
 
 def test_served_directory_gets_stable_urls(tmp_path):
