@@ -20,6 +20,7 @@ class Page:
     redirected_from: list[str] = field(default_factory=list)  # stable URLs that led here
     links: list[str] = field(default_factory=list)  # in-scope stable URLs found on the page
     bytes: int = 0  # size of the response body
+    warc: dict[str, Any] | None = None  # where its response record is: {"file", "offset", "length"}
     text: str | None = None
     title: str | None = None
     lang: str | None = None  # the page's HTML lang attribute
@@ -28,3 +29,10 @@ class Page:
     def record(self) -> dict[str, Any]:
         """The JSON-ready form kept in the crawl's state (everything but the response)."""
         return {k: v for k, v in self.__dict__.items() if k != "response"}
+
+
+def counts_toward_budget(record: dict[str, Any]) -> bool:
+    """Whether a page record used up one of the source's max_pages: it was fetched (any HTTP
+    status) and not turned away because the budget had run out. The live crawl, a resumed one and
+    the stats all count with this."""
+    return record["status"] is not None and record["dropped"] != "max_pages"

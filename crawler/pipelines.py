@@ -1,7 +1,9 @@
 """Item pipelines, in order: extract the text, keep the raw response in WARC, record the page.
 
-A page is recorded (pages.jsonl, flushed per line) only after its response is in the WARC file, so
-a page that the crawl state calls done is never missing from the archive.
+A page is recorded (pages.jsonl, flushed per line) only after its response is in the WARC file,
+and the record says where (file, offset, length). A page the crawl state calls done is never
+missing from the archive; a WARC record written just before a kill, without its page line, is
+an orphan that the final WARC leaves out (crawler.run.write_warc), so the two always agree.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ class WarcPipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "ab")
+        self.path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "ab")
         self.writer = WARCWriter(self.handle, gzip=True)
 
     def close_spider(self) -> None:
@@ -75,16 +77,19 @@ class WarcPipeline:
 
     def process_item(self, page: Page) -> Page:
         response = page.response
-        if response is None or self.writer is None:
+        if response is None or self.writer is None or page.dropped == "max_pages":
             return page
         headers = [(k.decode("latin-1"), v.decode("latin-1"))
                    for k, values in response.headers.items() if k.lower() not in WIRE_HEADERS for v in values]
         headers.append(("Content-Length", str(len(response.body))))
         status = StatusAndHeaders(f"{response.status} {http_reason(response.status)}", headers, protocol="HTTP/1.1")
-        record = self.writer.create_warc_record(response.url, "response", payload=BytesIO(response.body),
+        # the page's stable URL, as in the documents (a served site's ephemeral port replaced)
+        record = self.writer.create_warc_record(page.url, "response", payload=BytesIO(response.body),
                                                 http_headers=status)
+        offset = self.handle.tell()
         self.writer.write_record(record)
         self.handle.flush()
+        page.warc = {"file": self.path.name, "offset": offset, "length": self.handle.tell() - offset}
         return page
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawler.config import CrawlConfig, Source
+from crawler.items import counts_toward_budget
 from crawler.serve import serve_directory
 from crawler.state import COMPLETE, CrawlState, read_pages
 from crawler.urls import UrlMap, canonical, document_id
@@ -208,8 +209,9 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     (staging / "warc").mkdir(parents=True)
     stats = StageStats("crawl", extra={"pages_fetched": 0, "sources": {}})
     documents: list[Document] = []
+    kept: dict[str, list[dict[str, Any]]] = {}
     for source in sources:
-        pages = outcomes(read_pages(state.pages_file(source.name)))
+        pages = kept[source.name] = outcomes(read_pages(state.pages_file(source.name)))
         documents += source_documents(source, pages)
         source_stats = page_stats(pages)
         stats.extra["sources"][source.name] = source_stats
@@ -228,8 +230,8 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     write_documents(documents, staging / "documents", config.shard_size)
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
-    for warc in sorted(state.warc_dir.glob("*.warc.gz")):
-        os.link(warc, staging / "warc" / warc.name)  # a link, not a copy: the partial dir goes next
+    for source, pages in kept.items():
+        write_warc(state.warc_dir, pages, staging / "warc" / f"{source}.warc.gz")
     stats.write(staging)
     replace_path(staging, out)
     shutil.rmtree(state.root, ignore_errors=True)
@@ -256,6 +258,31 @@ def describe_losses(source_stats: dict[str, Any]) -> str:
     return f"{source_stats['pages_tried']} pages tried: {reasons}" + (f" (refused addresses: {refused})" if refused else "")
 
 
+def write_warc(runs: Path, pages: list[dict[str, Any]], path: Path) -> None:
+    """The final WARC of a source: the response record of each page's chosen outcome, once, in URL
+    order, copied byte for byte (each record is its own gzip member) from the runs' files. Records
+    that no page line points at (written just before a kill) and repeats are left behind."""
+    handles: dict[str, Any] = {}
+    try:
+        with open(path, "wb") as out:
+            for page in sorted((p for p in pages if p.get("warc")), key=lambda p: canonical(p["url"])):
+                ref = page["warc"]
+                if ref["file"] not in handles:
+                    handles[ref["file"]] = open(runs / ref["file"], "rb")
+                source = handles[ref["file"]]
+                source.seek(ref["offset"])
+                remaining = ref["length"]
+                while remaining:
+                    block = source.read(min(remaining, 1 << 20))
+                    if not block:
+                        raise TransientError(f"{runs / ref['file']}: shorter than its page records say")
+                    out.write(block)
+                    remaining -= len(block)
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
 def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per page (canonical URL): one with text over one without, final over transient,
     earlier over later; a page fetched again after a resume is counted once."""
@@ -269,7 +296,7 @@ def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def page_stats(pages: list[dict[str, Any]]) -> dict[str, Any]:
-    fetched = [p for p in pages if p["status"] is not None and p["dropped"] != "max_pages"]
+    fetched = [p for p in pages if counts_toward_budget(p)]
     kept = [p for p in pages if p["text"] is not None]
     return {
         "pages_tried": len(pages),

@@ -17,7 +17,7 @@ from twisted.internet.error import DNSLookupError
 from twisted.python.failure import Failure
 
 from crawler.config import Source
-from crawler.items import Page
+from crawler.items import Page, counts_toward_budget
 from crawler.middlewares import AddressRefused, RobotsUnavailable
 from crawler.state import read_pages
 from crawler.urls import UrlMap, canonical
@@ -59,13 +59,19 @@ class SourceSpider(scrapy.Spider):
         host = (urlsplit(url).hostname or "").lower()
         return any(host == d or host.endswith("." + d) for d in self.allowed_domains)
 
-    def parse(self, response: Response) -> Iterator[Page | Request]:
-        page = self.page(response.request, response.url, status=response.status, response=response)
+    def spend_budget(self, page: Page) -> bool:
+        """Count a fetched page against max_pages; False (and the page marked) when it is over."""
         if self.fetched >= self.source.max_pages:  # in flight when the budget ran out
             page.dropped = "max_pages"
+            return False
+        self.fetched += counts_toward_budget(page.record())
+        return True
+
+    def parse(self, response: Response) -> Iterator[Page | Request]:
+        page = self.page(response.request, response.url, status=response.status, response=response)
+        if not self.spend_budget(page):
             yield page
             return
-        self.fetched += 1
         if not isinstance(response, HtmlResponse):
             page.dropped = "not_html"
         elif page.depth < self.source.max_depth and self.fetched < self.source.max_pages:
@@ -84,9 +90,13 @@ class SourceSpider(scrapy.Spider):
         page = self.page(failure.request, failure.request.url, dropped=reason, final=final, response=response,
                          status=response.status if response is not None else None,
                          refused=getattr(failure.value, "reason", None) if reason == "private_address" else None)
-        if not final:
+        if response is not None and not self.spend_budget(page):
+            page.final = True  # over budget: nothing to try again
+        elif not final:
             self.transient_failures += 1
         yield page
+        if self.fetched >= self.source.max_pages:
+            raise CloseSpider("max_pages")
 
     def page(self, request: Request, url: str, **fields: Any) -> Page:
         response = fields.get("response")
@@ -136,7 +146,7 @@ def resume_point(records: Iterable[dict[str, Any]], max_depth: int) -> ResumePoi
     for record in records:
         if not record["final"]:
             continue
-        point.fetched += record["status"] is not None and record["dropped"] != "max_pages"
+        point.fetched += counts_toward_budget(record)
         point.done.update(canonical(url) for url in [record["url"], *record["redirected_from"]])
         if record["depth"] < max_depth:
             for link in record["links"]:
