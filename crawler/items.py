@@ -20,6 +20,13 @@ class Page:
     redirected_from: list[str] = field(default_factory=list)  # stable URLs that led here
     links: list[str] = field(default_factory=list)  # in-scope stable URLs found on the page
     bytes: int = 0  # size of the response body
+    fetched_at: str | None = None  # ISO 8601 UTC (see spiders.source.response_facts)
+    content_type: str | None = None  # the Content-Type header
+    declared_charset: str | None = None  # charset of the Content-Type header, else of <meta>
+    detected_charset: str | None = None  # charset the body decodes with
+    content_sha256: str | None = None  # of the response body as received (decoded transfer encoding)
+    etag: str | None = None  # validators, for a later conditional recrawl
+    last_modified: str | None = None
     warc: dict[str, Any] | None = None  # where its response record is: {"file", "offset", "length"}
     text: str | None = None
     title: str | None = None

@@ -42,7 +42,9 @@ scrapy_log = logging.getLogger("crawler")  # the Scrapy child's log lines, forwa
 # a crawl that stored nothing for one of these reasons may succeed when tried again
 TRANSIENT_REASONS = {"network_error", "timeout", "dns_error", "robots_unavailable", "http_429"}
 
-DOCUMENT_COLUMNS = ["id", "text", "depth", "lang", "source", "title", "url"]
+DOCUMENT_COLUMNS = ["id", "text", "canonical_url", "content_sha256", "content_type", "declared_charset", "depth",
+                    "detected_charset", "fetched_at", "lang", "license", "source", "source_languages", "status",
+                    "title", "url"]
 
 
 def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
@@ -315,8 +317,12 @@ def source_documents(source: Source, pages: list[dict[str, Any]]) -> list[Docume
         Document(
             id=document_id(source.name, page["url"]),
             text=page["text"],
-            meta={"url": page["url"], "source": source.name, "title": page["title"], "lang": page["lang"],
-                  "depth": depth.get(canonical(page["url"]), page["depth"])},
+            meta={"url": page["url"], "canonical_url": canonical(page["url"]), "source": source.name,
+                  "title": page["title"], "lang": page["lang"], "depth": depth.get(canonical(page["url"]), page["depth"]),
+                  "fetched_at": page.get("fetched_at"), "status": page["status"],
+                  "content_type": page.get("content_type"), "declared_charset": page.get("declared_charset"),
+                  "detected_charset": page.get("detected_charset"), "content_sha256": page.get("content_sha256"),
+                  "license": source.license, "source_languages": list(source.languages)},
         )
         for page in pages
         if page["text"] is not None
@@ -346,5 +352,6 @@ def write_documents(documents: list[Document], directory: Path, shard_size: int)
     with ShardWriter(directory, shard_size) as writer:
         writer.write_all(documents)
     if not documents:  # an empty shard, so that readers find the (empty) corpus and its columns
-        schema = pa.schema([(c, pa.int64() if c == "depth" else pa.string()) for c in DOCUMENT_COLUMNS])
+        types = {"depth": pa.int64(), "status": pa.int64(), "source_languages": pa.list_(pa.string())}
+        schema = pa.schema([(c, types.get(c, pa.string())) for c in DOCUMENT_COLUMNS])
         pq.write_table(schema.empty_table(), directory / SHARD_PATTERN.format(0), compression="zstd")

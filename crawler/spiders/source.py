@@ -3,17 +3,21 @@ stops at max_pages, turns only HTML into pages with text."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.exceptions import CannotResolveHostError, CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
-from scrapy.http import HtmlResponse, Request, Response
+from scrapy.http import HtmlResponse, Request, Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding
 from twisted.python.failure import Failure
 
 from crawler.config import Source
@@ -100,14 +104,58 @@ class SourceSpider(scrapy.Spider):
 
     def page(self, request: Request, url: str, **fields: Any) -> Page:
         response = fields.get("response")
+        facts = response_facts(response, snapshot=bool(self.urls.fetch_origin)) if response is not None else {}
         return Page(
             source=self.source.name,
             url=self.urls.stable(url),
             depth=request.meta.get("depth", 0),
             redirected_from=[self.urls.stable(u) for u in request.meta.get("redirect_urls", [])],
             bytes=len(response.body) if response is not None else 0,
+            **facts,
             **fields,
         )
+
+
+def response_facts(response: Response, snapshot: bool) -> dict[str, Any]:
+    """What a document records about its response. `fetched_at` is the time of the fetch (UTC);
+    for a served local copy (`snapshot`) it is the file's Last-Modified, the date of the copy,
+    so that crawls of an unchanged copy give identical documents."""
+    content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").strip() or None
+    fetched = datetime.now(timezone.utc)
+    if snapshot and (modified := response.headers.get(b"Last-Modified")):
+        try:
+            fetched = parsedate_to_datetime(modified.decode("latin-1")).astimezone(timezone.utc)
+        except (TypeError, ValueError):
+            pass
+    return {
+        "fetched_at": fetched.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "content_type": content_type,
+        "declared_charset": declared_charset(content_type, response.body),
+        "detected_charset": detected_charset(response),
+        "content_sha256": hashlib.sha256(response.body).hexdigest(),
+        "etag": (response.headers.get(b"ETag") or b"").decode("latin-1") or None,
+        "last_modified": (response.headers.get(b"Last-Modified") or b"").decode("latin-1") or None,
+    }
+
+
+def declared_charset(content_type: str | None, body: bytes) -> str | None:
+    """The charset the server or the page declares: Content-Type's, else <meta charset> (lower case)."""
+    charset = http_content_type_encoding(content_type) if content_type else None
+    if charset is None and content_type and "html" in content_type:
+        charset = html_body_declared_encoding(body)
+    return charset.lower() if charset else None
+
+
+def detected_charset(response: Response) -> str | None:
+    """The charset the body is really in: utf-8 when it decodes as UTF-8 (whatever was declared),
+    else the one Scrapy decoded it with (declaration, BOM, or w3lib's detection); None for binary."""
+    if not isinstance(response, TextResponse):
+        return None
+    try:
+        response.body.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return response.encoding.lower() if response.encoding else None
 
 
 def failure_reason(failure: Failure) -> tuple[str, bool]:

@@ -61,6 +61,7 @@ def chain_site(root: Path, pages: int) -> Path:
 
 class HttpServer:
     def __init__(self, directory: Path):
+        self.directory = directory
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(directory)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
