@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from crawler.addresses import parse_allow_private
@@ -49,58 +50,63 @@ class Source:
     description: str = ""  # free text for people
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.fullmatch(self.name):
-            raise ValueError(f"name: {self.name!r} must be letters, digits, '.', '_' or '-'")
-        if not self.start_urls:
-            raise ValueError("start_urls: give at least one URL")
-        if self.max_pages <= 0:
-            raise ValueError(f"max_pages: must be > 0, got {self.max_pages}")
-        if self.max_depth < 0:
-            raise ValueError(f"max_depth: must be >= 0, got {self.max_depth}")
-        parse_allow_private(self.allow_private)
-        for code in self.languages:
-            if not LANGUAGE_PATTERN.fullmatch(code):
-                raise ValueError(f"languages: {code!r} is not a lower-case ISO 639 code like en, fa or pl")
-        if self.delay_s is not None and self.delay_s < 0:
-            raise ValueError(f"delay_s: must be >= 0, got {self.delay_s}")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"concurrency: must be >= 1, got {self.concurrency}")
-        if self.recrawl_after is not None:
-            try:
-                parse_duration(self.recrawl_after)
-            except ValueError as exc:
-                raise ValueError(f"recrawl_after: {exc}") from None
-        for key in ("allow", "deny"):
-            for pattern in getattr(self, key):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"{key}: bad regex {pattern!r} ({exc})") from None
-        if self.serve is not None:
-            self._check_served()
-        else:
-            self._check_remote()
+        for problem in self.problems():
+            raise ValueError(problem)
 
     @property
     def recrawl_after_s(self) -> float | None:
         return None if self.recrawl_after is None else parse_duration(self.recrawl_after)
 
-    def _check_served(self) -> None:
+    def problems(self) -> Iterator[str]:
+        """Every problem of a well-typed source, each as 'key: what is wrong'."""
+        if not NAME_PATTERN.fullmatch(self.name):
+            yield f"name: {self.name!r} must be letters, digits, '.', '_' or '-'"
+        if not self.start_urls:
+            yield "start_urls: give at least one URL"
+        if self.max_pages <= 0:
+            yield f"max_pages: must be > 0, got {self.max_pages}"
+        if self.max_depth < 0:
+            yield f"max_depth: must be >= 0, got {self.max_depth}"
+        try:
+            parse_allow_private(self.allow_private)
+        except ValueError as exc:
+            yield str(exc)
+        for code in self.languages:
+            if not LANGUAGE_PATTERN.fullmatch(code):
+                yield f"languages: {code!r} is not a lower-case ISO 639 code like en, fa or pl"
+        if self.delay_s is not None and self.delay_s < 0:
+            yield f"delay_s: must be >= 0, got {self.delay_s}"
+        if self.concurrency is not None and self.concurrency < 1:
+            yield f"concurrency: must be >= 1, got {self.concurrency}"
+        if self.recrawl_after is not None:
+            try:
+                parse_duration(self.recrawl_after)
+            except ValueError as exc:
+                yield f"recrawl_after: {exc}"
+        for key in ("allow", "deny"):
+            for pattern in getattr(self, key):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    yield f"{key}: bad regex {pattern!r} ({exc})"
+        yield from (self._served_problems() if self.serve is not None else self._remote_problems())
+
+    def _served_problems(self) -> Iterator[str]:
         if not self.allow_private:
-            raise ValueError("serve: a served directory is on 127.0.0.1; set allow_private: true")
+            yield "serve: a served directory is on 127.0.0.1; set allow_private: true"
         for key in ("start_urls", "sitemap_urls"):
             for url in getattr(self, key):
                 if not url.startswith("/"):
-                    raise ValueError(f"{key}: with serve, give paths like /index.html, got {url!r}")
+                    yield f"{key}: with serve, give paths like /index.html, got {url!r}"
 
-    def _check_remote(self) -> None:
+    def _remote_problems(self) -> Iterator[str]:
         for key in ("start_urls", "sitemap_urls"):
             for url in getattr(self, key):
                 parts = urlsplit(url)
                 if parts.scheme not in ("http", "https") or not parts.hostname:
-                    raise ValueError(f"{key}: {url!r} is not an absolute http(s) URL")
+                    yield f"{key}: {url!r} is not an absolute http(s) URL"
         if not self.allowed_domains:
-            raise ValueError("allowed_domains: required (the hosts to stay on) unless serve is set")
+            yield "allowed_domains: required (the hosts to stay on) unless serve is set"
 
 
 @dataclass
