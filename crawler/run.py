@@ -118,7 +118,8 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
         if source.serve is not None:
             urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))
             source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
-                                         start_urls=[urls.fetch_origin + path for path in source.start_urls])
+                                         start_urls=[urls.fetch_origin + path for path in source.start_urls],
+                                         sitemap_urls=[urls.fetch_origin + path for path in source.sitemap_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
     write_json(state.job_file, {"spec": job_spec(sources, config), "ports": ports, "config": to_dict(config),
                                 "sources": entries})

@@ -15,6 +15,8 @@ import scrapy
 from scrapy.exceptions import CannotResolveHostError, CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
+from scrapy.utils.gz import gunzip
+from scrapy.utils.sitemap import Sitemap
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding
@@ -42,8 +44,11 @@ class SourceSpider(scrapy.Spider):
         self.frontier: list[tuple[str, int]] = earlier.frontier
         self.fetched = earlier.fetched  # pages fetched so far, earlier runs included
         self.transient_failures = 0  # failures this run that a resumed crawl must try again
+        self.sitemap_pages = 0  # page requests taken from sitemaps this run
 
     async def start(self) -> AsyncIterator[Request]:
+        for url in self.source.sitemap_urls:
+            yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1)
         for url in self.source.start_urls:
             if request := self.request(url, depth=0):
                 yield request
@@ -57,6 +62,10 @@ class SourceSpider(scrapy.Spider):
         if canonical(self.urls.stable(url)) in self.done or self.fetched >= self.source.max_pages:
             return None
         return Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
+
+    def follows(self, url: str) -> bool:
+        """The source's allow/deny rules, as LinkExtractor applies them to links."""
+        return self.links.matches(url)
 
     def in_scope(self, url: str) -> bool:
         """On an allowed domain or a subdomain of one (the rule of Scrapy's OffsiteMiddleware)."""
@@ -87,6 +96,38 @@ class SourceSpider(scrapy.Spider):
                 yield request
         if self.fetched >= self.source.max_pages:
             raise CloseSpider("max_pages")
+
+    def parse_sitemap(self, response: Response) -> Iterator[Request]:
+        """URLs of a sitemap (pages at depth 0, like start URLs) or of a sitemap index (more sitemaps),
+        in scope and within the page budget: a sitemap lists at most max_pages pages to request."""
+        body = response.body
+        if body[:2] == b"\x1f\x8b":
+            try:
+                body = gunzip(body, max_size=self.settings.getint("DOWNLOAD_MAXSIZE"))
+            except (OSError, ValueError):
+                self.logger.warning("%s: not a readable gzipped sitemap", response.url)
+                return
+        try:
+            sitemap = Sitemap(body)
+        except (StopIteration, SyntaxError, ValueError):
+            self.logger.warning("%s: not a sitemap", response.url)
+            return
+        kind = sitemap.type
+        for entry in sitemap:
+            url = self.urls.fetchable(entry.get("loc", "").strip())
+            if not url or not self.in_scope(url) or self.sitemap_pages >= self.source.max_pages:
+                continue
+            if kind == "sitemapindex":
+                yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1,
+                              meta={"depth_reset": True})
+            elif self.follows(url):
+                if request := self.request(url, depth=0):
+                    request.meta["depth_reset"] = True  # for Scrapy's DepthMiddleware: not a hop
+                    self.sitemap_pages += 1
+                    yield request
+
+    def sitemap_failed(self, failure: Failure) -> None:
+        self.logger.warning("sitemap %s: %s", failure.request.url, failure_reason(failure)[0])
 
     def failed(self, failure: Failure) -> Iterator[Page]:
         reason, final = failure_reason(failure)
