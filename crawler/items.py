@@ -27,6 +27,8 @@ class Page:
     content_sha256: str | None = None  # of the response body as received (decoded transfer encoding)
     etag: str | None = None  # validators, for a later conditional recrawl
     last_modified: str | None = None
+    crawled_at: float | None = None  # Unix time of the fetch (what recrawl_after is measured from)
+    recrawl: str | None = None  # in a recrawl: fresh, not_modified, unchanged, changed or new
     warc: dict[str, Any] | None = None  # where its response record is: {"file", "offset", "length"}
     text: str | None = None
     title: str | None = None

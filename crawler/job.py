@@ -55,7 +55,9 @@ def add_crawler(process: AsyncCrawlerProcess, state: CrawlState, config: CrawlCo
 
     crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
     state.open_marker(name).touch()
-    process.crawl(crawler, source=source, urls=UrlMap(**entry["urls"]), pages_file=state.pages_file(name))
+    previous = state.previous_pages(name)
+    process.crawl(crawler, source=source, urls=UrlMap(**entry["urls"]), pages_file=state.pages_file(name),
+                  previous_file=previous if previous.exists() else None)
 
 
 # Scrapy's start-up and shutdown dumps (settings, versions, enabled components, the stats mapping):

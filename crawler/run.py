@@ -8,6 +8,7 @@ with the same sources, config and `out`.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 from crawler.config import CrawlConfig, Source
 from crawler.items import counts_toward_budget
 from crawler.serve import serve_directory
-from crawler.state import COMPLETE, CrawlState, read_pages
+from crawler.state import COMPLETE, CrawlState, read_index, read_pages
 from crawler.urls import UrlMap, canonical, document_id
 from tokenmill.config import to_dict
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
@@ -59,6 +60,7 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
             served_directory(source)  # fail before starting anything
     state = CrawlState(out.with_name(out.name + ".partial"))
     ports = start_or_resume(state, sources, config)
+    link_previous(state, sources, out)
     with ExitStack() as stack:
         for source in sources:
             if source.serve is not None:
@@ -77,6 +79,22 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
         raise TransientError(f"crawl of {detail} stopped before the end; "
                              f"run it again with the same output ({out}) to resume")
     return finalise(state, sources, out, config)
+
+
+def link_previous(state: CrawlState, sources: list[Source], out: Path) -> None:
+    """For sources with recrawl_after, keep the last crawl in `out` at hand (hard links, so that
+    `out` can be replaced at the end): its page index (with the text) and its WARC."""
+    for source in sources:
+        index = out / "pages" / f"{source.name}.jsonl.gz"
+        target = state.previous_pages(source.name)
+        if source.recrawl_after is None or not index.exists() or target.exists():
+            continue
+        state.previous_dir.mkdir(parents=True, exist_ok=True)
+        warc = out / "warc" / f"{source.name}.warc.gz"
+        if warc.exists():
+            os.link(warc, state.previous_dir / warc.name)
+        os.link(index, target)  # last: its presence says the previous crawl is complete here
+        logger.info("%s: recrawl of %s (pages older than %s are revalidated)", source.name, out, source.recrawl_after)
 
 
 def served_directory(source: Source) -> Path:
@@ -233,8 +251,14 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     write_documents(documents, staging / "documents", config.shard_size)
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
-    for source, pages in kept.items():
-        write_warc(state.warc_dir, pages, staging / "warc" / f"{source}.warc.gz")
+    (staging / "pages").mkdir()
+    for source in sources:
+        pages = kept[source.name]
+        write_warc(state.warc_dir, state.previous_dir, pages, staging / "warc" / f"{source.name}.warc.gz")
+        write_index(pages, staging / "pages" / f"{source.name}.jsonl.gz")
+        if state.previous_pages(source.name).exists():
+            stats.extra["sources"][source.name]["recrawl"] = recrawl_stats(read_index(state.previous_pages(source.name)),
+                                                                           pages)
     stats.write(staging)
     replace_path(staging, out)
     shutil.rmtree(state.root, ignore_errors=True)
@@ -261,29 +285,50 @@ def describe_losses(source_stats: dict[str, Any]) -> str:
     return f"{source_stats['pages_tried']} pages tried: {reasons}" + (f" (refused addresses: {refused})" if refused else "")
 
 
-def write_warc(runs: Path, pages: list[dict[str, Any]], path: Path) -> None:
+def write_warc(runs: Path, previous: Path, pages: list[dict[str, Any]], path: Path) -> None:
     """The final WARC of a source: the response record of each page's chosen outcome, once, in URL
-    order, copied byte for byte (each record is its own gzip member) from the runs' files. Records
-    that no page line points at (written just before a kill) and repeats are left behind."""
-    handles: dict[str, Any] = {}
+    order, copied byte for byte (each record is its own gzip member) from the runs' files (or, for
+    a page carried over by a recrawl, the previous crawl's). Records that no page line points at
+    (written just before a kill) and repeats are left behind. Each page's `warc` is updated to
+    where its record now is."""
+    handles: dict[Path, Any] = {}
     try:
         with open(path, "wb") as out:
             for page in sorted((p for p in pages if p.get("warc")), key=lambda p: canonical(p["url"])):
                 ref = page["warc"]
-                if ref["file"] not in handles:
-                    handles[ref["file"]] = open(runs / ref["file"], "rb")
-                source = handles[ref["file"]]
-                source.seek(ref["offset"])
-                remaining = ref["length"]
+                file = (previous if ref.get("previous") else runs) / ref["file"]
+                if file not in handles:
+                    handles[file] = open(file, "rb")
+                handles[file].seek(ref["offset"])
+                offset, remaining = out.tell(), ref["length"]
                 while remaining:
-                    block = source.read(min(remaining, 1 << 20))
+                    block = handles[file].read(min(remaining, 1 << 20))
                     if not block:
-                        raise TransientError(f"{runs / ref['file']}: shorter than its page records say")
+                        raise TransientError(f"{file}: shorter than its page records say")
                     out.write(block)
                     remaining -= len(block)
+                page["warc"] = {"file": path.name, "offset": offset, "length": ref["length"]}
     finally:
         for handle in handles.values():
             handle.close()
+
+
+def write_index(pages: list[dict[str, Any]], path: Path) -> None:
+    """The page records of a finished crawl (text, links, validators, WARC position): what an
+    incremental recrawl starts from. Deterministic bytes (no gzip timestamp)."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
+        for page in sorted(pages, key=lambda p: canonical(p["url"])):
+            handle.write((json.dumps(page, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def recrawl_stats(previous: Iterator[dict[str, Any]], pages: list[dict[str, Any]]) -> dict[str, int]:
+    """How the pages of the previous crawl fared: not due yet (fresh), not modified (304 or the
+    same bytes), changed, gone (no document now); and the new pages."""
+    had = {canonical(p["url"]) for p in previous if p.get("text")}
+    now = {canonical(p["url"]): p for p in pages if p["text"] is not None}
+    counts = Counter(p.get("recrawl") for key, p in now.items() if key in had)
+    return {"fresh": counts["fresh"], "not_modified": counts["not_modified"] + counts["unchanged"],
+            "changed": counts["changed"], "new": sum(key not in had for key in now), "gone": len(had - set(now))}
 
 
 def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:

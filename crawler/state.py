@@ -6,10 +6,12 @@
     state/<source>/jobdir/       Scrapy's JOBDIR (request queue and seen-set)
     state/<source>/open          present while a crawl runs; left behind when the JOBDIR may be stale
     state/<source>/closed.json   why the last run of the source's spider stopped
+    previous/                  for a recrawl: the last crawl's page index and WARC (hard links)
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -46,6 +48,14 @@ class CrawlState:
     def open_marker(self, source: str) -> Path:
         return self.source_dir(source) / "open"
 
+    @property
+    def previous_dir(self) -> Path:
+        """The previous crawl's page index and WARC, linked here for an incremental recrawl."""
+        return self.root / "previous"
+
+    def previous_pages(self, source: str) -> Path:
+        return self.previous_dir / f"{source}.pages.jsonl.gz"
+
     def closed_file(self, source: str) -> Path:
         return self.source_dir(source) / "closed.json"
 
@@ -75,6 +85,15 @@ class CrawlState:
     def next_warc(self, source: str) -> Path:
         runs = len(list(self.warc_dir.glob(f"{source}-*.warc.gz")))
         return self.warc_dir / f"{source}-{runs:05d}.warc.gz"
+
+
+def read_index(path: Path) -> Iterator[dict[str, Any]]:
+    """The page records of a finished crawl (<out>/pages/<source>.jsonl.gz)."""
+    if not path.exists():
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
 
 
 def read_pages(path: Path) -> Iterator[dict[str, Any]]:

@@ -4,6 +4,7 @@ stops at max_pages, turns only HTML into pages with text."""
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -25,14 +26,15 @@ from twisted.python.failure import Failure
 from crawler.config import Source
 from crawler.items import Page, counts_toward_budget
 from crawler.middlewares import AddressRefused, RobotsUnavailable
-from crawler.state import read_pages
+from crawler.state import read_index, read_pages
 from crawler.urls import UrlMap, canonical
 
 
 class SourceSpider(scrapy.Spider):
     name = "source"
 
-    def __init__(self, source: Source, urls: UrlMap, pages_file: Path, **kwargs: Any):
+    def __init__(self, source: Source, urls: UrlMap, pages_file: Path, previous_file: Path | None = None,
+                 **kwargs: Any):
         super().__init__(name=source.name, **kwargs)
         self.source = source
         self.urls = urls
@@ -45,8 +47,13 @@ class SourceSpider(scrapy.Spider):
         self.fetched = earlier.fetched  # pages fetched so far, earlier runs included
         self.transient_failures = 0  # failures this run that a resumed crawl must try again
         self.sitemap_pages = 0  # page requests taken from sitemaps this run
+        # an incremental recrawl: the previous crawl's pages with a document, by canonical URL
+        self.previous = {canonical(r["url"]): r for r in read_index(previous_file) if r.get("text")} \
+            if previous_file else {}
 
-    async def start(self) -> AsyncIterator[Request]:
+    async def start(self) -> AsyncIterator[Request | Page]:
+        async for item in self.revisit():
+            yield item
         for url in self.source.sitemap_urls:
             yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1)
         for url in self.source.start_urls:
@@ -58,10 +65,45 @@ class SourceSpider(scrapy.Spider):
             if request := self.request(self.urls.fetchable(url), depth=depth):
                 yield request
 
+    async def revisit(self) -> AsyncIterator[Request | Page]:
+        """A recrawl first deals with the pages it already has: those younger than recrawl_after are
+        carried over as they are ("fresh"); the others are asked for again with their validators
+        (If-None-Match / If-Modified-Since), so that an unchanged page costs a 304."""
+        if not self.previous:
+            return
+        max_age, now = self.source.recrawl_after_s or 0.0, time.time()
+        stale = []
+        for key, record in sorted(self.previous.items(), key=lambda item: (item[1]["depth"], item[0])):
+            if key in self.done:
+                continue
+            if now - (record.get("crawled_at") or 0) < max_age and self.fetched < self.source.max_pages:
+                page = Page(**{**carried_fields(record), "recrawl": "fresh"})
+                self.done.add(key)
+                self.fetched += 1
+                yield page
+            else:
+                stale.append(record)
+        for record in stale:
+            if request := self.request(self.urls.fetchable(record["url"]), depth=record["depth"]):
+                yield request
+        for key, record in self.previous.items():  # the links of the fresh pages lead on
+            if key in self.done and record["depth"] < self.source.max_depth:
+                for link in record["links"]:
+                    if request := self.request(self.urls.fetchable(link), depth=record["depth"] + 1):
+                        yield request
+
     def request(self, url: str, depth: int) -> Request | None:
-        if canonical(self.urls.stable(url)) in self.done or self.fetched >= self.source.max_pages:
+        key = canonical(self.urls.stable(url))
+        if key in self.done or self.fetched >= self.source.max_pages:
             return None
-        return Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
+        request = Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
+        if (previous := self.previous.get(key)) is not None:
+            if previous.get("etag"):
+                request.headers["If-None-Match"] = previous["etag"]
+            if previous.get("last_modified"):
+                request.headers["If-Modified-Since"] = previous["last_modified"]
+            request.meta["handle_httpstatus_list"] = [304]
+        return request
 
     def follows(self, url: str) -> bool:
         """The source's allow/deny rules, as LinkExtractor applies them to links."""
@@ -82,16 +124,30 @@ class SourceSpider(scrapy.Spider):
 
     def parse(self, response: Response) -> Iterator[Page | Request]:
         page = self.page(response.request, response.url, status=response.status, response=response)
+        previous = self.previous.get(canonical(page.url))
+        if response.status == 304 and previous is not None:
+            page = Page(**{**carried_fields(previous), "recrawl": "not_modified", "crawled_at": page.crawled_at,
+                           "depth": page.depth})
         if not self.spend_budget(page):
             yield page
             return
+        if page.recrawl == "not_modified":
+            yield page
+            yield from self.follow(page)
+            return
+        if self.previous:
+            page.recrawl = "new" if previous is None else (
+                "unchanged" if previous.get("content_sha256") == page.content_sha256 else "changed")
         if not isinstance(response, HtmlResponse):
             page.dropped = "not_html"
         elif page.depth < self.source.max_depth and self.fetched < self.source.max_pages:
             found = (link.url for link in self.links.extract_links(response))
             page.links = sorted({self.urls.stable(url) for url in found if self.in_scope(url)})
         yield page
-        for link in page.links:
+        yield from self.follow(page)
+
+    def follow(self, page: Page) -> Iterator[Request]:
+        for link in page.links if page.depth < self.source.max_depth else ():
             if request := self.request(self.urls.fetchable(link), depth=page.depth + 1):
                 yield request
         if self.fetched >= self.source.max_pages:
@@ -157,6 +213,15 @@ class SourceSpider(scrapy.Spider):
         )
 
 
+def carried_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A previous crawl's page record as the fields of a Page of this crawl (its WARC record is
+    the previous crawl's, see crawler.run.write_warc)."""
+    fields = {k: v for k, v in record.items() if k in Page.__dataclass_fields__ and k != "response"}
+    if fields.get("warc"):
+        fields["warc"] = {**fields["warc"], "previous": True}
+    return fields
+
+
 def response_facts(response: Response, snapshot: bool) -> dict[str, Any]:
     """What a document records about its response. `fetched_at` is the time of the fetch (UTC);
     for a served local copy (`snapshot`) it is the file's Last-Modified, the date of the copy,
@@ -176,6 +241,7 @@ def response_facts(response: Response, snapshot: bool) -> dict[str, Any]:
         "content_sha256": hashlib.sha256(response.body).hexdigest(),
         "etag": (response.headers.get(b"ETag") or b"").decode("latin-1") or None,
         "last_modified": (response.headers.get(b"Last-Modified") or b"").decode("latin-1") or None,
+        "crawled_at": round(time.time(), 3),
     }
 
 
