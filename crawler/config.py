@@ -126,6 +126,7 @@ class CrawlConfig:
     max_response_bytes: int = 5 * 1024 * 1024  # larger responses are dropped ("too_large")
     shard_size: int = 10_000  # documents per output Parquet shard
     min_text_chars: int = 200  # pages with less extracted text are dropped ("too_short")
+    extract_workers: int = 2  # processes extracting text beside the crawl (0: in the crawl's event loop)
     progress_every: int = 50  # log a progress line every this many pages
 
     def __post_init__(self) -> None:
@@ -134,7 +135,7 @@ class CrawlConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}: must be > 0, got {getattr(self, key)}")
-        for key in ("download_delay", "retry_times", "min_text_chars", "retry_after_max_s"):
+        for key in ("download_delay", "retry_times", "min_text_chars", "retry_after_max_s", "extract_workers"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if not self.user_agent.strip():

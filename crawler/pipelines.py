@@ -8,8 +8,11 @@ an orphan that the final WARC leaves out (crawler.run.write_warc), so the two al
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
@@ -29,19 +32,37 @@ WIRE_HEADERS = {b"content-encoding", b"transfer-encoding", b"content-length"}
 
 
 class ExtractPipeline:
-    """Main text, title and lang of HTML pages; pages with too little text are dropped."""
+    """Main text, title and lang of HTML pages; pages with too little text are dropped.
 
-    def __init__(self, min_text_chars: int):
+    Extraction (trafilatura, CPU-bound) runs in a pool of `crawl.extract_workers` processes, so
+    that the reactor goes on downloading meanwhile; 0 runs it in the reactor's thread. The order in
+    which pages finish does not matter: the crawl's outputs are sorted by URL."""
+
+    def __init__(self, min_text_chars: int, workers: int):
         self.min_text_chars = min_text_chars
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "ExtractPipeline":
-        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"))
+        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"), crawler.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
 
-    def process_item(self, page: Page) -> Page:
+    def open_spider(self) -> None:
+        if self.workers > 0:
+            # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def close_spider(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    async def process_item(self, page: Page) -> Page:
         if page.dropped is not None or not isinstance(page.response, TextResponse):
             return page
-        extracted = extract_page(page.response.text, url=page.url)
+        if self.pool is not None:
+            extracted = await asyncio.wrap_future(self.pool.submit(extract_page, page.response.text, page.url))
+        else:
+            extracted = extract_page(page.response.text, url=page.url)
         if extracted is None:
             page.dropped = "not_html"
             return page

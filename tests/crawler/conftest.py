@@ -93,7 +93,9 @@ def source_for(server: HttpServer, directory: Path, **fields) -> Source:
     return load_source(str(write_source(directory, **fields)))
 
 
-FAST = {"download_delay": 0.0, "concurrent_requests_per_domain": 8}  # a local test server needs no politeness
+# a local test server needs no politeness; extraction in the event loop spares the tests a process
+# pool's start-up (test_crawl.py checks that the pool gives the same documents)
+FAST = {"download_delay": 0.0, "concurrent_requests_per_domain": 8, "extract_workers": 0}
 
 
 def crawl_config(**fields) -> CrawlConfig:

@@ -81,8 +81,9 @@ def test_raw_responses_are_in_warc(small_crawl):
 
 
 def test_crawls_of_an_unchanged_site_are_identical(small_crawl, tmp_path):
+    """... also when the text is extracted in a process pool rather than in the event loop."""
     server, out, stats = small_crawl
-    again = crawl([source_for(server, tmp_path, **SMALL_FIELDS)], tmp_path / "again", crawl_config())
+    again = crawl([source_for(server, tmp_path, **SMALL_FIELDS)], tmp_path / "again", crawl_config(extract_workers=2))
     assert again == stats
     first, second = (pq.read_table(d / "documents").drop(["fetched_at"]) for d in (out, tmp_path / "again"))
     assert first.equals(second)  # all but the time of the fetch
