@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.crawler import AsyncCrawlerProcess, Crawler
 
+from crawler import addresses
 from crawler.config import CrawlConfig, Source
 from crawler.settings import project_settings, scrapy_settings
 from crawler.spiders.source import SourceSpider
@@ -52,7 +55,33 @@ def add_crawler(process: AsyncCrawlerProcess, state: CrawlState, config: CrawlCo
 
     crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
     state.open_marker(name).touch()
-    process.crawl(crawler, source=source, urls=UrlMap(**entry["urls"]), pages_file=state.pages_file(name))
+    previous = state.previous_pages(name)
+    process.crawl(crawler, source=source, urls=UrlMap(**entry["urls"]), pages_file=state.pages_file(name),
+                  previous_file=previous if previous.exists() else None)
+
+
+# Scrapy's start-up and shutdown dumps (settings, versions, enabled components, the stats mapping):
+# ~90 lines per crawl that say nothing the crawl's stats.json and job.json do not
+QUIET_LOGGERS = ("scrapy.middleware", "scrapy.addons", "scrapy.statscollectors")
+DUMPS = ("Overridden settings", "Versions", "Enabled addons", "Scrapy %(version)s started")
+
+
+class NoDumps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(DUMPS)
+
+
+def quiet_scrapy_dumps() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("scrapy.crawler", "scrapy.utils.log"):
+        logging.getLogger(name).addFilter(NoDumps())
+
+
+def source_hosts(source: Source) -> set[str]:
+    """The hosts a source's allow_private applies to: its domains and its URLs' hosts."""
+    hosts = {d.lower() for d in source.allowed_domains}
+    return hosts | {(urlsplit(url).hostname or "") for url in [*source.start_urls, *source.sitemap_urls]} - {""}
 
 
 def main(argv: list[str]) -> int:
@@ -60,7 +89,13 @@ def main(argv: list[str]) -> int:
     die_with_parent(parent)
     job = json.loads(state.job_file.read_text(encoding="utf-8"))
     config = build(CrawlConfig, job["config"], where=str(state.job_file))
+    sources = [build(Source, entry["source"], where=str(state.job_file)) for entry in job["sources"]]
+    # one resolver serves the whole process: it learns every source's hosts and allowance first
+    addresses.POLICY.domains = addresses.AddressPolicy.from_sources(
+        (source_hosts(source), source.allow_private) for source in sources).domains
+    quiet_scrapy_dumps()
     process = AsyncCrawlerProcess(project_settings())
+    quiet_scrapy_dumps()  # again: the process's logging set-up resets the levels of Scrapy's loggers
     for entry in job["sources"]:
         add_crawler(process, state, config, entry)
     process.start()

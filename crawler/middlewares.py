@@ -1,69 +1,168 @@
-"""Downloader middleware: keep a crawl of the public web off the machine's own networks.
+"""Downloader middlewares: the address guard's request side, robots.txt with Crawl-delay and
+RFC 9309's rules for unavailable robots.txt, and Retry-After.
 
 Staying on `allowed_domains` is Scrapy's OffsiteMiddleware's job (enabled by default, fed by the
-spider's `allowed_domains`); this one resolves each host and refuses loopback, private, link-local
-and other non-public addresses unless the source says `allow_private: true`.
+spider's `allowed_domains`). The addresses a request may connect to are decided in
+crawler.addresses and crawler.resolver (the resolver filters every answer); this middleware refuses what can be refused
+before connecting (non-http(s) schemes, IP literals) and turns a resolver refusal into a named one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
+import logging
 from typing import Any
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
+from scrapy.http import Request, Response
 from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.error import DNSLookupError
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from crawler import addresses
+from crawler.politeness import host_delays, retry_after_seconds
 
-
-class PrivateAddressRefused(IgnoreRequest):
-    """The request's host is (or resolves to) an address that is not on the public internet."""
-
-
-def is_public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+logger = logging.getLogger(__name__)
 
 
-class PrivateAddressMiddleware:
+class AddressRefused(IgnoreRequest):
+    """The request's scheme or address is not on the public web (and the source did not allow it)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class AddressGuardMiddleware:
     def __init__(self, crawler: Any):
         self.crawler = crawler
-        self.addresses: dict[str, list[Address]] = {}  # host -> its addresses, resolved once
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "PrivateAddressMiddleware":
+    def from_crawler(cls, crawler: Any) -> "AddressGuardMiddleware":
         return cls(crawler)
 
-    async def process_request(self, request: Any) -> None:
-        if self.crawler.spider.source.allow_private:
-            return None
-        host = urlparse_cached(request).hostname or ""
-        refused = [a for a in await self.resolve(host) if not is_public(a)]
-        if refused:
-            self.crawler.stats.inc_value("tokenmill/refused_private")
-            raise PrivateAddressRefused(
-                f"refused {request.url}: {host} is {refused[0]}, not a public address "
-                "(set allow_private: true in the source to crawl it)"
-            )
+    def process_request(self, request: Request) -> None:
+        parts = urlparse_cached(request)
+        if addresses.scheme_refusal(parts.scheme):
+            raise refused(self.crawler, request, "scheme", f"the scheme {parts.scheme!r} is not http(s)")
+        host = parts.hostname or ""
+        try:
+            literal = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return None  # a name: the resolver filters its answers when connecting
+        reason = addresses.POLICY.allowance(host).refusal(literal)
+        if reason is not None:
+            raise refused(self.crawler, request, reason, f"{host} is a {reason} address")
         return None
 
-    async def resolve(self, host: str) -> list[Address]:
-        if host not in self.addresses:
-            self.addresses[host] = await resolve(host)
-        return self.addresses[host]
 
 
-async def resolve(host: str) -> list[Address]:
-    """The host's addresses; [] when it does not resolve (the download then fails and says so)."""
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return []
-    return sorted({ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}, key=str)
+class ResolverRefusalMiddleware(AddressGuardMiddleware):
+    """Names the refusal when a host resolved only to refused addresses (the connection then fails
+    with a DNS lookup error); placed above RetryMiddleware so that such a request is not retried."""
+
+    def process_request(self, request: Request) -> None:
+        return None
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        if isinstance(exception, (CannotResolveHostError, DNSLookupError)):
+            host = urlparse_cached(request).hostname or ""
+            reason = addresses.POLICY.refusal_of(host)
+            if reason is not None:
+                raise refused(self.crawler, request, reason, f"{host} resolves only to {reason} addresses")
+        return None
+
+
+def refused(crawler: Any, request: Request, reason: str, why: str) -> AddressRefused:
+    crawler.stats.inc_value(f"tokenmill/refused/{reason}")
+    return AddressRefused(f"refused {request.url}: {why} (set allow_private in the source to crawl it)", reason)
+
+
+class RobotsUnavailable(IgnoreRequest):
+    """robots.txt answered 5xx or could not be fetched: RFC 9309 says assume the host is disallowed."""
+
+
+class DisallowAll:
+    """The robots parser of a host whose robots.txt is unavailable."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def allowed(self, url: str, user_agent: Any) -> bool:
+        return False
+
+
+class PoliteRobotsMiddleware(RobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, plus: Crawl-delay (a floor under the host's delay), a
+    robots.txt answered 5xx or unreachable disallows the host (RFC 9309 §2.3.1.4), 4xx allows it.
+    A robots.txt refused by the address guard leaves the decision to the guard (the page request
+    is refused with its reason)."""
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        if response.status >= 500:
+            self.unavailable(netloc, f"robots.txt answered {response.status}")
+            return
+        if 400 <= response.status < 500:
+            response = response.replace(body=b"")  # no rules: everything allowed
+        await super()._parse_robots(response, netloc, request)
+        parser = self._parsers[netloc]
+        delay = crawl_delay(parser, self._robotstxt_useragent or self._default_useragent)
+        if delay:
+            host_delays(self.crawler).set_floor(request, delay)
+            self._stats.max_value("tokenmill/robots_crawl_delay", delay)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        if isinstance(exc, AddressRefused):
+            super()._robots_error(exc, netloc)  # no parser: the guard refuses the page itself
+            return
+        self.unavailable(netloc, f"robots.txt unreachable ({type(exc).__name__})")
+
+    def unavailable(self, netloc: str, why: str) -> None:
+        logger.warning("%s: %s; the host is disallowed for this crawl (RFC 9309)", netloc, why)
+        self._stats.inc_value("tokenmill/robots_unavailable_hosts")
+        waiting = self._parsers[netloc]
+        self._parsers[netloc] = DisallowAll(why)
+        waiting.callback(self._parsers[netloc])
+
+    def process_request_2(self, rp: Any, request: Request) -> None:
+        if isinstance(rp, DisallowAll):
+            self._stats.inc_value("robotstxt/forbidden")
+            raise RobotsUnavailable(f"robots.txt unavailable: {rp.why}")
+        super().process_request_2(rp, request)
+
+
+def crawl_delay(parser: Any, user_agent: str) -> float | None:
+    protego = getattr(parser, "rp", None)  # scrapy.robotstxt.ProtegoRobotParser keeps Protego's parser
+    if protego is None or not hasattr(protego, "crawl_delay"):
+        return None
+    delay = protego.crawl_delay(user_agent)
+    return float(delay) if delay else None
+
+
+class RetryAfterMiddleware:
+    """On 429 and 503: pause the host (its downloader slot, not the crawl) for Retry-After
+    (seconds or an HTTP date, capped at crawl.retry_after_max_s); without one, back off
+    exponentially from the host's delay. RetryMiddleware then retries the request, which waits
+    in the host's queue until the pause ends."""
+
+    STATUSES = (429, 503)
+
+    def __init__(self, crawler: Any):
+        self.crawler = crawler
+        self.cap = crawler.settings.getfloat("TOKENMILL_RETRY_AFTER_MAX")
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "RetryAfterMiddleware":
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        delays = host_delays(self.crawler)
+        if response.status not in self.STATUSES:
+            delays.answered(request)
+            return response
+        seconds = retry_after_seconds(response.headers.get(b"Retry-After", b"").decode("latin-1"))
+        pause = delays.pause(request, seconds, self.cap)
+        self.crawler.stats.inc_value(f"tokenmill/retry_after/{response.status}")
+        logger.info("%s answered %d: pausing %s for %.1f s", request.url, response.status,
+                    urlparse_cached(request).hostname, pause)
+        return response

@@ -1,13 +1,18 @@
 """Item pipelines, in order: extract the text, keep the raw response in WARC, record the page.
 
-A page is recorded (pages.jsonl, flushed per line) only after its response is in the WARC file, so
-a page that the crawl state calls done is never missing from the archive.
+A page is recorded (pages.jsonl, flushed per line) only after its response is in the WARC file,
+and the record says where (file, offset, length). A page the crawl state calls done is never
+missing from the archive; a WARC record written just before a kill, without its page line, is
+an orphan that the final WARC leaves out (crawler.run.write_warc), so the two always agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
@@ -27,19 +32,37 @@ WIRE_HEADERS = {b"content-encoding", b"transfer-encoding", b"content-length"}
 
 
 class ExtractPipeline:
-    """Main text, title and lang of HTML pages; pages with too little text are dropped."""
+    """Main text, title and lang of HTML pages; pages with too little text are dropped.
 
-    def __init__(self, min_text_chars: int):
+    Extraction (trafilatura, CPU-bound) runs in a pool of `crawl.extract_workers` processes, so
+    that the reactor goes on downloading meanwhile; 0 runs it in the reactor's thread. The order in
+    which pages finish does not matter: the crawl's outputs are sorted by URL."""
+
+    def __init__(self, min_text_chars: int, workers: int):
         self.min_text_chars = min_text_chars
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "ExtractPipeline":
-        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"))
+        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"), crawler.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
 
-    def process_item(self, page: Page) -> Page:
+    def open_spider(self) -> None:
+        if self.workers > 0:
+            # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def close_spider(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    async def process_item(self, page: Page) -> Page:
         if page.dropped is not None or not isinstance(page.response, TextResponse):
             return page
-        extracted = extract_page(page.response.text, url=page.url)
+        if self.pool is not None:
+            extracted = await asyncio.wrap_future(self.pool.submit(extract_page, page.response.text, page.url))
+        else:
+            extracted = extract_page(page.response.text, url=page.url)
         if extracted is None:
             page.dropped = "not_html"
             return page
@@ -64,9 +87,9 @@ class WarcPipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "ab")
+        self.path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "ab")
         self.writer = WARCWriter(self.handle, gzip=True)
 
     def close_spider(self) -> None:
@@ -75,16 +98,19 @@ class WarcPipeline:
 
     def process_item(self, page: Page) -> Page:
         response = page.response
-        if response is None or self.writer is None:
+        if response is None or self.writer is None or page.dropped == "max_pages":
             return page
         headers = [(k.decode("latin-1"), v.decode("latin-1"))
                    for k, values in response.headers.items() if k.lower() not in WIRE_HEADERS for v in values]
         headers.append(("Content-Length", str(len(response.body))))
         status = StatusAndHeaders(f"{response.status} {http_reason(response.status)}", headers, protocol="HTTP/1.1")
-        record = self.writer.create_warc_record(response.url, "response", payload=BytesIO(response.body),
+        # the page's stable URL, as in the documents (a served site's ephemeral port replaced)
+        record = self.writer.create_warc_record(page.url, "response", payload=BytesIO(response.body),
                                                 http_headers=status)
+        offset = self.handle.tell()
         self.writer.write_record(record)
         self.handle.flush()
+        page.warc = {"file": self.path.name, "offset": offset, "length": self.handle.tell() - offset}
         return page
 
 

@@ -8,9 +8,11 @@ with the same sources, config and `out`.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,17 +27,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawler.config import CrawlConfig, Source
+from crawler.items import counts_toward_budget
 from crawler.serve import serve_directory
-from crawler.state import COMPLETE, CrawlState, read_pages
+from crawler.state import COMPLETE, CrawlState, read_index, read_pages
 from crawler.urls import UrlMap, canonical, document_id
 from tokenmill.config import to_dict
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
-from tokenmill.errors import UserError
+from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import StageStats, replace_path, write_json
 
 logger = logging.getLogger(__name__)
+scrapy_log = logging.getLogger("crawler")  # the Scrapy child's log lines, forwarded (see forward_log)
 
-DOCUMENT_COLUMNS = ["id", "text", "depth", "lang", "source", "title", "url"]
+# why a page gave no document, when that is the site's trouble rather than the source's settings:
+# a crawl that stored nothing for one of these reasons may succeed when tried again
+TRANSIENT_REASONS = {"network_error", "timeout", "dns_error", "robots_unavailable", "http_429"}
+
+DOCUMENT_COLUMNS = ["id", "text", "canonical_url", "content_sha256", "content_type", "declared_charset", "depth",
+                    "detected_charset", "fetched_at", "lang", "license", "source", "source_languages", "status",
+                    "title", "url"]
 
 
 def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
@@ -50,6 +60,7 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
             served_directory(source)  # fail before starting anything
     state = CrawlState(out.with_name(out.name + ".partial"))
     ports = start_or_resume(state, sources, config)
+    link_previous(state, sources, out)
     with ExitStack() as stack:
         for source in sources:
             if source.serve is not None:
@@ -62,11 +73,28 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
         for source in sources:
             state.prepare_run(source.name)
         run_child(state)
-    unfinished = [s.name for s in sources if state.close_reason(s.name) not in COMPLETE]
+    unfinished = {s.name: state.close_reason(s.name) for s in sources if state.close_reason(s.name) not in COMPLETE}
     if unfinished:
-        raise UserError(f"crawl of {', '.join(unfinished)} stopped before the end; "
-                        f"run it again with the same output ({out}) to resume")
+        detail = ", ".join(f"{name} ({reason or 'no reason recorded'})" for name, reason in unfinished.items())
+        raise TransientError(f"crawl of {detail} stopped before the end; "
+                             f"run it again with the same output ({out}) to resume")
     return finalise(state, sources, out, config)
+
+
+def link_previous(state: CrawlState, sources: list[Source], out: Path) -> None:
+    """For sources with recrawl_after, keep the last crawl in `out` at hand (hard links, so that
+    `out` can be replaced at the end): its page index (with the text) and its WARC."""
+    for source in sources:
+        index = out / "pages" / f"{source.name}.jsonl.gz"
+        target = state.previous_pages(source.name)
+        if source.recrawl_after is None or not index.exists() or target.exists():
+            continue
+        state.previous_dir.mkdir(parents=True, exist_ok=True)
+        warc = out / "warc" / f"{source.name}.warc.gz"
+        if warc.exists():
+            os.link(warc, state.previous_dir / warc.name)
+        os.link(index, target)  # last: its presence says the previous crawl is complete here
+        logger.info("%s: recrawl of %s (pages older than %s are revalidated)", source.name, out, source.recrawl_after)
 
 
 def served_directory(source: Source) -> Path:
@@ -108,7 +136,8 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
         if source.serve is not None:
             urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))
             source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
-                                         start_urls=[urls.fetch_origin + path for path in source.start_urls])
+                                         start_urls=[urls.fetch_origin + path for path in source.start_urls],
+                                         sitemap_urls=[urls.fetch_origin + path for path in source.sitemap_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
     write_json(state.job_file, {"spec": job_spec(sources, config), "ports": ports, "config": to_dict(config),
                                 "sources": entries})
@@ -119,14 +148,55 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
 def run_child(state: CrawlState) -> None:
     """Run Scrapy in a child process (its own session: a Ctrl-C reaches it only through us)."""
     command = [sys.executable, "-m", "crawler.job", str(state.root), str(os.getpid())]
-    child = subprocess.Popen(command, start_new_session=True)
-    with stop_gracefully(child) as received:
+    child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, encoding="utf-8", errors="replace", bufsize=1)
+    forwarder = threading.Thread(target=forward_log, args=(child.stdout,), name="crawl log", daemon=True)
+    with log_to_stderr_unless_configured(), stop_gracefully(child) as received:
+        forwarder.start()
         code = child.wait()
+        forwarder.join(timeout=10)
     if received:  # the child has saved its state; now stop as the signal asked
         signal.raise_signal(received[0])
     if code != 0:
-        raise UserError(f"the crawler exited with status {code} (its log is above); "
-                        "run the crawl again with the same output to resume")
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise TransientError(f"the crawl process {how} (its log is above); "
+                             "run the crawl again with the same output to resume")
+
+
+LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): ?(.*)")
+
+
+def forward_log(stream: Any) -> None:
+    """The child's log lines into the logger `crawler` at their level, INFO at least (lines of a
+    multi-line message, such as a traceback, keep the level of the line they continue)."""
+    level = logging.INFO
+    for line in stream:
+        line = line.rstrip("\n")
+        match = LOG_LINE.fullmatch(line)
+        if match:
+            level = max(logging.INFO, logging.getLevelName(match.group(1)))
+            line = f"{match.group(2)}: {match.group(3)}"
+        if line:
+            scrapy_log.log(level, "%s", line)
+
+
+@contextmanager
+def log_to_stderr_unless_configured() -> Iterator[None]:
+    """Where nothing handles the `crawler` logger (a plain script or the CLI), print its lines to
+    stderr for the crawl's duration; an application that configured logging (Prefect) gets them."""
+    if scrapy_log.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    scrapy_log.addHandler(handler)
+    previous = scrapy_log.level
+    scrapy_log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        scrapy_log.removeHandler(handler)
+        scrapy_log.setLevel(previous)
 
 
 @contextmanager
@@ -160,8 +230,9 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     (staging / "warc").mkdir(parents=True)
     stats = StageStats("crawl", extra={"pages_fetched": 0, "sources": {}})
     documents: list[Document] = []
+    kept: dict[str, list[dict[str, Any]]] = {}
     for source in sources:
-        pages = outcomes(read_pages(state.pages_file(source.name)))
+        pages = kept[source.name] = outcomes(read_pages(state.pages_file(source.name)))
         documents += source_documents(source, pages)
         source_stats = page_stats(pages)
         stats.extra["sources"][source.name] = source_stats
@@ -169,17 +240,95 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
         stats.bytes_in += source_stats["bytes_fetched"]
         stats.extra["pages_fetched"] += source_stats["pages_fetched"]
         stats.removed.update(source_stats["dropped"])
+        if source_stats["documents"] == 0:
+            logger.warning("%s: no documents (%s)", source.name, describe_losses(source_stats))
+    stats.extra["refused"] = dict(sorted(sum((Counter(s["refused"]) for s in stats.extra["sources"].values()),
+                                             Counter()).items()))
+    if not documents:
+        stats.write(state.root)  # for a look; the output is not replaced
+        raise empty_crawl_error(stats, state.root / "stats.json")
     documents.sort(key=lambda d: (d.meta["url"], d.id))
     write_documents(documents, staging / "documents", config.shard_size)
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
-    for warc in sorted(state.warc_dir.glob("*.warc.gz")):
-        os.link(warc, staging / "warc" / warc.name)  # a link, not a copy: the partial dir goes next
+    (staging / "pages").mkdir()
+    for source in sources:
+        pages = kept[source.name]
+        write_warc(state.warc_dir, state.previous_dir, pages, staging / "warc" / f"{source.name}.warc.gz")
+        write_index(pages, staging / "pages" / f"{source.name}.jsonl.gz")
+        if state.previous_pages(source.name).exists():
+            stats.extra["sources"][source.name]["recrawl"] = recrawl_stats(read_index(state.previous_pages(source.name)),
+                                                                           pages)
     stats.write(staging)
     replace_path(staging, out)
     shutil.rmtree(state.root, ignore_errors=True)
     logger.info("crawl: %d pages fetched, %d documents in %s", stats.extra["pages_fetched"], len(documents), out)
     return stats.to_dict()
+
+
+def empty_crawl_error(stats: StageStats, stats_file: Path) -> Exception:
+    """A crawl that stored nothing fails: TransientError when the site did not answer (a retry may
+    help), UserError when the configuration let nothing through (refused, disallowed, off-scope)."""
+    why = describe_losses({"pages_tried": stats.documents_in, "dropped": stats.removed,
+                           "refused": stats.extra["refused"]})
+    if set(stats.removed) & TRANSIENT_REASONS or any(r.startswith("http_5") for r in stats.removed):
+        return TransientError(f"crawl stored nothing: the site did not answer ({why}); details in {stats_file}")
+    return UserError(f"crawl stored nothing: {why}; check the sources' start_urls, allow/deny, allowed_domains "
+                     f"and allow_private (details in {stats_file})")
+
+
+def describe_losses(source_stats: dict[str, Any]) -> str:
+    if not source_stats["pages_tried"]:
+        return "no page was tried"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(source_stats["dropped"].items()))
+    refused = ", ".join(f"{reason} {count}" for reason, count in sorted(source_stats.get("refused", {}).items()))
+    return f"{source_stats['pages_tried']} pages tried: {reasons}" + (f" (refused addresses: {refused})" if refused else "")
+
+
+def write_warc(runs: Path, previous: Path, pages: list[dict[str, Any]], path: Path) -> None:
+    """The final WARC of a source: the response record of each page's chosen outcome, once, in URL
+    order, copied byte for byte (each record is its own gzip member) from the runs' files (or, for
+    a page carried over by a recrawl, the previous crawl's). Records that no page line points at
+    (written just before a kill) and repeats are left behind. Each page's `warc` is updated to
+    where its record now is."""
+    handles: dict[Path, Any] = {}
+    try:
+        with open(path, "wb") as out:
+            for page in sorted((p for p in pages if p.get("warc")), key=lambda p: canonical(p["url"])):
+                ref = page["warc"]
+                file = (previous if ref.get("previous") else runs) / ref["file"]
+                if file not in handles:
+                    handles[file] = open(file, "rb")
+                handles[file].seek(ref["offset"])
+                offset, remaining = out.tell(), ref["length"]
+                while remaining:
+                    block = handles[file].read(min(remaining, 1 << 20))
+                    if not block:
+                        raise TransientError(f"{file}: shorter than its page records say")
+                    out.write(block)
+                    remaining -= len(block)
+                page["warc"] = {"file": path.name, "offset": offset, "length": ref["length"]}
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def write_index(pages: list[dict[str, Any]], path: Path) -> None:
+    """The page records of a finished crawl (text, links, validators, WARC position): what an
+    incremental recrawl starts from. Deterministic bytes (no gzip timestamp)."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
+        for page in sorted(pages, key=lambda p: canonical(p["url"])):
+            handle.write((json.dumps(page, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def recrawl_stats(previous: Iterator[dict[str, Any]], pages: list[dict[str, Any]]) -> dict[str, int]:
+    """How the pages of the previous crawl fared: not due yet (fresh), not modified (304 or the
+    same bytes), changed, gone (no document now); and the new pages."""
+    had = {canonical(p["url"]) for p in previous if p.get("text")}
+    now = {canonical(p["url"]): p for p in pages if p["text"] is not None}
+    counts = Counter(p.get("recrawl") for key, p in now.items() if key in had)
+    return {"fresh": counts["fresh"], "not_modified": counts["not_modified"] + counts["unchanged"],
+            "changed": counts["changed"], "new": sum(key not in had for key in now), "gone": len(had - set(now))}
 
 
 def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -195,7 +344,7 @@ def outcomes(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def page_stats(pages: list[dict[str, Any]]) -> dict[str, Any]:
-    fetched = [p for p in pages if p["status"] is not None and p["dropped"] != "max_pages"]
+    fetched = [p for p in pages if counts_toward_budget(p)]
     kept = [p for p in pages if p["text"] is not None]
     return {
         "pages_tried": len(pages),
@@ -204,6 +353,7 @@ def page_stats(pages: list[dict[str, Any]]) -> dict[str, Any]:
         "documents": len(kept),
         "bytes": sum(len(p["text"].encode("utf-8")) for p in kept),
         "dropped": dict(sorted(Counter(p["dropped"] for p in pages if p["text"] is None).items())),
+        "refused": dict(sorted(Counter(p["refused"] for p in pages if p.get("refused")).items())),
     }
 
 
@@ -213,8 +363,12 @@ def source_documents(source: Source, pages: list[dict[str, Any]]) -> list[Docume
         Document(
             id=document_id(source.name, page["url"]),
             text=page["text"],
-            meta={"url": page["url"], "source": source.name, "title": page["title"], "lang": page["lang"],
-                  "depth": depth.get(canonical(page["url"]), page["depth"])},
+            meta={"url": page["url"], "canonical_url": canonical(page["url"]), "source": source.name,
+                  "title": page["title"], "lang": page["lang"], "depth": depth.get(canonical(page["url"]), page["depth"]),
+                  "fetched_at": page.get("fetched_at"), "status": page["status"],
+                  "content_type": page.get("content_type"), "declared_charset": page.get("declared_charset"),
+                  "detected_charset": page.get("detected_charset"), "content_sha256": page.get("content_sha256"),
+                  "license": source.license, "source_languages": list(source.languages)},
         )
         for page in pages
         if page["text"] is not None
@@ -244,5 +398,6 @@ def write_documents(documents: list[Document], directory: Path, shard_size: int)
     with ShardWriter(directory, shard_size) as writer:
         writer.write_all(documents)
     if not documents:  # an empty shard, so that readers find the (empty) corpus and its columns
-        schema = pa.schema([(c, pa.int64() if c == "depth" else pa.string()) for c in DOCUMENT_COLUMNS])
+        types = {"depth": pa.int64(), "status": pa.int64(), "source_languages": pa.list_(pa.string())}
+        schema = pa.schema([(c, types.get(c, pa.string())) for c in DOCUMENT_COLUMNS])
         pq.write_table(schema.empty_table(), directory / SHARD_PATTERN.format(0), compression="zstd")

@@ -12,10 +12,28 @@ SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
 DOWNLOADER_MIDDLEWARES = {
-    # after OffsiteMiddleware (50), before RobotsTxtMiddleware (100): a refused host is never
+    # after OffsiteMiddleware (50), before robots.txt (100): a refused scheme or IP literal is never
     # contacted, not even for its robots.txt
-    "crawler.middlewares.PrivateAddressMiddleware": 60,
+    "crawler.middlewares.AddressGuardMiddleware": 60,
+    # exceptions reach it before RetryMiddleware (550): a resolver refusal is final, not retried
+    "crawler.middlewares.ResolverRefusalMiddleware": 580,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.PoliteRobotsMiddleware": 100,
+    # responses pass it before RetryMiddleware (550) retries a 429/503
+    "crawler.middlewares.RetryAfterMiddleware": 560,
 }
+EXTENSIONS = {
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.politeness.PoliteThrottle": 0,
+}
+# every connection goes to an address the guard allowed (crawler/resolver.py)
+TWISTED_DNS_RESOLVER = "crawler.resolver.GuardedResolver"
+# http(s) only: no file://, ftp://, s3:// or data: downloads, whatever a page links to
+DOWNLOAD_HANDLERS = {"file": None, "ftp": None, "s3": None, "data": None}
+# a host's delay is a minimum, not an average
+DOWNLOAD_DELAY_JITTER = 0.0
+# feed the hosts with the fewest requests in flight first: a paused host does not stall the others
+SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"
 ITEM_PIPELINES = {
     "crawler.pipelines.ExtractPipeline": 100,
     "crawler.pipelines.WarcPipeline": 200,
@@ -32,6 +50,7 @@ COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False  # no consoles or control servers listening on the machine
 REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # parsed by crawler.run.forward_log
 LOGSTATS_INTERVAL = 15.0
 
 
@@ -42,14 +61,21 @@ def project_settings() -> dict[str, Any]:
 def scrapy_settings(config: CrawlConfig, source: Source, jobdir: Path, pages_file: Path,
                     warc_file: Path) -> dict[str, Any]:
     """All the settings of one source's crawler."""
+    delay = source.delay_s if source.delay_s is not None else config.download_delay
+    concurrency = source.concurrency if source.concurrency is not None else config.concurrent_requests_per_domain
     return {
         **project_settings(),
         "USER_AGENT": config.user_agent,
         "ROBOTSTXT_OBEY": config.obey_robots,
         "CONCURRENT_REQUESTS": config.concurrent_requests,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrent_requests_per_domain,
-        "DOWNLOAD_DELAY": config.download_delay,
-        "AUTOTHROTTLE_ENABLED": config.autothrottle,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "DOWNLOAD_DELAY": delay,
+        # AutoThrottle raises the delay when the server slows down, from and never under `delay`;
+        # a source that asks for no delay (a local copy) gets none
+        "AUTOTHROTTLE_ENABLED": config.autothrottle and delay > 0,
+        "AUTOTHROTTLE_START_DELAY": delay,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(concurrency),
+        "TOKENMILL_RETRY_AFTER_MAX": config.retry_after_max_s,
         "RETRY_TIMES": config.retry_times,
         "DOWNLOAD_TIMEOUT": config.download_timeout,
         "DOWNLOAD_MAXSIZE": config.max_response_bytes,
@@ -59,6 +85,7 @@ def scrapy_settings(config: CrawlConfig, source: Source, jobdir: Path, pages_fil
         "DEPTH_LIMIT": source.max_depth,
         "JOBDIR": str(jobdir),
         "TOKENMILL_MIN_TEXT_CHARS": config.min_text_chars,
+        "TOKENMILL_EXTRACT_WORKERS": config.extract_workers,
         "TOKENMILL_PROGRESS_EVERY": config.progress_every,
         "TOKENMILL_PAGES_FILE": str(pages_file),
         "TOKENMILL_WARC_FILE": str(warc_file),

@@ -1,19 +1,20 @@
 """The files of a crawl in progress, in `<out>.partial/`, shared by the parent and the Scrapy child.
 
     job.json                   what the child crawls: sources (resolved), settings, served ports
-    warc/<source>-NNNNN.warc.gz  raw responses, one file per run of the child
-    state/<source>/pages.jsonl   one line per URL tried, appended and flushed as it happens
+    warc/<source>-NNNNN.warc.gz  raw responses, one file per run of the child (may end in orphans)
+    state/<source>/pages.jsonl   one line per URL tried, appended and flushed after its WARC record
     state/<source>/jobdir/       Scrapy's JOBDIR (request queue and seen-set)
     state/<source>/open          present while a crawl runs; left behind when the JOBDIR may be stale
     state/<source>/closed.json   why the last run of the source's spider stopped
+    previous/                  for a recrawl: the last crawl's page index and WARC (hard links)
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,14 @@ class CrawlState:
     def open_marker(self, source: str) -> Path:
         return self.source_dir(source) / "open"
 
+    @property
+    def previous_dir(self) -> Path:
+        """The previous crawl's page index and WARC, linked here for an incremental recrawl."""
+        return self.root / "previous"
+
+    def previous_pages(self, source: str) -> Path:
+        return self.previous_dir / f"{source}.pages.jsonl.gz"
+
     def closed_file(self, source: str) -> Path:
         return self.source_dir(source) / "closed.json"
 
@@ -69,13 +78,22 @@ class CrawlState:
             shutil.rmtree(self.jobdir(source), ignore_errors=True)
             self.open_marker(source).unlink()
         self.closed_file(source).unlink(missing_ok=True)
+        # each run writes a WARC file of its own; records of earlier runs are found through the
+        # page lines that point at them, so a resume never reads (or cuts) a WARC file
         self.warc_dir.mkdir(parents=True, exist_ok=True)
-        for warc in sorted(self.warc_dir.glob(f"{source}-*.warc.gz")):
-            truncate_partial_warc(warc)
 
     def next_warc(self, source: str) -> Path:
         runs = len(list(self.warc_dir.glob(f"{source}-*.warc.gz")))
         return self.warc_dir / f"{source}-{runs:05d}.warc.gz"
+
+
+def read_index(path: Path) -> Iterator[dict[str, Any]]:
+    """The page records of a finished crawl (<out>/pages/<source>.jsonl.gz)."""
+    if not path.exists():
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
 
 
 def read_pages(path: Path) -> Iterator[dict[str, Any]]:
@@ -89,39 +107,23 @@ def read_pages(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def truncate_partial_line(path: Path) -> None:
+def truncate_partial_line(path: Path, chunk: int = 1 << 16) -> None:
+    """Cut a last line that a kill left without its newline, reading only the file's tail."""
     if not path.exists():
         return
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(end)
-
-
-def truncate_partial_warc(path: Path) -> None:
-    """Cut a .warc.gz after its last complete record. warcio writes each record as its own gzip
-    member, so the file's complete members are its complete records."""
-    end = complete_gzip_members(path.read_bytes())
-    if end != os.path.getsize(path):
-        with open(path, "r+b") as handle:
-            handle.truncate(end)
-
-
-def complete_gzip_members(data: bytes, chunk: int = 1 << 16) -> int:
-    """The length of the longest prefix of `data` made of whole gzip members."""
-    view, position, end = memoryview(data), 0, 0
-    while position < len(data):
-        member = zlib.decompressobj(wbits=31)
-        try:
-            while not member.eof and position < len(data):
-                piece = view[position:position + chunk]
-                member.decompress(piece)
-                position += len(piece)
-        except zlib.error:
-            break
-        if not member.eof:
-            break
-        position -= len(member.unused_data)
-        end = position
-    return end
+    with open(path, "r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - chunk)
+            handle.seek(start)
+            block = handle.read(position - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                cut = start + newline + 1
+                break
+            position = start
+        else:
+            cut = 0
+        if cut != end:
+            handle.truncate(cut)

@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("flow", run_flow, "run the whole pipeline as a Prefect flow (python -m flows.pipeline)")
     p.add_argument("name", choices=["pipeline"], help="flow to run")
+
+    # crawl sources (crawler/sources.py): list them, or check source files
+    p = command("sources", run_sources, "list the crawl sources, or validate source files")
+    p.add_argument("action", choices=["list", "validate"], help="list: name, start URLs, budget, last crawl; "
+                   "validate: every problem of the files, one line each (non-zero exit if any)")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="source files to validate (default: every file under paths.sources)")
     add_operations_commands(command)
     return parser
 
@@ -196,6 +203,23 @@ def run_summary(args, params):
     from pipeline.summary import summarize
 
     print(summarize(params))
+
+
+def run_sources(args, params):
+    from crawler.sources import format_rows, list_sources, source_files, validate
+
+    if args.action == "list":
+        rows = list_sources(Path(params.paths.sources), Path(params.paths.crawl))
+        print(format_rows(rows) if rows else f"no sources in {params.paths.sources}/")
+        return None
+    files = args.files or source_files(Path(params.paths.sources))
+    errors = validate(files)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if errors:
+        raise UserError(f"{len(errors)} problem(s) in {len(files)} source file(s)")
+    print(f"{len(files)} source file(s) valid")
+    return None
 
 
 def run_report(args, params):

@@ -50,6 +50,8 @@ def make_project(root: Path) -> Path:
         "max_pages": 50,
         "max_depth": 3,
         "allow_private": True,
+        "delay_s": 0,  # a local copy: no politeness delay (the defaults are for real sites)
+        "concurrency": 8,
     }), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False), encoding="utf-8")
     return root

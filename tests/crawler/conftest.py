@@ -61,6 +61,7 @@ def chain_site(root: Path, pages: int) -> Path:
 
 class HttpServer:
     def __init__(self, directory: Path):
+        self.directory = directory
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(directory)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -92,5 +93,10 @@ def source_for(server: HttpServer, directory: Path, **fields) -> Source:
     return load_source(str(write_source(directory, **fields)))
 
 
+# a local test server needs no politeness; extraction in the event loop spares the tests a process
+# pool's start-up (test_crawl.py checks that the pool gives the same documents)
+FAST = {"download_delay": 0.0, "concurrent_requests_per_domain": 8, "extract_workers": 0}
+
+
 def crawl_config(**fields) -> CrawlConfig:
-    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every": 5} | fields))
+    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every": 5} | FAST | fields))
