@@ -11,46 +11,30 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from tqdm import tqdm
-
-from dataprep.config import PrepareConfig
-from dataprep.dedup import ExactDedup, NearDedup
-from dataprep.filters import GopherQuality, GopherRepetition
-from dataprep.language import LanguageFilter
-from dataprep.normalize import Normalize
-from dataprep.pii import PIIScrubber
+from dataprep import registry
 from dataprep.plots import write_plots
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents
 from tokenmill.errors import ConfigError
+from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory
 
-# The CLI's `tokenmill filter|dedup|scrub`; `tokenmill prepare` runs `config.steps`.
-STEP_GROUPS = {
-    "filter": ["language", "quality", "repetition"],
-    "dedup": ["exact_dedup", "near_dedup"],
-    "scrub": ["pii"],
-}
-
-# step name → how to build it from the prepare config
-STEP_BUILDERS: dict[str, Callable[[PrepareConfig, RemoveCallback], Step]] = {
-    "normalize": lambda c, on_remove: Normalize(c.normalize, on_remove),
-    "language": lambda c, on_remove: LanguageFilter(c.language, on_remove),
-    "quality": lambda c, on_remove: GopherQuality(c.quality, on_remove),
-    "repetition": lambda c, on_remove: GopherRepetition(c.repetition, on_remove),
-    "exact_dedup": lambda c, on_remove: ExactDedup(c.exact_dedup, on_remove),
-    "near_dedup": lambda c, on_remove: NearDedup(c.near_dedup, on_remove),
-    "pii": lambda c, on_remove: PIIScrubber(c.pii, on_remove),
-}
+SCRUB_REMOVED = "pii"  # removed documents are versioned and pushed with the corpus: this step scrubs them too
 
 
-def build_steps(names: list[str], config: PrepareConfig, on_remove: RemoveCallback) -> list[Step]:
-    unknown = [name for name in names if name not in STEP_BUILDERS]
+def step_groups() -> dict[str, list[str]]:
+    """The CLI's `tokenmill <group>`: each group's default-enabled steps, from the registry."""
+    return {group: registry.group_steps(group) for group in registry.GROUPS}
+
+
+def build_steps(names: list[str], config: Any, on_remove: RemoveCallback) -> list[Step]:
+    known = registry.steps()
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise ConfigError(f"prepare.steps: unknown step '{unknown[0]}' (known: {', '.join(STEP_BUILDERS)})")
-    return [STEP_BUILDERS[name](config, on_remove) for name in names]
+        raise ConfigError(f"prepare.steps: unknown step '{unknown[0]}' (known: {', '.join(known)})")
+    return [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
 
 
 def run(inp: Path, out: Path, config: PrepareConfig, steps: list[str] | None = None) -> dict[str, Any]:
@@ -62,7 +46,9 @@ def run(inp: Path, out: Path, config: PrepareConfig, steps: list[str] | None = N
         kept = ShardWriter(tmp, config.shard_size)
         removed = ShardWriter(tmp / "removed", config.shard_size)
         # Removed documents are versioned and pushed with the corpus: scrub them as well.
-        removed_scrubber = PIIScrubber(config.pii) if "pii" in names else None
+        removed_scrubber = (
+            registry.build_step(SCRUB_REMOVED, getattr(config, SCRUB_REMOVED), None) if SCRUB_REMOVED in names else None
+        )
 
         def on_remove(doc: Document, reason: str) -> None:
             doc.meta["reason"] = reason
@@ -87,14 +73,15 @@ def run(inp: Path, out: Path, config: PrepareConfig, steps: list[str] | None = N
 
 def counted(docs: Iterable[Document], stats: StageStats) -> Iterator[Document]:
     """Count documents and bytes read, with a progress bar."""
-    for doc in tqdm(docs, desc="prepare", unit="doc", dynamic_ncols=True):
+    for doc in progress(docs, desc="prepare", unit="doc"):
         stats.documents_in += 1
         stats.bytes_in += doc.nbytes
         yield doc
 
 
 def cluster_sizes(pipeline: list[Step]) -> dict[str, Counter]:
-    return {s.name: s.cluster_sizes for s in pipeline if isinstance(s, (ExactDedup, NearDedup))}
+    """Duplicate-cluster sizes of every step that keeps them (`cluster_sizes`: size → clusters)."""
+    return {s.name: s.cluster_sizes for s in pipeline if isinstance(getattr(s, "cluster_sizes", None), Counter)}
 
 
 def summary(names: list[str], pipeline: list[Step], kept: ShardWriter, removed: ShardWriter) -> dict[str, Any]:
@@ -106,11 +93,9 @@ def summary(names: list[str], pipeline: list[Step], kept: ShardWriter, removed: 
         "removed_shards": removed.shards,
         "removed_bytes": removed.bytes,
     }
-    for step in pipeline:
-        if isinstance(step, LanguageFilter):
-            extra["languages"] = dict(sorted(step.identified.items()))
-        if isinstance(step, PIIScrubber):
-            extra["pii_replaced"] = dict(sorted(step.replaced.items()))
+    for step in pipeline:  # a step's own top-level figures (languages, pii_replaced, ...)
+        if hasattr(step, "summary"):
+            extra.update(step.summary())
     extra["dedup_clusters"] = {
         name: {"clusters": sum(sizes.values()), "sizes": {str(k): v for k, v in sorted(sizes.items())}}
         for name, sizes in cluster_sizes(pipeline).items()

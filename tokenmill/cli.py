@@ -11,12 +11,6 @@ from typing import Callable
 
 from tokenmill.errors import UserError
 
-STAGE_GROUPS_HELP = {
-    "filter": "language identification and Gopher quality/repetition filters",
-    "dedup": "exact and MinHash near-duplicate removal",
-    "scrub": "PII scrubbing (e-mail, phone, IP) into typed placeholders",
-}
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -72,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source name under sources/ or path to a source YAML (default: crawl.sources)")
     p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
 
+    from dataprep import registry  # the one list of dataprep steps and their groups
+
     p = command("prepare", run_prepare, "run every configured dataprep step (prepare.steps) in order")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
     _in_out(p, "paths.crawl/documents", "paths.corpus")
     p.add_argument("--steps", help="comma-separated steps to run instead of prepare.steps")
-    for name, text in STAGE_GROUPS_HELP.items():
+    for name, text in registry.GROUPS.items():
         _in_out(command(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
 
     p = command("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
@@ -118,11 +116,11 @@ def run_prepare(args, params):
 
 
 def run_step_group(args, params):
-    from dataprep.pipeline import STEP_GROUPS
+    from dataprep.pipeline import step_groups
 
     if args.out is None:
         raise UserError("--out is required")
-    return _run_dataprep(args, params, STEP_GROUPS[args.command])
+    return _run_dataprep(args, params, step_groups()[args.command])
 
 
 def _run_dataprep(args, params, steps):

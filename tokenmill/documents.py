@@ -27,6 +27,8 @@ class Document:
     id: str
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+    # Derived views of `text` that several steps share (e.g. its words), keyed by their maker; never written.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_record(self) -> dict[str, Any]:
         return {"id": self.id, "text": self.text, **self.meta}

@@ -2,7 +2,8 @@ import pytest
 from dataprep_samples import ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH
 
 from dataprep.config import QualityConfig, RepetitionConfig
-from dataprep.filters import GopherQuality, GopherRepetition
+from dataprep.steps.gopher_quality import GopherQuality
+from dataprep.steps.gopher_repetition import GopherRepetition
 from tokenmill.documents import Document
 
 NOUNS = "debian system package archive server kernel release mirror network volunteer project".split()

@@ -2,7 +2,7 @@ import pytest
 from dataprep_samples import ENGLISH, GERMAN, PERSIAN, POLISH
 
 from dataprep.config import LanguageConfig
-from dataprep.language import LanguageFilter
+from dataprep.steps.language import LanguageFilter
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError
 

@@ -1,5 +1,5 @@
 from dataprep.config import NormalizeConfig
-from dataprep.normalize import Normalize, normalize_text
+from dataprep.steps.normalize import Normalize, normalize_text
 from tokenmill.documents import Document
 
 DEFAULT = NormalizeConfig()

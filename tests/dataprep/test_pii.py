@@ -1,7 +1,7 @@
 import pytest
 
 from dataprep.config import PIIConfig
-from dataprep.pii import PIIScrubber
+from dataprep.steps.pii import PIIScrubber
 from tokenmill.documents import Document
 
 

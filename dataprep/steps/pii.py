@@ -12,7 +12,9 @@ import re
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
-from dataprep.config import PIIConfig
+from dataclasses import dataclass
+
+from dataprep.registry import register_step
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document
 
@@ -125,10 +127,19 @@ def is_phone(candidate: re.Match) -> bool:
     return True
 
 
+@dataclass
+class PIIConfig:
+    email: bool = True  # scrub e-mail addresses (also 'name [at] host [dot] org')
+    phone: bool = True  # scrub phone numbers (international and national forms with separators)
+    ip: bool = True  # scrub IPv4 and IPv6 addresses
+    email_placeholder: str = "<EMAIL>"
+    phone_placeholder: str = "<PHONE>"
+    ip_placeholder: str = "<IP_ADDRESS>"
+
+
+@register_step("pii", config=PIIConfig, group="scrub", order=90, help="PII into typed placeholders")
 class PIIScrubber(Step):
     """Replaces e-mails, IPs and phone numbers with placeholders; counts replacements by kind."""
-
-    name = "pii"
 
     def __init__(self, config: PIIConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)
@@ -171,3 +182,6 @@ class PIIScrubber(Step):
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "changed": self.documents_changed}
+
+    def summary(self) -> dict[str, Any]:
+        return {"pii_replaced": dict(sorted(self.replaced.items()))}

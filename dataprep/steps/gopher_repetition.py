@@ -1,0 +1,115 @@
+"""Gopher repetition rules (Rae et al. 2021, table A1), computed as datatrove's GopherRepetitionFilter.
+
+- duplicate lines / paragraphs: the fraction of lines (paragraphs) that repeat an earlier one, and
+  the characters in those repeats over the text's length (the first occurrence is not counted);
+- top n-gram (n = 2, 3, 4): characters of the most frequent n-gram (words joined by spaces) times its
+  count, over the text's length;
+- duplicated n-grams (n = 5..10): scanning left to right, an n-gram seen before adds its characters
+  (words joined without spaces) and the scan jumps past it, so overlapping repeats are not counted
+  twice; over the text's length. This is datatrove's `find_all_duplicate`.
+
+Differs on purpose: words are the shared view's words (`dataprep.text`; punctuation marks are part of
+their word, not words of their own as datatrove's tokenizer makes them), and a top n-gram that occurs
+only once counts as 0 (it is not a repetition; datatrove counts it, which only matters for tiny texts).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from dataprep.registry import register_step
+from dataprep.step import Filter, RemoveCallback
+from dataprep.text import view
+from tokenmill.documents import Document
+
+TOP_NGRAM_SIZES = (2, 3, 4)
+DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
+
+
+@dataclass
+class RepetitionConfig:
+    max_dup_line_frac: float = 0.30  # fraction of lines that repeat an earlier line
+    max_dup_para_frac: float = 0.30  # fraction of paragraphs that repeat an earlier paragraph
+    max_dup_line_char_frac: float = 0.20  # characters in repeated lines / text length
+    max_dup_para_char_frac: float = 0.20  # characters in repeated paragraphs / text length
+    max_top_ngram_char_frac: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])  # n = 2, 3, 4
+    max_dup_ngram_char_frac: list[float] = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )  # n = 5, 6, 7, 8, 9, 10
+
+    def __post_init__(self) -> None:
+        if len(self.max_top_ngram_char_frac) != 3:
+            raise ValueError("repetition.max_top_ngram_char_frac needs 3 values (n = 2, 3, 4)")
+        if len(self.max_dup_ngram_char_frac) != 6:
+            raise ValueError("repetition.max_dup_ngram_char_frac needs 6 values (n = 5..10)")
+
+
+def find_duplicates(parts: list[str]) -> tuple[int, int]:
+    """(parts that repeat an earlier part, characters in those repeats)."""
+    seen: set[str] = set()
+    dup_parts = dup_chars = 0
+    for part in parts:
+        if part in seen:
+            dup_parts += 1
+            dup_chars += len(part)
+        else:
+            seen.add(part)
+    return dup_parts, dup_chars
+
+
+def top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters in all occurrences of the most frequent n-gram (space-joined), 0 if none repeats."""
+    counts = Counter(zip(*(words[i:] for i in range(n))))
+    if not counts:
+        return 0
+    gram, count = counts.most_common(1)[0]
+    return 0 if count < 2 else (sum(map(len, gram)) + n - 1) * count
+
+
+def duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """datatrove's find_all_duplicate: characters of repeated n-grams, skipping past each repeat."""
+    seen: set[tuple[str, ...]] = set()
+    repeated, i, last = 0, 0, len(words) - n
+    while i <= last:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            repeated += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated
+
+
+@register_step("repetition", config=RepetitionConfig, group="filter", order=40, help="Gopher repetition rules")
+class GopherRepetition(Filter):
+    """Removes documents that repeat themselves: duplicate lines/paragraphs and n-grams."""
+
+    def __init__(self, config: RepetitionConfig, on_remove: RemoveCallback | None = None):
+        super().__init__(on_remove)
+        self.config = config
+
+    def reject(self, doc: Document) -> str | None:
+        c, v = self.config, view(doc)
+        length = max(len(v.text), 1)
+        paragraphs = v.paragraphs
+        dup_paras, dup_chars = find_duplicates(paragraphs)
+        if dup_paras / len(paragraphs) > c.max_dup_para_frac:
+            return "repetition:dup_para_frac"
+        if dup_chars / length > c.max_dup_para_char_frac:
+            return "repetition:dup_para_char_frac"
+        lines = [line for line in v.lines if line]
+        dup_lines, dup_chars = find_duplicates(lines)
+        if dup_lines / max(len(lines), 1) > c.max_dup_line_frac:
+            return "repetition:dup_line_frac"
+        if dup_chars / length > c.max_dup_line_char_frac:
+            return "repetition:dup_line_char_frac"
+        words = v.words
+        for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
+            if top_ngram_chars(words, n) / length > limit:
+                return f"repetition:top_{n}gram"
+        for n, limit in zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac):
+            if duplicated_ngram_chars(words, n) / length > limit:
+                return f"repetition:dup_{n}gram"
+        return None
