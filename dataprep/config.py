@@ -17,32 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dataprep import registry
-
-
-@dataclass
-class ExactDedupConfig:
-    normalize_text: bool = True  # compare case-folded text with whitespace collapsed, not raw bytes
-
-
-@dataclass
-class NearDedupConfig:
-    ngram_size: int = 5  # shingles are word n-grams of this size (lower-cased)
-    bands: int = 14  # LSH bands; with rows=8 the similarity threshold is about (1/14)^(1/8) ≈ 0.72
-    rows: int = 8  # MinHash values per band (num_perm = bands × rows = 112)
-    seed: int = 1  # seed of the MinHash permutations
-    min_jaccard: float = 0.7  # candidate pairs must also have estimated Jaccard ≥ this (0 trusts LSH alone)
-
-    def __post_init__(self) -> None:
-        if self.ngram_size < 1 or self.bands < 2 or self.rows < 1:
-            raise ValueError("near_dedup needs ngram_size ≥ 1, bands ≥ 2 and rows ≥ 1")
-        if not 0.0 <= self.min_jaccard <= 1.0:
-            raise ValueError(f"near_dedup.min_jaccard must be within [0, 1], got {self.min_jaccard}")
-
-    @property
-    def num_perm(self) -> int:
-        return self.bands * self.rows
-
-
+from dataprep.distributed import DaskConfig
 
 
 @dataclass
@@ -51,6 +26,8 @@ class PrepareBase:
 
     steps: list[str] = field(default_factory=lambda: registry.default_steps())  # run in this order
     shard_size: int = 10_000  # documents per output Parquet shard
+    index: str = ""  # dedup index directory (--index): dedup against every batch recorded there, then record
+    dask: DaskConfig = field(default_factory=DaskConfig)  # --workers N, or dask.address of a scheduler
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:

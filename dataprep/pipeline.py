@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from dataprep import registry
+from dataprep.distributed import dask_client, execute, open_index
 from dataprep.plots import write_plots
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents
@@ -37,33 +38,34 @@ def build_steps(names: list[str], config: Any, on_remove: RemoveCallback) -> lis
     return [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
 
 
-def run(inp: Path, out: Path, config: PrepareConfig, steps: list[str] | None = None) -> dict[str, Any]:
-    """Run `steps` (default: `config.steps`) over the documents at `inp`; write `out`; return stats."""
+def run(
+    inp: Path,
+    out: Path,
+    config: PrepareConfig,
+    steps: list[str] | None = None,
+    index: str | Path | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Run `steps` (default: `config.steps`) over the documents at `inp`; write `out`; return stats.
+
+    `index`: a dedup index directory (default `config.index`; "" for none). `client`: a Dask client
+    (or scheduler address) to run on; by default one is made from `config.dask` when it asks for one.
+    """
     names = list(config.steps if steps is None else steps)
     document_files(inp)  # a missing or empty input fails here, before `out` is touched
     stats = StageStats(stage="prepare")
     with atomic_directory(out) as tmp:
-        kept = ShardWriter(tmp, config.shard_size)
-        removed = ShardWriter(tmp / "removed", config.shard_size)
-        # Removed documents are versioned and pushed with the corpus: scrub them as well.
-        removed_scrubber = (
-            registry.build_step(SCRUB_REMOVED, getattr(config, SCRUB_REMOVED), None) if SCRUB_REMOVED in names else None
-        )
-
-        def on_remove(doc: Document, reason: str) -> None:
-            doc.meta["reason"] = reason
-            if removed_scrubber is not None:
-                doc.text = removed_scrubber.scrub(doc.text)
-            removed.write(doc)
-            stats.removed[reason] += 1
-
-        pipeline = build_steps(names, config, on_remove)
-        docs: Iterable[Document] = counted(read_documents(inp), stats)
-        for step in pipeline:
-            docs = step.run(docs)
-        kept.write_all(docs)
-        kept.close()
-        removed.close()
+        # Steps run shard by shard (dataprep/distributed.py: in this process or on Dask workers); the
+        # steps built here only collect the counts. Removed documents are scrubbed by SCRUB_REMOVED too.
+        pipeline = build_steps(names, config, None)
+        scrub_removed = SCRUB_REMOVED if SCRUB_REMOVED in names else None
+        dedup_index = open_index(index if index is not None else config.index, pipeline)
+        with dask_client(config.dask, client) as dask:
+            counts, kept, removed, reasons = execute(
+                document_files(inp), pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index
+            )
+        stats.documents_in, stats.bytes_in = counts["documents_in"], counts["bytes_in"]
+        stats.removed.update(reasons)
         stats.documents_out, stats.bytes_out = kept.documents, kept.bytes
         stats.extra = summary(names, pipeline, kept, removed)
         write_plots(tmp / "plots", stats.removed, cluster_sizes(pipeline))

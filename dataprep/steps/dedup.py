@@ -1,8 +1,8 @@
-"""Registers the dedup steps of dataprep/dedup.py (owned by the dedup engineer; see dataprep/registry.py)."""
+"""Registers the dedup steps (global, two-pass; see dataprep/dedup.py)."""
 
-from dataprep.config import ExactDedupConfig, NearDedupConfig
-from dataprep.dedup import ExactDedup, NearDedup
+from dataprep.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
 from dataprep.registry import register_step
 
 register_step("exact_dedup", config=ExactDedupConfig, group="dedup", order=50, help="exact duplicate removal")(ExactDedup)
-register_step("near_dedup", config=NearDedupConfig, group="dedup", order=60, help="MinHash near-duplicate removal")(NearDedup)
+register_step("near_dedup", config=NearDedupConfig, group="dedup", order=60,
+              help="MinHash near-duplicate removal (LSH, large-cluster guard, optional --index)")(NearDedup)

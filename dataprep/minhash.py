@@ -1,0 +1,222 @@
+"""MinHash signatures for a batch of documents at once (numpy), and LSH clustering in linear time.
+
+Signing: each distinct word is hashed once (blake2b, 64 bits, cached); a shingle's hash combines
+the hashes of its `n` words with 64-bit multiply-xor arithmetic over the whole batch at once; the
+`num_perm` permutations are `a * x + b (mod 2**64)` with random odd `a` (uint64 arrays), and a
+signature value is the top 32 bits of the minimum (taking the top bits commutes with the minimum,
+so the shift runs once per value, not once per shingle). Everything is a function of the text and
+the seed: the same text gets the same signature in any process, batch or order.
+
+Clustering: per band, the `rows` values of a signature are folded into one 64-bit key; documents
+are sorted by key, and every run of equal keys is joined to its first member (a star, not all
+pairs) with union-find: O(n log n) per band and no pairwise loop inside large clusters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+WORD = re.compile(r"\w+")
+MASK64 = (1 << 64) - 1
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_PRIME = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = np.uint64(0x243F6A8885A308D3)  # the hash of a document without words
+MAX_CACHED_WORDS = 1 << 21  # the word-hash cache is cleared past this many words (memory bound)
+CHUNK_VALUES = 1 << 21  # shingles x permutations computed at once (16 MiB of uint64)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads every input bit over all 64 output bits (in place)."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased `\\w+` words: what shingles are made of."""
+    return WORD.findall(text.lower())
+
+
+class Vocabulary(dict):
+    """word -> number, numbering words in order of first appearance."""
+
+    def __missing__(self, word: str) -> int:
+        number = self[word] = len(self)
+        return number
+
+
+class MinHasher:
+    """Signs batches of texts: `sign(texts) -> uint32 array (len(texts), num_perm)`."""
+
+    def __init__(self, num_perm: int, ngram_size: int, seed: int):
+        self.num_perm, self.ngram_size, self.seed = num_perm, ngram_size, seed
+        rng = np.random.Generator(np.random.PCG64(seed))
+        self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64) | np.uint64(1)
+        self.b = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64)
+        self.vocab = Vocabulary()
+        self.vocab_hashes = np.zeros(1024, dtype=np.uint64)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "vocab": Vocabulary(), "vocab_hashes": np.zeros(1024, dtype=np.uint64)}
+
+    def word_ids(self, tokens: list[str]) -> list[int]:
+        vocab = self.vocab
+        if len(vocab) > MAX_CACHED_WORDS:
+            vocab.clear()
+        before = len(vocab)
+        ids = list(map(vocab.__getitem__, tokens))  # new words get the next number (Vocabulary)
+        if len(vocab) > before:
+            new = list(vocab)[before:] if before else list(vocab)
+            if len(vocab) > len(self.vocab_hashes):
+                grown = np.zeros(max(len(vocab), 2 * len(self.vocab_hashes)), dtype=np.uint64)
+                grown[:before] = self.vocab_hashes[:before]
+                self.vocab_hashes = grown
+            self.vocab_hashes[before : len(vocab)] = [
+                int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little") for w in new
+            ]
+        return ids
+
+    def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All shingle hashes of the batch, concatenated, and each text's start offset into them.
+
+        A text with fewer than `n` words is one shingle of all its words (no words: a constant).
+        """
+        n = self.ngram_size
+        ids: list[int] = []
+        counts = np.empty(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            tokens = words(text)
+            counts[i] = len(tokens)
+            ids.extend(self.word_ids(tokens))
+        word_hashes = self.vocab_hashes[np.asarray(ids, dtype=np.int64)] if ids else np.zeros(0, np.uint64)
+        starts = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        # shingles per text: max(words - n + 1, 1)
+        per_text = np.maximum(counts - n + 1, 1)
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(per_text, out=offsets[1:])
+        total = int(offsets[-1])
+        # Full n-grams: positions p with p + n <= end of its text.
+        owner = np.repeat(np.arange(len(texts)), counts)
+        position = np.arange(len(word_hashes))
+        full = position + n <= starts[owner + 1]
+        first = position[full]
+        hashes = np.empty(total, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            acc = np.zeros(len(first), dtype=np.uint64)
+            for k in range(n):
+                acc = mix64((acc ^ word_hashes[first + k]) * _PRIME)
+            long_texts = counts >= n
+            index_in_full = offsets[:-1][owner[full]] + (first - starts[owner[full]])
+            hashes[index_in_full] = acc
+            # Short texts: one shingle of however many words they have.
+            for i in np.flatnonzero(~long_texts):
+                h = np.zeros(1, dtype=np.uint64) if counts[i] else np.array([_EMPTY])
+                for k in range(int(counts[i])):
+                    h = mix64((h ^ word_hashes[starts[i] + k : starts[i] + k + 1]) * _PRIME)
+                hashes[offsets[i]] = h[0]
+        return hashes, offsets
+
+    def sign_hashes(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Signatures from shingle hashes grouped by `offsets` (every group non-empty)."""
+        documents = len(offsets) - 1
+        # permutation-major (num_perm, shingles) blocks: the minimum runs along contiguous memory
+        signatures = np.full((self.num_perm, documents), np.iinfo(np.uint64).max, dtype=np.uint64)
+        width = max(1, CHUNK_VALUES // self.num_perm)
+        buffer = np.empty((self.num_perm, width), dtype=np.uint64)
+        a, b = self.a[:, None], self.b[:, None]
+        owner_starts = offsets[:-1]
+        with np.errstate(over="ignore"):
+            for lo in range(0, len(hashes), width):
+                hi = min(lo + width, len(hashes))
+                block = buffer[:, : hi - lo]
+                np.multiply(a, hashes[None, lo:hi], out=block)
+                block += b
+                # documents whose shingles fall in [lo, hi): the first one may have started earlier
+                d0 = int(np.searchsorted(owner_starts, lo, side="right")) - 1
+                d1 = int(np.searchsorted(owner_starts, hi, side="left"))
+                cuts = np.maximum(owner_starts[d0:d1], lo) - lo
+                mins = np.minimum.reduceat(block, cuts, axis=1)
+                np.minimum(signatures[:, d0:d1], mins, out=signatures[:, d0:d1])
+        return np.ascontiguousarray((signatures >> np.uint64(32)).astype(np.uint32).T)
+
+    def sign(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.num_perm), dtype=np.uint32)
+        return self.sign_hashes(*self.shingle_hashes(texts))
+
+    def shingle_set(self, text: str) -> set[int]:
+        """One text's shingle hashes as a set (for exact Jaccard checks)."""
+        hashes, _ = self.shingle_hashes([text])
+        return set(hashes.tolist())
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One uint64 key per (document, band): the band's `rows` values folded together."""
+    sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(rows):
+            keys = mix64((keys ^ sig[:, :, r]) * _PRIME)
+        keys ^= np.arange(bands, dtype=np.uint64) * _M1  # the same values in two bands are not a match
+    return keys
+
+
+def band_edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(member, first) pairs: every document whose key equals an earlier one's, joined to the run's first."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    same = np.empty(len(keys), dtype=bool)
+    if len(keys):
+        same[0] = False
+        same[1:] = sorted_keys[1:] == sorted_keys[:-1]
+    run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(keys))))
+    members = order[same]
+    firsts = order[run_start[same]]
+    return members, firsts
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 in a numpy array; the root of a set is its smallest member."""
+
+    def __init__(self, size: int):
+        self.parent = np.arange(size, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def union_all(self, a: Iterable[int], b: Iterable[int]) -> None:
+        for x, y in zip(a, b):
+            self.union(int(x), int(y))
+
+    def roots(self) -> np.ndarray:
+        """The root of every element (vectorised pointer jumping)."""
+        parent = self.parent
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                return parent.copy()
+            parent = grand
