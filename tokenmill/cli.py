@@ -73,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
     _in_out(p, "paths.crawl/documents", "paths.corpus")
     p.add_argument("--steps", help="comma-separated steps to run instead of prepare.steps")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes (prepare.dask)")
+    _index_option(p)
     for name, text in registry.GROUPS.items():
-        _in_out(command(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
+        _in_out(g := command(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
+        if name == "dedup":
+            _index_option(g)
 
     p = command("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
     _in_out(p, "paths.corpus", "paths.tokens")
@@ -94,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("flow", run_flow, "run the whole pipeline as a Prefect flow")
     p.add_argument("name", choices=["pipeline"], help="flow to run")
     return parser
+
+
+def _index_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", metavar="DIR", help="dedup index: remove duplicates of every batch recorded in DIR, "
+                   "then record this one (default: prepare.index)")
 
 
 def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
@@ -127,7 +136,11 @@ def _run_dataprep(args, params, steps):
     from dataprep.pipeline import run
 
     inp = args.inp or Path(params.paths.crawl) / "documents"
-    return run(inp, args.out or Path(params.paths.corpus), params.prepare, steps)
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {args.workers}")
+        params.prepare.dask.workers = args.workers
+    return run(inp, args.out or Path(params.paths.corpus), params.prepare, steps, index=getattr(args, "index", None))
 
 
 def run_tokenize(args, params):
