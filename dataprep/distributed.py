@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -295,8 +296,8 @@ def run_all(args: list[tuple], client: Any, desc: str) -> list[TaskResult]:
         return [run_task(*a) for a in progress(args, desc=desc, unit="shard")]
     from dask.distributed import as_completed
 
-    futures = [client.submit(run_task, *a, key=f"tokenmill-{desc}-{a[0]}-{os.getpid()}-{id(args)}", pure=False)
-               for a in args]
+    run_id = uuid.uuid4().hex[:12]
+    futures = [client.submit(run_task, *a, key=f"tokenmill-prepare-{run_id}-{a[0]}", pure=False) for a in args]
     for _ in progress(as_completed(futures), total=len(futures), desc=desc, unit="shard"):
         pass
     return client.gather(futures)
