@@ -1,71 +1,200 @@
-"""PII scrubbing: e-mail addresses, phone numbers and IP addresses become typed placeholders.
+"""PII scrubbing: e-mails, phones, IP addresses, payment cards and IBANs become typed placeholders.
 
-Candidates are found by regular expressions and then checked by code, so that what looks like a
-number but is not a phone (dates, ISO timestamps, versions like 1.2.3, years, prices, thousands
-like 1 234 567) stays. Persian (۰-۹) and Arabic-Indic (٠-٩) digits count as digits.
+One regular expression finds every candidate in one pass (e-mail | IBAN | IPv6 | IPv4 | digit run);
+code then validates each one, so that only real PII goes:
+
+- e-mail: ASCII/Latin local part and domain (an address inside unspaced Chinese, Japanese or Korean
+  prose is cut at the script boundary, not swallowed with the clause); image names like
+  'logo@2x.png' are not addresses; 'name [at] host [dot] org' is.
+- card: 13-19 digits, unseparated or in the usual groups (4-4-4-4, 4-6-5, ...), Luhn-checked, with a
+  network's first digit (2-6, incl. 16-digit Iranian cards) or Iran's 9919.
+- IBAN: a country code, check digits and 11-30 characters, with or without spaces, of the
+  country's registered length (any country; unknown ones by length 15-34), mod-97-checked.
+- phone: the digit run is parsed by `phonenumbers`: '+' / '00' numbers as international, others in
+  the regions of the document's language (`regions`; `region` on the document comes first), e.g.
+  Iranian 0912 345 6789 and 021-88776655, Polish 601 234 567; Persian (۰-۹) and Arabic-Indic
+  (٠-٩) digits count. Numbers shaped like thousands (120 345 678) or written without any separator
+  need a phone word nearby ('tel', 'zadzwoń', 'تماس' ...) unless they are mobiles / start with 0.
+- IP: IPv4 (also at the start of a line: logs, hosts files) and IPv6; public (globally routable)
+  addresses only unless `public_ips_only: false`. Never netmasks, network addresses (x.x.x.0),
+  section numbers, or versions ('version 1.2.3.4', '1.2.3.4.5', 'pkg-1.2.3.4', and single-digit
+  dotted quads with no address word nearby).
+
+Never scrubbed: versions, dates (Gregorian and Persian), ISBNs, prices, ranges, numeric tables,
+port lists, hashes, decorators.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator
-
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
 
 from dataprep.registry import register_step
 from dataprep.step import RemoveCallback, Step
+from dataprep.text import base_language
 from tokenmill.documents import Document
 
-# --- e-mail ---------------------------------------------------------------------------------------
-_LOCAL = r"[\w!#$%&*+=?^~-]+(?:\.[\w!#$%&*+=?^~-]+)*"
-_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+KINDS = ("email", "phone", "ip", "card", "iban")
+
+# language → phone regions tried in turn for numbers written without '+' (first valid wins)
+DEFAULT_REGIONS = {
+    "en": ["US", "GB", "CA", "AU", "IE", "NZ", "IN", "ZA"],
+    "fa": ["IR", "AF"],
+    "pl": ["PL"],
+    "de": ["DE", "AT", "CH"],
+    "fr": ["FR", "BE", "CH", "CA"],
+    "es": ["ES", "MX", "AR", "CO"],
+    "it": ["IT"],
+    "nl": ["NL", "BE"],
+    "pt": ["PT", "BR"],
+    "ru": ["RU"],
+    "uk": ["UA"],
+    "cs": ["CZ"],
+    "tr": ["TR"],
+    "ar": ["SA", "EG", "AE", "IQ"],
+}
+
+
+@dataclass
+class PIIConfig:
+    email: bool = True  # scrub e-mail addresses (also 'name [at] host [dot] org')
+    phone: bool = True  # scrub phone numbers validated by phonenumbers
+    ip: bool = True  # scrub IPv4 and IPv6 addresses
+    card: bool = True  # scrub Luhn-valid payment card numbers
+    iban: bool = True  # scrub mod-97-valid IBANs
+    public_ips_only: bool = True  # only globally routable addresses (as datatrove); false: private ones too
+    regions: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_REGIONS.items()})
+    fallback_regions: list[str] = field(default_factory=lambda: ["US", "GB"])  # for other languages
+    email_placeholder: str = "<EMAIL>"
+    phone_placeholder: str = "<PHONE>"
+    ip_placeholder: str = "<IP_ADDRESS>"
+    card_placeholder: str = "<CARD>"
+    iban_placeholder: str = "<IBAN>"
+
+
+# --- the one candidate pattern ----------------------------------------------------------------------
+# Letters of scripts written with spaces (Latin, Greek, Cyrillic, Hebrew, Arabic/Persian): CJK, kana,
+# Hangul and Thai are left out, so an address ends where unspaced prose around it begins.
+_TLD_CHARS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff\u05d0-\u05ea\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff"
+_LATIN = "0-9\u0660-\u0669\u06f0-\u06f9" + _TLD_CHARS
+_LOCAL = rf"[{_LATIN}!#$%&'*+=?^_`{{|}}~-]+(?:\.[{_LATIN}!#$%&'*+=?^_`{{|}}~-]+)*"
+_LABEL = rf"[{_LATIN}](?:[{_LATIN}-]*[{_LATIN}])?"
 _AT = r"(?:@|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*)"  # a bare '@' must be tight: 'list @lists.org' is prose
 _DOT = r"(?:\.|\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*)"
-EMAIL = re.compile(rf"(?<![\w.+-]){_LOCAL}{_AT}(?:{_LABEL}{_DOT})+[^\W\d_]{{2,}}(?![\w-]|\.\w)")
-
-# --- IP addresses ---------------------------------------------------------------------------------
+EMAIL = rf"(?<![{_LATIN}._%+-]){_LOCAL}{_AT}(?:{_LABEL}{_DOT})+[{_TLD_CHARS}]{{2,24}}(?![{_LATIN}-]|\.[{_LATIN}])"
+IBAN = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}(?![a-z0-9])"
+IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w:])"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.[0-9])")
-# Section numbers look like IPv4 addresses: '6.7.3.3. Old packages' (a heading), 'see Section 1.3.2.1'.
-SECTION_WORD = re.compile(
+IPV4 = rf"(?<![\w.\-])(?<!\w/){_OCTET}(?:\.{_OCTET}){{3}}(?![\w\-]|\.[0-9])"
+_D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
+_S = "[ \u00a0.-]"  # one separator between digit groups
+DIGITS = (
+    rf"(?:(?<![\w+\-./,@#:$€£¥])|(?<=tel:))"
+    rf"(?:(?:\+|(?<!\d)00)\s?)?(?:\(\+?{_D}+(?: {_D}+)?\){_S}?)?{_D}+(?:{_S}{{1,2}}(?:\({_D}+\){_S}?)?{_D}+)*"
+    rf"(?![\w@]|[.,\-/:]\w)"
+)
+CANDIDATES = re.compile(
+    rf"(?P<email>{EMAIL})|(?P<iban>{IBAN})|(?P<ipv6>{IPV6})|(?P<ipv4>{IPV4})|(?P<digits>{DIGITS})"
+)
+TO_ASCII = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+
+IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "avif", "css", "js"}
+# Words that make a number a phone number / a dotted quad an address (searched just before it).
+PHONE_WORDS = re.compile(
+    r"(?i:\btel\b|\btel\.|phone|call|fax|mobile|cell|contact|whatsapp|\bsms\b|dial|hotline|reach us|"
+    r"telefon|\bkom\b|\bkom\.|komórk|zadzwoń|dzwoń|kontakt|numer|"
+    r"تلفن|تماس|شماره|همراه|موبایل|فکس|نمابر)|☎|📞"
+)
+ADDRESS_WORDS = re.compile(
+    r"(?i:\bip\b|address|addr|host|server|\bdns\b|ping|ssh|connect|from|gateway|peer|client|proxy|"
+    r"adres|serwer|آدرس|سرور|آی\u200cپی)"
+)
+VERSION_WORDS = re.compile(r"(?i:version|\bver\b|\bver\.|\bv$|release|build|wersja|نسخه|firmware|kernel)\W{0,3}$")
+SECTION_WORDS = re.compile(
     r"(?i:section|sect|sekcja|rozdział|chapter|chap|figure|table|example|rysunek|tabela|przykład|"
     r"قسمت|بخش|فصل|شکل|جدول|مثال|§)\W{0,3}$"
 )
-IPV6_CANDIDATE = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w:])"
+CURRENCY_AFTER = re.compile(
+    r"\s?(?:zł|pln|usd|eur|gbp|irr|irt|\$|€|£|ریال|تومان|dollars?|euros?|złotych|rials?|tomans?)(?!\w)", re.I
+)
+ISBN_BEFORE = re.compile(r"(?i:isbn(?:-1[03])?)\W{0,3}$")
+DATE_PARTS = re.compile(r"(?=(?<![0-9])([0-9]+)([.\-/ ])([0-9]+)\2([0-9]+)(?![0-9]))")
+
+IBAN_LENGTHS = dict(
+    (code[:2], int(code[2:]))
+    for code in (
+        "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27 DK18 DO28 EE20 EG29 "
+        "ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28 IE22 IL23 IQ23 IR26 IS26 IT27 JO30 "
+        "KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 "
+        "PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 "
+        "UA29 VA22 VG24 XK20 YE30"
+    ).split()
 )
 
-# --- phone numbers --------------------------------------------------------------------------------
-_D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
-_S = "[ \u00a0.-]"  # one separator between digit groups
-PHONE_CANDIDATE = re.compile(
-    rf"(?<![\w+\-./,@#])"
-    rf"(?:\+\s?)?(?:{_D}+{_S}?)?(?:\({_D}+\){_S}?)?{_D}+(?:{_S}{_D}+)*"
-    rf"(?![\w@]|[.,\-/:]\w)"
-)
-_TO_ASCII = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+
+# --- validators -----------------------------------------------------------------------------------
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
 
 
-def is_ipv6(candidate: re.Match) -> bool:
-    candidate = candidate.group()
-    if candidate.count(":") < 2 or not any(ch.isdigit() for ch in candidate):
-        return False  # 'a::b' and 'dead::beef' are code, not addresses
-    try:
-        ipaddress.IPv6Address(candidate)
-    except ValueError:
+CARD_GROUPINGS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 4, 2), (4, 4, 4, 1), (4, 4, 5)}
+
+
+def is_card(groups: list[str], separators: set[str]) -> bool:
+    digits = "".join(groups)
+    if not 13 <= len(digits) <= 19 or len(separators) > 1:
         return False
-    return True
-
-
-def is_ipv4(match: re.Match) -> bool:
-    """An IPv4 address unless it numbers a section: heading at a line start, or after 'Section'."""
-    text, start, end = match.string, match.start(), match.end()
-    line_start = text.rfind("\n", 0, start) + 1
-    if not text[line_start:start].strip(" \t#*") and text[end : end + 1] in (".", " "):
+    if len(groups) > 1 and tuple(map(len, groups)) not in CARD_GROUPINGS:
         return False
-    return SECTION_WORD.search(text[max(0, start - 16) : start]) is None
+    if not ("2" <= digits[0] <= "6" or digits.startswith("9919")):
+        return False  # no network issues cards starting 0, 1, 7, 8 (timestamps, ids) — Iran's 9919 aside
+    return len(set(digits)) > 1 and luhn_valid(digits)
+
+
+def iban_valid(compact: str) -> bool:
+    expected = IBAN_LENGTHS.get(compact[:2])
+    if expected is None:
+        if not 15 <= len(compact) <= 34:
+            return False
+    elif len(compact) != expected:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def iban_span(candidate: str) -> int | None:
+    """Characters of `candidate` making up a valid IBAN (a trailing word may have been taken in), or None."""
+    expected = IBAN_LENGTHS.get(candidate[:2])
+    lengths = [expected] if expected else range(34, 14, -1)
+    for length in lengths:
+        taken = chars = 0
+        for chars, ch in enumerate(candidate, start=1):
+            if ch != " ":
+                taken += 1
+                if taken == length:
+                    break
+        if taken == length and (chars == len(candidate) or candidate[chars] == " "):
+            if iban_valid(candidate[:chars].replace(" ", "")):
+                return chars
+    return None
+
+
+def is_isbn(digits: str) -> bool:
+    if len(digits) == 13 and digits.startswith(("978", "979")):
+        return sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(digits)) % 10 == 0
+    if len(digits) == 10:
+        return sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11 == 0
+    return False
 
 
 def _year(group: str) -> bool:
@@ -76,109 +205,233 @@ def _day_or_month(group: str) -> bool:
     return len(group) <= 2 and 1 <= int(group) <= 31
 
 
-def _is_date(first: str, middle: str, last: str, dotted: bool) -> bool:
-    """yyyy-mm-dd, dd.mm.yyyy (Gregorian or Persian solar years) or, dotted, dd.mm.yy."""
-    if _year(first) and _day_or_month(middle) and _day_or_month(last):
-        return True
-    if _day_or_month(first) and _day_or_month(middle):
-        return _year(last) or (dotted and len(last) == 2 and int(middle) <= 12)
-    return False
-
-
-def _contains_date(text: str) -> bool:
-    """Whether three consecutive digit groups form a date ('0 2021-08-09' is a size and a date)."""
-    for match in re.finditer(r"(?=(?<![0-9])([0-9]+)([.\-/])([0-9]+)\2([0-9]+)(?![0-9]))", text):
+def contains_date(text: str) -> bool:
+    """yyyy-mm-dd, dd.mm.yyyy (Gregorian or Persian solar years) or dd.mm.yy within `text`."""
+    for match in DATE_PARTS.finditer(text):
         first, sep, middle, last = match.groups()
-        if _is_date(first, middle, last, dotted=sep == "."):
+        if _year(first) and _day_or_month(middle) and _day_or_month(last):
             return True
+        if _day_or_month(first) and _day_or_month(middle):
+            if _year(last) or (sep == "." and len(last) == 2 and int(middle) <= 12):
+                return True
     return False
 
 
-def is_phone(candidate: re.Match) -> bool:
-    """Whether a digit run found by PHONE_CANDIDATE is a phone number and not some other number."""
-    text = candidate.group().translate(_TO_ASCII)
-    groups = re.findall(r"[0-9]+", text)
-    digits = sum(map(len, groups))
-    international = text.startswith(("+", "00"))
-    separators = set(re.sub(r"[0-9()+]", "", text).replace("\u00a0", " "))
-    if len(separators - {" "}) > 1:  # '555-123.4567': mixed separators are not a phone
-        return False
-    if _contains_date(text):
-        return False
-    if international:
-        return 8 <= digits <= 15 and (len(groups) > 1 or text.startswith("+"))
-    if not 7 <= digits <= 12 or len(groups) < 2:
-        return False  # a national number needs separators; bare digit runs are ordinary numbers
-    if "(" in text:
-        return all(len(g) <= 4 for g in groups[1:])
-    first, rest = groups[0], groups[1:]
-    if len(first) > 5 or any(len(g) < 2 or len(g) > 4 for g in rest):
-        return False  # versions (1.2.3), ISBNs, long ids
-    if all(_year(g) for g in groups):
-        return False
-    if all(len(g) == 3 for g in rest) and ("." in separators or len(first) < 3 or "000" in rest):
-        return False  # thousands: 1 234 567, 12.345.678, 100 000 000 (but 601 234 567 is a Polish mobile)
-    if all(len(g) == 2 for g in groups) and digits != 10:
-        return False  # scores and tables: 18 22 13 17 (but 01 23 45 67 89 is a French number)
-    if len(groups) == 2 and len(first) == len(rest[0]):
-        return False  # ranges: 1000-2000, 100-200
-    if separators == {"."} and len(groups) < 3:
-        return False  # decimals
-    return True
+@functools.cache
+def _phonenumbers():
+    import phonenumbers
+
+    return phonenumbers
 
 
-@dataclass
-class PIIConfig:
-    email: bool = True  # scrub e-mail addresses (also 'name [at] host [dot] org')
-    phone: bool = True  # scrub phone numbers (international and national forms with separators)
-    ip: bool = True  # scrub IPv4 and IPv6 addresses
-    email_placeholder: str = "<EMAIL>"
-    phone_placeholder: str = "<PHONE>"
-    ip_placeholder: str = "<IP_ADDRESS>"
+def _before(match: re.Match, chars: int) -> str:
+    text, start = match.string, match.start()
+    return text[max(0, start - chars) : start]
+
+
+class PIIReplacer:
+    """Finds and replaces PII in texts; counts replacements by kind (email, phone, ip, card, iban)."""
+
+    def __init__(self, config: PIIConfig):
+        self.config = config
+        self.replaced: Counter = Counter()
+        self.placeholders = {kind: getattr(config, f"{kind}_placeholder") for kind in KINDS}
+        self.enabled = {kind for kind in KINDS if getattr(config, kind)}
+        self.found: list[tuple[str, str]] | None = None  # (kind, value) of each replacement, when recording
+
+    def regions(self, lang: Any = None, region: Any = None) -> list[str]:
+        regions = list(self.config.regions.get(base_language(lang) or "", self.config.fallback_regions))
+        if isinstance(region, str) and region:
+            regions.insert(0, region.upper())
+        return regions
+
+    def scrub(self, text: str, lang: Any = None, region: Any = None) -> str:
+        """`text` with PII replaced; `lang` and `region` choose the phone regions."""
+        if not self.enabled:
+            return text
+        regions: list[str] | None = None
+
+        def substitute(match: re.Match) -> str:
+            nonlocal regions
+            kind = match.lastgroup
+            value = match.group()
+            if kind == "email":
+                return self._hit("email", value) if self._email(value) else value
+            if kind == "iban":
+                if "iban" in self.enabled:
+                    chars = iban_span(value)
+                    if chars is not None:
+                        return self._hit("iban", value[:chars]) + value[chars:]
+                return value
+            if kind in ("ipv4", "ipv6"):
+                return self._hit("ip", value) if self._ip(match, kind) else value
+            if regions is None:
+                regions = self.regions(lang, region)
+            found = self._digits(match, regions)
+            return self._hit(found, value) if found else value
+
+        return CANDIDATES.sub(substitute, text)
+
+    def _hit(self, kind: str, value: str) -> str:
+        self.replaced[kind] += 1
+        if self.found is not None:
+            self.found.append((kind, value))
+        return self.placeholders[kind]
+
+    def find(self, text: str, lang: Any = None, region: Any = None) -> list[tuple[str, str]]:
+        """The (kind, value) pairs `scrub` would replace, in order."""
+        self.found = []
+        try:
+            self.scrub(text, lang, region)
+            return self.found
+        finally:
+            self.found = None
+
+    def _email(self, value: str) -> bool:
+        if "email" not in self.enabled:
+            return False
+        domain = re.split(r"@|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*", value, maxsplit=1)[-1]
+        return domain.rsplit(".", 1)[-1].lower() not in IMAGE_SUFFIXES
+
+    def _ip(self, match: re.Match, kind: str) -> bool:
+        if "ip" not in self.enabled:
+            return False
+        value = match.group()
+        if kind == "ipv6":
+            if value.count(":") < 2 or not any(ch.isdigit() for ch in value):
+                return False  # 'a::b' and 'dead::beef' are code, not addresses
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        if self.config.public_ips_only and not address.is_global:
+            return False
+        if kind == "ipv6":
+            return True
+        octets = [int(o) for o in value.split(".")]
+        packed = int(address)
+        if octets[3] == 0 or octets[0] == 0 or packed == 0xFFFFFFFF:
+            return False  # network addresses, 0.x, broadcast
+        if (packed ^ 0xFFFFFFFF) & ((packed ^ 0xFFFFFFFF) + 1) == 0 and octets[0] == 255:
+            return False  # netmasks: ones then zeros
+        before = _before(match, 24)
+        if VERSION_WORDS.search(before) or SECTION_WORDS.search(before):
+            return False
+        text, end = match.string, match.end()
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        at_line_start = not text[line_start : match.start()].strip(" \t#*>")
+        if at_line_start and text[end : end + 2] == ". ":
+            return False  # a numbered heading: '6.7.3.3. Old packages'
+        if max(octets) < 10:  # '1.2.3.4': a version unless something says address
+            window = text[max(0, match.start() - 60) : match.start()]
+            return ADDRESS_WORDS.search(window) is not None or (at_line_start and text[end : end + 1] in " \t")
+        return True
+
+    def _digits(self, match: re.Match, regions: list[str]) -> str | None:
+        """'card', 'phone' or None for a run of digits."""
+        value = match.group()
+        ascii_value = value.translate(TO_ASCII)
+        groups = re.findall(r"[0-9]+", ascii_value)
+        digits = "".join(groups)
+        if len(digits) < 7:
+            return None
+        separators = set(re.sub(r"[0-9()+]", "", ascii_value).replace("\u00a0", " "))
+        if "card" in self.enabled and "(" not in value and "+" not in value and is_card(groups, separators):
+            return "card"
+        if "phone" in self.enabled and self._phone(match, ascii_value, groups, digits, separators, regions):
+            return "phone"
+        return None
+
+    def _phone(self, match, text: str, groups: list[str], digits: str, separators: set[str], regions) -> bool:
+        if len(digits) > 15 or len(separators - {" "}) > 1:
+            return False  # '555-123.4567': mixed separators are not a phone
+        if contains_date(text):
+            return False
+        before = _before(match, 40)
+        if ISBN_BEFORE.search(before) or (len(groups) > 2 and "-" in separators and is_isbn(digits)):
+            return False
+        if VERSION_WORDS.search(before) or SECTION_WORDS.search(before):
+            return False
+        if CURRENCY_AFTER.match(match.string, match.end()) or before.rstrip().endswith(("$", "€", "£")):
+            return False
+        if separators == {"."} and len(groups) < 3:
+            return False  # decimals
+        if len(groups) == 2 and len(groups[0]) == len(groups[1]) and "(" not in text:
+            return False  # ranges: 1000-2000
+        pn = _phonenumbers()
+        international = text.startswith(("+", "00"))
+        context = PHONE_WORDS.search(before) is not None
+        if international:
+            try:
+                number = pn.parse("+" + text.lstrip("+")[2:] if text.startswith("00") else text, None)
+            except pn.NumberParseException:
+                return False
+            return pn.is_valid_number(number) or (context and pn.is_possible_number(number))
+        unseparated = len(groups) == 1
+        trunk = len(groups) >= 3 and groups[0] in ("0", "1") and all(len(g) >= 2 for g in groups[1:])  # 1-800-..
+        if (any(len(g) == 1 for g in groups) and not trunk) or (all(len(g) == 2 for g in groups) and not digits.startswith("0")):
+            return False  # '10.0.19041.1', '1 0 0 1', table rows '12 34 56 78 90' (but French '01 23 45 67 89')
+        thousands = (
+            len(groups) >= 3
+            and len(groups[0]) <= 3
+            and all(len(g) == 3 for g in groups[1:])
+            and separators <= {" ", "."}
+        )
+        if context and not unseparated:  # a phone word: any region the config knows may be the one
+            regions = list(dict.fromkeys([*regions, *(r for rs in self.config.regions.values() for r in rs)]))
+        for region in regions:
+            try:
+                number = pn.parse(text, region)
+            except pn.NumberParseException:
+                continue
+            if not pn.is_valid_number(number):
+                continue
+            if unseparated:  # '09121234567'; a bare '601234567' only after a phone word
+                mobile = pn.number_type(number) == pn.PhoneNumberType.MOBILE
+                return (digits.startswith("0") and len(digits) >= 10) or (context and mobile)
+            if context:
+                return True
+            if thousands:
+                return pn.number_type(number) == pn.PhoneNumberType.MOBILE and "." not in separators
+            return True
+        if context and not unseparated:
+            for region in regions[:1]:
+                try:
+                    return pn.is_possible_number(pn.parse(text, region))
+                except pn.NumberParseException:
+                    return False
+        return False
 
 
 @register_step("pii", config=PIIConfig, group="scrub", order=90, help="PII into typed placeholders")
 class PIIScrubber(Step):
-    """Replaces e-mails, IPs and phone numbers with placeholders; counts replacements by kind."""
+    """Replaces e-mails, phones, IPs, cards and IBANs with placeholders; counts replacements by kind."""
 
     def __init__(self, config: PIIConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)
         self.config = config
-        self.replaced: Counter = Counter()  # kind → replacements
+        self.scrubber = PIIReplacer(config)
         self.documents_changed = 0
 
-    def scrub(self, text: str) -> str:
-        """`text` with PII replaced (e-mails first: they hold dots and digits the others would see)."""
-        c = self.config
-        if c.email:
-            text = self._replace(EMAIL, text, "email", c.email_placeholder)
-        if c.ip:  # IPv6 first: '::ffff:192.0.2.1' holds an IPv4 address
-            text = self._replace(IPV6_CANDIDATE, text, "ip", c.ip_placeholder, is_ipv6)
-            text = self._replace(IPV4, text, "ip", c.ip_placeholder, is_ipv4)
-        if c.phone:
-            text = self._replace(PHONE_CANDIDATE, text, "phone", c.phone_placeholder, is_phone)
-        return text
+    @property
+    def replaced(self) -> Counter:
+        return self.scrubber.replaced
 
-    def _replace(
-        self, pattern: re.Pattern, text: str, kind: str, placeholder: str, check: Callable[[re.Match], bool] | None = None
-    ) -> str:
-        def substitute(match: re.Match) -> str:
-            if check is not None and not check(match):
-                return match.group()
-            self.replaced[kind] += 1
-            return placeholder
+    def scrub_document(self, doc: Document) -> Document:
+        text = self.scrubber.scrub(doc.text, doc.meta.get("lang"), doc.meta.get("region"))
+        if text == doc.text:
+            return doc
+        self.documents_changed += 1
+        return Document(doc.id, text, doc.meta)
 
-        return pattern.sub(substitute, text)
+    def scrub(self, text: str, lang: Any = None) -> str:
+        return self.scrubber.scrub(text, lang)
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
         for doc in docs:
             self.documents_in += 1
-            text = self.scrub(doc.text)
-            if text != doc.text:
-                self.documents_changed += 1
-                doc = Document(doc.id, text, doc.meta)
             self.documents_out += 1
-            yield doc
+            yield self.scrub_document(doc)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "changed": self.documents_changed}
