@@ -12,6 +12,7 @@ its `lang` and `lang_score` stay on it (in removed/).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,12 @@ class LanguageConfig:
             raise ValueError(f"language.min_score must be within [0, 1], got {self.min_score}")
         if self.max_chars < 1:
             raise ValueError(f"language.max_chars must be positive, got {self.max_chars}")
+
+
+@functools.cache
+def language_model() -> LanguageIdentifierModel:
+    """One model per process (steps travel to Dask workers without it)."""
+    return LanguageIdentifierModel()
 
 
 def expected_languages(doc: Document, fallback: list[str]) -> set[str]:
@@ -79,14 +86,13 @@ class LanguageFilter(Filter):
     def __init__(self, config: LanguageConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)
         self.config = config
-        self.model = LanguageIdentifierModel()
-        unknown = sorted(set(config.allowed) - set(self.model.languages))
+        unknown = sorted(set(config.allowed) - set(language_model().languages))
         if unknown:
             raise ConfigError(f"prepare.language.allowed: unknown language code '{unknown[0]}'")
         self.identified: Counter = Counter()  # language → documents (all, before filtering)
 
     def reject(self, doc: Document) -> str | None:
-        lang, score = self.model.identify(doc.text[: self.config.max_chars])
+        lang, score = language_model().identify(doc.text[: self.config.max_chars])
         if score < self.config.min_score:
             lang = UNDETERMINED
         declared = doc.meta.get("lang")

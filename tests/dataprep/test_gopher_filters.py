@@ -93,3 +93,45 @@ def test_top_ngram():
 def test_duplicate_ngrams():
     first_sentences = ". ".join(ENGLISH_OTHER.split(". ")[:2])
     assert repetition(ENGLISH_OTHER + " " + first_sentences) == "repetition:dup_5gram"
+
+
+def test_duplicated_ngram_characters_are_counted_as_datatrove_does():
+    from dataprep.steps.gopher_repetition import duplicated_ngram_chars, top_ngram_chars
+
+    words = "a b c d e a b c d e x".split()
+    # 'abcde' at 5 repeats: 5 characters (joined without spaces); the scan jumps past it.
+    assert duplicated_ngram_chars(words, 5) == 5
+    # Overlapping repeats: 'a a a a a a a' (7 words) → n=5 grams at 0,1,2 are equal: 1st new, 2nd repeat
+    # (adds 5, jumps to 6): nothing more fits.
+    assert duplicated_ngram_chars(["a"] * 7, 5) == 5
+    assert duplicated_ngram_chars("one two three".split(), 5) == 0
+    # Most frequent 2-gram 'a b' occurs twice: (1 + 1 + 1 space) × 2.
+    assert top_ngram_chars(words, 2) == 6
+    assert top_ngram_chars("x y z".split(), 2) == 0  # no 2-gram repeats
+
+
+def test_duplicated_ngrams_are_a_fraction_of_the_whole_text():
+    # One repeated 5-word sentence in a long page is a small fraction of the text's characters.
+    unique = " ".join(f"{NOUNS[i % len(NOUNS)]}{i}" for i in range(300))
+    text = unique + " the quick brown fox jumps " + "more words here " + "the quick brown fox jumps."
+    assert repetition(text) is None
+    assert repetition(("the quick brown fox jumps over it " * 20).strip()) is not None
+
+
+def test_alpha_words_count_attached_punctuation_as_part_of_the_word():
+    # Prose with a comma or full stop on most words keeps an alpha ratio of 1 (datatrove's tokenizer
+    # would see '.' and ',' tokens and score it near 0.5).
+    text = " ".join(f"{NOUNS[i % len(NOUNS)]}, the {NOUNS[(i + 3) % len(NOUNS)]}." for i in range(40))
+    assert quality(text) is None
+    numbers = " ".join(str(i) for i in range(200)) + " " + ENGLISH
+    assert quality(numbers) == "quality:alpha_words"
+
+
+def test_thresholds_per_language():
+    from dataprep.steps.gopher_quality import QualityThresholds
+
+    config = QualityConfig(languages={"fa": QualityThresholds(min_words=500)})
+    removed = []
+    step = GopherQuality(config, on_remove=lambda doc, reason: removed.append(reason))
+    list(step.run([Document("fa", PERSIAN, {"lang": "fa"}), Document("en", ENGLISH, {"lang": "en"})]))
+    assert removed == ["quality:min_words"]

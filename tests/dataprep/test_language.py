@@ -59,3 +59,23 @@ def test_allowed_languages_are_configurable():
 def test_unknown_language_code_is_a_config_error():
     with pytest.raises(ConfigError, match="prepare.language.allowed.*'xx'"):
         LanguageFilter(LanguageConfig(allowed=["en", "xx"]))
+
+
+def test_expected_languages_come_from_the_source_and_the_score_stays():
+    docs = [
+        Document("en-in-pl-source", ENGLISH, {"source_languages": ["pl"]}),
+        Document("pl-in-pl-source", POLISH, {"source_languages": ["pl-PL"]}),
+        Document("de-in-de-source", GERMAN, {"source_languages": ["de", "en"]}),
+        Document("de-no-source", GERMAN),  # JSONL input: prepare.language.allowed applies
+    ]
+    kept, removed, _ = run_filter(docs)
+    assert sorted(kept) == ["de-in-de-source", "pl-in-pl-source"]
+    assert removed == {"en-in-pl-source": "language:en", "de-no-source": "language:de"}
+    assert docs[0].meta["lang"] == "en" and docs[0].meta["lang_score"] > 0.5  # kept on the removed document
+
+
+def test_bad_source_languages_field_is_a_one_line_error():
+    from tokenmill.errors import UserError
+
+    with pytest.raises(UserError, match="document x: field 'source_languages' must be a list"):
+        run_filter([Document("x", ENGLISH, {"source_languages": "en"})])

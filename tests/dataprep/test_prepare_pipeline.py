@@ -117,7 +117,7 @@ def test_step_groups_run_only_their_steps(tmp_path):
     groups = step_groups()
     assert groups == {
         "normalize": ["normalize"],
-        "filter": ["language", "quality", "repetition"],
+        "filter": ["language", "url_filter", "quality", "repetition", "decontaminate"],
         "dedup": ["exact_dedup", "near_dedup"],
         "scrub": ["pii"],
     }
