@@ -1,20 +1,21 @@
 """MinHash signatures for a batch of documents at once (numpy), and LSH clustering in linear time.
 
-Signing: each distinct word is hashed once (blake2b, 64 bits, cached); a shingle's hash combines
-the hashes of its `n` words with 64-bit multiply-xor arithmetic over the whole batch at once; the
-`num_perm` permutations are `a * x + b (mod 2**64)` with random odd `a` (uint64 arrays), and a
-signature value is the top 32 bits of the minimum (taking the top bits commutes with the minimum,
-so the shift runs once per value, not once per shingle). Everything is a function of the text and
-the seed: the same text gets the same signature in any process, batch or order.
+Signing: every `\\w+` word of the lower-cased text is hashed in numpy over its code points (no
+Python loop per word); a shingle's hash combines the hashes of its `n` words with 64-bit
+multiply-xor arithmetic over the whole batch at once; the `num_perm` permutations are
+`a * x + b (mod 2**64)` with random odd `a` (uint64 arrays), and a signature value is the top 32
+bits of the minimum (taking the top bits commutes with the minimum, so the shift runs once per
+value, not once per shingle). Everything is a function of the text and the seed: the same text
+gets the same signature in any process, batch or order.
 
 Clustering: per band, the `rows` values of a signature are folded into one 64-bit key; documents
 are sorted by key, and every run of equal keys is joined to its first member (a star, not all
-pairs) with union-find: O(n log n) per band and no pairwise loop inside large clusters.
+pairs); dataprep/dedup.py takes connected components of those edges. O(n log n) per band and no
+pairwise loop inside large clusters.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Iterable, Sequence
 
@@ -26,7 +27,6 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _PRIME = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.uint64(0x243F6A8885A308D3)  # the hash of a document without words
-MAX_CACHED_WORDS = 1 << 21  # the word-hash cache is cleared past this many words (memory bound)
 CHUNK_VALUES = 1 << 21  # shingles x permutations computed at once (16 MiB of uint64)
 
 
@@ -45,12 +45,76 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-class Vocabulary(dict):
-    """word -> number, numbering words in order of first appearance."""
+_word_table: np.ndarray | None = None
+_powers = np.ones(1, dtype=np.uint64)  # _P ** i, grown on demand
+_inverse_powers = np.ones(1, dtype=np.uint64)  # _P ** -i (mod 2**64; _P is odd)
+_P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
+_P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+CHUNK_CHARS = 1 << 20  # characters turned into word hashes at once (a few bytes of numpy state each)
 
-    def __missing__(self, word: str) -> int:
-        number = self[word] = len(self)
-        return number
+
+def word_table() -> np.ndarray:
+    """For every code point, whether `re`'s `\\w` matches it (str.isalnum() or '_'); built once."""
+    global _word_table
+    if _word_table is None:
+        _word_table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), dtype=bool, count=0x110000)
+        _word_table[ord("_")] = True
+    return _word_table
+
+
+def powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    global _powers, _inverse_powers
+    if len(_powers) < n:
+        size = max(n, 2 * len(_powers))
+        with np.errstate(over="ignore"):
+            _powers = _cumulative(_P, size)
+            _inverse_powers = _cumulative(_P_INVERSE, size)
+    return _powers, _inverse_powers
+
+
+def _cumulative(base: np.uint64, size: int) -> np.ndarray:
+    """base ** 0, base ** 1, ... (mod 2**64)."""
+    values = np.full(size, base, dtype=np.uint64)
+    values[0] = 1
+    with np.errstate(over="ignore"):
+        return np.multiply.accumulate(values)
+
+
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The 64-bit hash of every `\\w+` word of the lower-cased texts (concatenated), and words per text.
+
+    Vectorised over code points: a word's hash is a polynomial in its code points (prefix sums
+    mod 2**64, shifted by inverse powers), mixed with its length. Equal words give equal hashes
+    wherever they occur.
+    """
+    table = word_table()
+    all_hashes, counts = [], np.zeros(len(texts), dtype=np.int64)
+    lo = 0
+    while lo < len(texts):
+        hi, chars = lo, 0
+        while hi < len(texts) and (hi == lo or chars + len(texts[hi]) <= CHUNK_CHARS):
+            chars += len(texts[hi]) + 1
+            hi += 1
+        lowered = [t.lower() for t in texts[lo:hi]]  # (may change lengths: 'İ' becomes two characters)
+        joined = "\x00".join(lowered)  # NUL is not a word character
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        is_word = np.zeros(len(points) + 2, dtype=bool)
+        is_word[1:-1] = table[points]
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+        starts, ends = edges[0::2], edges[1::2]
+        pw, inv = powers(len(points) + 1)
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(len(points) + 1, dtype=np.uint64)
+            np.cumsum(points.astype(np.uint64) * pw[: len(points)], out=prefix[1:])
+            hashes = (prefix[ends] - prefix[starts]) * inv[starts]
+            hashes ^= (ends - starts).astype(np.uint64) * _M2
+            all_hashes.append(mix64(hashes))
+        text_starts = np.zeros(hi - lo, dtype=np.int64)
+        np.cumsum([len(t) + 1 for t in lowered[:-1]], out=text_starts[1:])
+        owner = np.searchsorted(text_starts, starts, side="right") - 1
+        counts[lo:hi] = np.bincount(owner, minlength=hi - lo)
+        lo = hi
+    return (np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)), counts
 
 
 class MinHasher:
@@ -61,28 +125,6 @@ class MinHasher:
         rng = np.random.Generator(np.random.PCG64(seed))
         self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64) | np.uint64(1)
         self.b = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64)
-        self.vocab = Vocabulary()
-        self.vocab_hashes = np.zeros(1024, dtype=np.uint64)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "vocab": Vocabulary(), "vocab_hashes": np.zeros(1024, dtype=np.uint64)}
-
-    def word_ids(self, tokens: list[str]) -> list[int]:
-        vocab = self.vocab
-        if len(vocab) > MAX_CACHED_WORDS:
-            vocab.clear()
-        before = len(vocab)
-        ids = list(map(vocab.__getitem__, tokens))  # new words get the next number (Vocabulary)
-        if len(vocab) > before:
-            new = list(vocab)[before:] if before else list(vocab)
-            if len(vocab) > len(self.vocab_hashes):
-                grown = np.zeros(max(len(vocab), 2 * len(self.vocab_hashes)), dtype=np.uint64)
-                grown[:before] = self.vocab_hashes[:before]
-                self.vocab_hashes = grown
-            self.vocab_hashes[before : len(vocab)] = [
-                int.from_bytes(hashlib.blake2b(w.encode("utf-8"), digest_size=8).digest(), "little") for w in new
-            ]
-        return ids
 
     def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """All shingle hashes of the batch, concatenated, and each text's start offset into them.
@@ -90,13 +132,7 @@ class MinHasher:
         A text with fewer than `n` words is one shingle of all its words (no words: a constant).
         """
         n = self.ngram_size
-        ids: list[int] = []
-        counts = np.empty(len(texts), dtype=np.int64)
-        for i, text in enumerate(texts):
-            tokens = words(text)
-            counts[i] = len(tokens)
-            ids.extend(self.word_ids(tokens))
-        word_hashes = self.vocab_hashes[np.asarray(ids, dtype=np.int64)] if ids else np.zeros(0, np.uint64)
+        hashed_words, counts = word_hashes(texts)
         starts = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         # shingles per text: max(words - n + 1, 1)
@@ -106,14 +142,14 @@ class MinHasher:
         total = int(offsets[-1])
         # Full n-grams: positions p with p + n <= end of its text.
         owner = np.repeat(np.arange(len(texts)), counts)
-        position = np.arange(len(word_hashes))
+        position = np.arange(len(hashed_words))
         full = position + n <= starts[owner + 1]
         first = position[full]
         hashes = np.empty(total, dtype=np.uint64)
         with np.errstate(over="ignore"):
             acc = np.zeros(len(first), dtype=np.uint64)
             for k in range(n):
-                acc = mix64((acc ^ word_hashes[first + k]) * _PRIME)
+                acc = mix64((acc ^ hashed_words[first + k]) * _PRIME)
             long_texts = counts >= n
             index_in_full = offsets[:-1][owner[full]] + (first - starts[owner[full]])
             hashes[index_in_full] = acc
@@ -121,7 +157,7 @@ class MinHasher:
             for i in np.flatnonzero(~long_texts):
                 h = np.zeros(1, dtype=np.uint64) if counts[i] else np.array([_EMPTY])
                 for k in range(int(counts[i])):
-                    h = mix64((h ^ word_hashes[starts[i] + k : starts[i] + k + 1]) * _PRIME)
+                    h = mix64((h ^ hashed_words[starts[i] + k : starts[i] + k + 1]) * _PRIME)
                 hashes[offsets[i]] = h[0]
         return hashes, offsets
 

@@ -79,3 +79,14 @@ def test_large_batches_are_signed_in_chunks_like_single_documents(monkeypatch, n
     whole = MinHasher(num_perm, 3, 9).sign(texts)
     monkeypatch.setattr(minhash, "CHUNK_VALUES", num_perm * 5)  # 5 shingles per chunk: documents span chunks
     assert np.array_equal(MinHasher(num_perm, 3, 9).sign(texts), whole)
+
+
+def test_words_are_re_word_runs_of_the_lower_cased_text_in_any_script():
+    from dataprep.minhash import words
+
+    hasher = MinHasher(112, 2, 1)
+    texts = ["İstanbul İSTANBUL straße ΣΊΣΥΦΟΣ", "a_b c-d e’f «g» 東京、大阪。", "دبیان، یک سیستم‌عامل ۱۹۹۳",
+             "Zażółć gęślą jaźń!", "tabs\tand\nlines  x\x00y", "🙂 emoji 🙂 и кириллица"]
+    for text in texts:  # the signature depends only on the sequence of `\w+` words
+        assert np.array_equal(hasher.sign([text]), hasher.sign([" ".join(words(text))])), text
+    assert not np.array_equal(hasher.sign(["straße a"]), hasher.sign(["strasse a"]))
