@@ -17,7 +17,7 @@ from dataprep import registry
 from dataprep.distributed import dask_client, execute, open_index
 from dataprep.plots import write_plots
 from dataprep.step import RemoveCallback, Step
-from tokenmill.documents import Document, ShardWriter, document_files, read_documents
+from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
 from tokenmill.errors import ConfigError
 from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory
@@ -64,6 +64,8 @@ def run(
             counts, kept, removed, reasons = execute(
                 document_files(inp), pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index
             )
+        unify_shards(tmp)  # tasks wrote their shards apart: give the output one schema
+        unify_shards(tmp / "removed")
         stats.documents_in, stats.bytes_in = counts["documents_in"], counts["bytes_in"]
         stats.removed.update(reasons)
         stats.documents_out, stats.bytes_out = kept.documents, kept.bytes
