@@ -3,8 +3,8 @@
     out/part-00000.parquet ...          kept documents (with `lang`, `lang_score`, ... columns)
     out/removed/part-00000.parquet ...  removed documents with `reason` (and `duplicate_of`)
     out/stats.json                      documents/bytes in and out, removals, per-step counts
-    out/plots/removals.{png,csv}        removed documents per reason
-    out/plots/dedup_clusters.{png,csv}  duplicate cluster sizes
+    out/report.html                     the data-quality report (dataprep/report.py)
+    out/plots/*.{png,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 from dataprep import registry
 from dataprep.distributed import dask_client, execute, open_index
 from dataprep.plots import write_plots
+from dataprep.report import write_report
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
 from tokenmill.errors import ConfigError
@@ -71,6 +72,7 @@ def run(
         stats.documents_out, stats.bytes_out = kept.documents, kept.bytes
         stats.extra = summary(names, pipeline, kept, removed)
         write_plots(tmp / "plots", stats.removed, cluster_sizes(pipeline))
+        write_report(tmp, stats.to_dict())
         stats.write(tmp)
     return stats.to_dict()
 
