@@ -77,7 +77,12 @@ def test_a_real_scheduler_and_two_workers_write_the_same_bytes(tmp_path):
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
             assert len(client.scheduler_info()["workers"]) == 2
-            remote = run(inp, tmp_path / "remote", PrepareConfig(), client=client)
+        config = PrepareConfig()
+        config.dask.address = address  # prepare.dask.address
+        remote = run(inp, tmp_path / "remote", config)
+        with Client(address, timeout=60) as client:  # the tasks ran there
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        assert any(p.startswith("tokenmill") for p in prefixes), prefixes
         assert remote == local
         assert tree_bytes(tmp_path / "remote") == tree_bytes(tmp_path / "local")
     finally:
