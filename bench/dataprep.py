@@ -187,7 +187,9 @@ def bench_minhash(docs, megabytes, results):
 
 
 def tokenmill_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tokenmill.cli", *args]
+    """The `tokenmill` command line run by this Python (its module moved from tokenmill/ to pipeline/)."""
+    module = "pipeline.cli" if (ROOT / "pipeline" / "cli.py").exists() else "tokenmill.cli"
+    return [sys.executable, "-m", module, *args]
 
 
 def bench_near_dedup(docs, megabytes, inp, work, python, results):

@@ -147,17 +147,24 @@ class MinHasher:
         first = position[full]
         hashes = np.empty(total, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            acc = np.zeros(len(first), dtype=np.uint64)
-            for k in range(n):
-                acc = mix64((acc ^ hashed_words[first + k]) * _PRIME)
+            # a polynomial in the (already mixed) word hashes, mixed once
+            acc = hashed_words[first]
+            for k in range(1, n):
+                acc *= _PRIME
+                acc += hashed_words[first + k]
+            mix64(acc)
             long_texts = counts >= n
             index_in_full = offsets[:-1][owner[full]] + (first - starts[owner[full]])
             hashes[index_in_full] = acc
             # Short texts: one shingle of however many words they have.
             for i in np.flatnonzero(~long_texts):
-                h = np.zeros(1, dtype=np.uint64) if counts[i] else np.array([_EMPTY])
-                for k in range(int(counts[i])):
-                    h = mix64((h ^ hashed_words[starts[i] + k : starts[i] + k + 1]) * _PRIME)
+                h = np.array([_EMPTY])
+                if counts[i]:
+                    h = hashed_words[starts[i] : starts[i] + 1].copy()
+                    for k in range(1, int(counts[i])):
+                        h *= _PRIME
+                        h += hashed_words[starts[i] + k : starts[i] + k + 1]
+                    mix64(h)
                 hashes[offsets[i]] = h[0]
         return hashes, offsets
 
