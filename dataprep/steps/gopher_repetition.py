@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.text import view
@@ -82,6 +84,88 @@ def duplicated_ngram_chars(words: list[str], n: int) -> int:
     return repeated
 
 
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: n-gram keys as polynomial hashes
+
+
+class NgramIndex:
+    """One document's words as integer ids with n-gram keys, so each rule is a few numpy operations
+    plus (for duplicated n-grams) one loop over integers instead of tuples of strings. Keys are 64-bit
+    polynomial hashes of the word ids: two different n-grams of one document collide with probability
+    about 2^-64 per pair."""
+
+    def __init__(self, words: list[str]):
+        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        self.ids = np.array([ids[w] for w in words], dtype=np.uint64)
+        self.cum = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
+
+    def keys(self, n: int) -> np.ndarray:
+        count = len(self.ids) - n + 1
+        if count <= 0:
+            return np.zeros(0, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            h = self.ids[:count].copy()
+            for k in range(1, n):
+                h = h * _MULTIPLIER + self.ids[k : k + count]
+        return h
+
+    def gram_chars(self, n: int) -> np.ndarray:
+        """Characters of the n-gram starting at each position (words joined without spaces)."""
+        return self.cum[n:] - self.cum[: len(self.cum) - n]
+
+    def top_chars(self, n: int) -> int:
+        """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
+        keys = self.keys(n)
+        if len(keys) == 0:
+            return 0
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        top = counts.max()
+        if top < 2:
+            return 0
+        start = int(first[counts == top].min())
+        return int(self.gram_chars(n)[start] + n - 1) * int(top)
+
+    def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES) -> dict[int, int]:
+        """As `duplicated_ngram_chars` (datatrove's find_all_duplicate) for each n in `sizes` (ascending).
+
+        Only positions whose n-gram occurs more than once can change the scan (a unique n-gram is
+        added to `seen` and never looked up again), and a repeated (n+1)-gram starts where a
+        repeated n-gram does: so each n scans only the repeated positions of the previous one."""
+        result: dict[int, int] = {}
+        candidates: np.ndarray | None = None
+        for n in sizes:
+            keys = self.keys(n)
+            positions = np.arange(len(keys)) if candidates is None else candidates[candidates < len(keys)]
+            if len(positions) == 0:
+                result[n] = 0
+                candidates = positions
+                continue
+            _, inverse, counts = np.unique(keys[positions], return_inverse=True, return_counts=True)
+            repeated = counts[inverse] >= 2
+            candidates = positions[repeated]
+            result[n] = scan_repeats(candidates.tolist(), inverse[repeated].tolist(),
+                                     self.gram_chars(n)[candidates].tolist(), n)
+        return result
+
+
+def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:
+    """find_all_duplicate's left-to-right scan, visiting only `positions` (ascending) of repeated n-grams."""
+    seen: set[int] = set()
+    repeated, resume, j, count = 0, 0, 0, len(positions)
+    while j < count:
+        i = positions[j]
+        if i < resume:  # inside the n-gram just counted: skipped
+            j += 1
+            continue
+        if keys[j] in seen:
+            repeated += chars[j]
+            resume = i + n
+        else:
+            seen.add(keys[j])
+        j += 1
+    return repeated
+
+
 @register_step("repetition", config=RepetitionConfig, group="filter", order=40, help="Gopher repetition rules")
 class GopherRepetition(Filter):
     """Removes documents that repeat themselves: duplicate lines/paragraphs and n-grams."""
@@ -105,11 +189,12 @@ class GopherRepetition(Filter):
             return "repetition:dup_line_frac"
         if dup_chars / length > c.max_dup_line_char_frac:
             return "repetition:dup_line_char_frac"
-        words = v.words
+        grams = NgramIndex(v.words)
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
-            if top_ngram_chars(words, n) / length > limit:
+            if grams.top_chars(n) / length > limit:
                 return f"repetition:top_{n}gram"
+        duplicated = grams.duplicated_chars(DUP_NGRAM_SIZES)
         for n, limit in zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac):
-            if duplicated_ngram_chars(words, n) / length > limit:
+            if duplicated[n] / length > limit:
                 return f"repetition:dup_{n}gram"
         return None

@@ -7,8 +7,8 @@ only: quotes, ligatures, character widths and HTML entities are left as the auth
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-import sys
 import unicodedata
 from typing import Any, Iterable, Iterator
 
@@ -39,10 +39,16 @@ ARABIC_SCRIPT = re.compile("[\u0600-\u06ff]")
 DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 ODD_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-INNER_SPACE_RUN = re.compile(r"(?<=\S)[ \t]{2,}")  # runs inside a line; leading indentation is kept
+INNER_SPACE_RUN = re.compile(r"[ \t](?<=\S[ \t])[ \t]+")  # runs inside a line; leading indentation is kept
 TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 BLANK_LINES = re.compile(r"\n{3,}")
-MAYBE_MOJIBAKE = re.compile("[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2122]")
+# UTF-8 read as Latin-1/cp1252 leaves a lead byte (Â-ô) followed by what was a continuation byte
+# (0x80-0xBF: C1 controls, NBSP, ¡-¿ or their cp1252 glyphs € ‚ „ … ‘ ’ “ ” • – — ™ ...). Only texts
+# with such a pair go through ftfy (its own test is slower than the repair on clean text).
+MAYBE_MOJIBAKE = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
 
 
 @functools.cache
@@ -76,12 +82,22 @@ def is_persian(text: str, declared_lang: Any = None) -> bool:
 @functools.cache
 def invisible_chars() -> re.Pattern:
     """Control (Cc) and format (Cf) characters except newline, tab, ZWNJ and ZWJ (Persian needs them)."""
-    chars = (
-        chr(c)
-        for c in range(sys.maxunicode + 1)
+    # Every Cc/Cf code point lies below U+20000 or in the tag block U+E0000-U+E0FFF. The class is
+    # written as ranges: `re` matches a class of ranges several times faster than one of single chars.
+    codes = [
+        c
+        for c in itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
         if unicodedata.category(chr(c)) in ("Cc", "Cf") and chr(c) not in ("\n", "\t", ZWNJ, ZWJ)
+    ]
+    ranges: list[list[int]] = []
+    for c in codes:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return re.compile(
+        "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
     )
-    return re.compile("[" + "".join(re.escape(ch) for ch in chars) + "]")
 
 
 def normalize_whitespace(text: str) -> str:

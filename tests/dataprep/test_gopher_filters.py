@@ -135,3 +135,18 @@ def test_thresholds_per_language():
     step = GopherQuality(config, on_remove=lambda doc, reason: removed.append(reason))
     list(step.run([Document("fa", PERSIAN, {"lang": "fa"}), Document("en", ENGLISH, {"lang": "en"})]))
     assert removed == ["quality:min_words"]
+
+
+def test_the_fast_ngram_counts_equal_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import NgramIndex, duplicated_ngram_chars, top_ngram_chars
+
+    rng = random.Random(7)
+    for _ in range(200):
+        vocabulary = NOUNS[: rng.randint(2, len(NOUNS))]
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(0, 80))]
+        grams = NgramIndex(words)
+        duplicated = grams.duplicated_chars()
+        assert [duplicated[n] for n in range(5, 11)] == [duplicated_ngram_chars(words, n) for n in range(5, 11)]
+        assert [grams.top_chars(n) for n in (2, 3, 4)] == [top_ngram_chars(words, n) for n in (2, 3, 4)]
