@@ -73,13 +73,20 @@ def read_documents(path: str | Path) -> Iterator[Document]:
 def _read_parquet(file: Path) -> Iterator[Document]:
     try:
         parquet = pq.ParquetFile(file)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"{file}: not a readable Parquet file ({exc})") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     missing = {"id", "text"} - set(parquet.schema_arrow.names)
     if missing:
         raise UserError(f"{file}: missing column '{sorted(missing)[0]}'")
     row = 0
-    for batch in parquet.iter_batches(batch_size=1024):
+    batches = parquet.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(f"{file}: damaged Parquet data after row {row} ({str(exc).splitlines()[0]})") from None
+        if batch is None:
+            return
         for record in batch.to_pylist():
             row += 1
             yield Document.from_record(record, f"{file}: row {row}")

@@ -140,3 +140,16 @@ def test_truncated_gzip_through_the_cli_is_one_line_and_exit_2(tmp_path: Path):
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "cut.jsonl.gz: truncated gzip file" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_damaged_parquet_is_a_one_line_error(tmp_path: Path):
+    from tokenmill.documents import write_parquet
+
+    good = tmp_path / "good.parquet"
+    write_parquet([{"id": str(i), "text": "word " * 200 + str(i)} for i in range(2000)], good)
+    data = good.read_bytes()
+    for name, damaged in [("cut.parquet", data[: len(data) // 2]), ("zeroed.parquet", data[:4] + b"\0" * 4000 + data[4004:])]:
+        (tmp_path / name).write_bytes(damaged)
+        with pytest.raises(UserError, match=rf"{name}: (not a readable|damaged) Parquet") as info:
+            list(read_documents(tmp_path / name))
+        assert "\n" not in str(info.value)
