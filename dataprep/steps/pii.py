@@ -32,7 +32,7 @@ import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from dataprep.registry import register_step
 from dataprep.step import RemoveCallback, Step
@@ -77,22 +77,21 @@ class PIIConfig:
     iban_placeholder: str = "<IBAN>"
 
 
-# --- the one candidate pattern ----------------------------------------------------------------------
+# --- candidate patterns ---------------------------------------------------------------------------
 # Letters of scripts written with spaces (Latin, Greek, Cyrillic, Hebrew, Arabic/Persian): CJK, kana,
 # Hangul and Thai are left out, so an address ends where unspaced prose around it begins.
 _TLD_CHARS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u04ff\u05d0-\u05ea\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff"
-_LATIN = "0-9\u0660-\u0669\u06f0-\u06f9" + _TLD_CHARS
-_LOCAL = rf"[{_LATIN}!#$%&'*+=?^_`{{|}}~-]+(?:\.[{_LATIN}!#$%&'*+=?^_`{{|}}~-]+)*"
-_LABEL = rf"[{_LATIN}](?:[{_LATIN}-]*[{_LATIN}])?"
+_SPACED = "0-9\u0660-\u0669\u06f0-\u06f9" + _TLD_CHARS
+_LABEL = rf"[{_SPACED}](?:[{_SPACED}-]*[{_SPACED}])?"
 _AT = r"(?:@|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*)"  # a bare '@' must be tight: 'list @lists.org' is prose
 _DOT = r"(?:\.|\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*)"
-# Every pattern starts with a character class and checks the character before it with a two-wide
+# Every pattern but IPv6 (gated) starts with a character class and checks the character before it with a two-wide
 # lookbehind (it cannot start with the lookbehind): that lets `re` skip ahead to candidate characters
 # instead of trying the pattern at every position, which makes scrubbing several times faster.
-_L1 = rf"[{_LATIN}!#$%&'*+=?^_`{{|}}~-]"
+_L1 = rf"[{_SPACED}!#$%&'*+=?^_`{{|}}~-]"
 EMAIL = (
-    rf"{_L1}(?<![{_LATIN}._%+-]{_L1}){_L1}*(?:\.{_L1}+)*{_AT}(?:{_LABEL}{_DOT})+[{_TLD_CHARS}]{{2,24}}"
-    rf"(?![{_LATIN}-]|\.[{_LATIN}])"
+    rf"{_L1}(?<![{_SPACED}._%+-]{_L1}){_L1}*(?:\.{_L1}+)*{_AT}(?:{_LABEL}{_DOT})+[{_TLD_CHARS}]{{2,24}}"
+    rf"(?![{_SPACED}-]|\.[{_SPACED}])"
 )
 AT_WORD = re.compile(r"[\[({<]\s*(?i:at)\s*[\])}>]")  # gate: only texts with '@' or '[at]' are searched
 IBAN = r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,32}(?![a-z0-9])"
@@ -263,28 +262,31 @@ class PIIReplacer:
             return text
         regions: list[str] | None = None
 
-        def substitute(match: re.Match) -> str:
+        def ip(kind: str) -> Callable[[re.Match], str]:
+            return lambda match: self._hit("ip", match.group()) if self._ip(match, kind) else match.group()
+
+        def number(match: re.Match) -> str:
             nonlocal regions
-            kind = match.re is PATTERNS["ipv6"] and "ipv6" or match.re is PATTERNS["ipv4"] and "ipv4" or None
-            value = match.group()
-            if kind is not None:
-                return self._hit("ip", value) if self._ip(match, kind) else value
             if regions is None:
                 regions = self.regions(lang, region)
             found = self._digits(match, regions)
-            return self._hit(found, value) if found else value
+            return self._hit(found, match.group()) if found else match.group()
 
         if "email" in self.enabled and ("@" in text or AT_WORD.search(text)):
-            text = PATTERNS["email"].sub(lambda m: self._hit("email", m.group()) if self._email(m.group()) else m.group(), text)
+            text = PATTERNS["email"].sub(self._email_match, text)
         if "iban" in self.enabled:
             text = PATTERNS["iban"].sub(self._iban, text)
         if "ip" in self.enabled:
             if IPV6_GATE.search(text):
-                text = PATTERNS["ipv6"].sub(substitute, text)
-            text = PATTERNS["ipv4"].sub(substitute, text)
+                text = PATTERNS["ipv6"].sub(ip("ipv6"), text)
+            text = PATTERNS["ipv4"].sub(ip("ipv4"), text)
         if "phone" in self.enabled or "card" in self.enabled:
-            text = PATTERNS["digits"].sub(substitute, text)
+            text = PATTERNS["digits"].sub(number, text)
         return text
+
+    def _email_match(self, match: re.Match) -> str:
+        value = match.group()
+        return self._hit("email", value) if self._email(value) else value
 
     def _iban(self, match: re.Match) -> str:
         value = match.group()
@@ -307,14 +309,10 @@ class PIIReplacer:
             self.found = None
 
     def _email(self, value: str) -> bool:
-        if "email" not in self.enabled:
-            return False
         domain = re.split(r"@|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*", value, maxsplit=1)[-1]
         return domain.rsplit(".", 1)[-1].lower() not in IMAGE_SUFFIXES
 
     def _ip(self, match: re.Match, kind: str) -> bool:
-        if "ip" not in self.enabled:
-            return False
         value = match.group()
         if kind == "ipv6":
             if value.count(":") < 2 or not any(ch.isdigit() for ch in value):
