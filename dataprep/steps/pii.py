@@ -8,9 +8,10 @@ code then validates each one, so that only real PII goes:
   prose is cut at the script boundary, not swallowed with the clause); image names like
   'logo@2x.png' are not addresses; 'name [at] host [dot] org' is.
 - card: 13-19 digits, unseparated or in the usual groups (4-4-4-4, 4-6-5, ...), Luhn-checked, with a
-  network's first digit (2-6, incl. 16-digit Iranian cards) or Iran's 9919.
+  prefix and length some network issues (Visa, Mastercard, Amex, Discover, UnionPay, JCB, Diners,
+  Maestro, Mir, and 16-digit Iranian Shetab cards).
 - IBAN: a country code, check digits and 11-30 characters, with or without spaces, of the
-  country's registered length (any country; unknown ones by length 15-34), mod-97-checked.
+  country's registered length (every country of the IBAN registry), mod-97-checked.
 - phone: the digit run is parsed by `phonenumbers`: '+' / '00' numbers as international, others in
   the regions of the document's language (`regions`; `region` on the document comes first), e.g.
   Iranian 0912 345 6789 and 021-88776655, Polish 601 234 567; Persian (۰-۹) and Arabic-Indic
@@ -101,7 +102,7 @@ IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
 IPV4 = r"[0-9](?<![\w.\-][0-9])(?<!\w/[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![\w\-]|\.[0-9])"
 _D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
 _S = "[ \u00a0.-]"  # one separator between digit groups
-_B = r"[\w+\-./,@#:$€£¥]"  # a number does not start right after these
+_B = r"[\w+\-./,@#:=$€£¥]"  # a number does not start right after these (words, URLs, decimals, prices)
 _TAIL = rf"(?:{_S}{{1,2}}(?:\({_D}+\){_S}?)?{_D}+)*(?![\w@]|[.,\-/:]\w)"
 DIGITS = (
     rf"(?:\+(?:(?<!{_B}\+)|(?<=tel:\+))\s?(?:\(\+?{_D}+(?: {_D}+)?\){_S}?)?{_D}+"  # +48 ..., +1 (555) ...
@@ -167,18 +168,30 @@ def is_card(groups: list[str], separators: set[str]) -> bool:
         return False
     if len(groups) > 1 and tuple(map(len, groups)) not in CARD_GROUPINGS:
         return False
-    if not ("2" <= digits[0] <= "6" or digits.startswith("9919")):
-        return False  # no network issues cards starting 0, 1, 7, 8 (timestamps, ids) — Iran's 9919 aside
+    if not issued_prefix(digits):
+        return False  # compact timestamps (20240315103000), ids
     return len(set(digits)) > 1 and luhn_valid(digits)
 
 
+def issued_prefix(digits: str) -> bool:
+    """Whether a card network issues numbers of this length with this prefix."""
+    n, head2, head4 = len(digits), int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":
+        return n in (13, 16, 19)  # Visa
+    if 51 <= head2 <= 55 or 2221 <= head4 <= 2720:
+        return n == 16  # Mastercard
+    if head2 in (34, 37):
+        return n == 15  # American Express
+    if 2200 <= head4 <= 2204 or 3528 <= head4 <= 3589 or head2 in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:
+        return 14 <= n <= 19  # Mir, JCB, Diners
+    if head2 == 50 or 56 <= head2 <= 69:
+        return 13 <= n <= 19  # Maestro, Discover, UnionPay, RuPay, Iranian Shetab cards (5x/6x, 16 digits)
+    return digits.startswith("9919") and n == 16  # Iranian bank cards outside the 5x/6x ranges
+
+
 def iban_valid(compact: str) -> bool:
-    expected = IBAN_LENGTHS.get(compact[:2])
-    if expected is None:
-        if not 15 <= len(compact) <= 34:
-            return False
-    elif len(compact) != expected:
-        return False
+    if len(compact) != IBAN_LENGTHS.get(compact[:2]):
+        return False  # not an IBAN country, or not its length
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
@@ -186,8 +199,7 @@ def iban_valid(compact: str) -> bool:
 def iban_span(candidate: str) -> int | None:
     """Characters of `candidate` making up a valid IBAN (a trailing word may have been taken in), or None."""
     expected = IBAN_LENGTHS.get(candidate[:2])
-    lengths = [expected] if expected else range(34, 14, -1)
-    for length in lengths:
+    for length in [expected] if expected else []:
         taken = chars = 0
         for chars, ch in enumerate(candidate, start=1):
             if ch != " ":

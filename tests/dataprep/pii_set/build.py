@@ -73,7 +73,7 @@ IP_TEMPLATES = {
     "pl": ["Adres IP serwera to {v}.", "Połączenie z {v} zostało zablokowane.", "{v} brama domyślna"],
 }
 CARD_PREFIXES = ["4", "4", "51", "55", "2221", "34", "37", "6011", "603799", "610433", "589210", "627412", "622106",
-                 "502229", "639347", "35"]
+                 "502229", "639347", "3530"]
 CARD_TEMPLATES = {
     "en": ["Card number: {v}", "Pay with card {v}, exp 12/27.", "My Visa {v} was charged twice.",
            "charged to {v} on 3 May"],
@@ -146,6 +146,8 @@ HARD_NEGATIVES = {
         "doc prefix 2001:db8::1", "15/03/2024", "tel: not listed", "@media (max-width: 600px)",
         "user@localhost", "Apache/2.4.41 (Ubuntu)", "OpenSSL 1.1.1w  11 Sep 2023", "HTTP/1.1 200 OK",
         "1.0.0.0/8 is announced", "0.0.0.0", "Build 22621.2428", "node v18.17.1",
+        "created 20240315103000", "patent US20230123456A1", "debt 4 000 000 000 000", "/article?id=4111111111",
+        "GB00 WEST 1234 5698 7654 32", "serial 5105 1051 0510 5100 2",
     ],
     "fa": [
         "تاریخ ۱۴۰۲/۰۷/۱۵ ثبت شد.", "در تاریخ 1402-07-15 برگزار شد.", "۱۵ مهر ۱۴۰۲", "سال ۱۴۰۲ و ۲۰۲۳",
