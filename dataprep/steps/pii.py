@@ -86,7 +86,7 @@ _SPACED = "0-9\u0660-\u0669\u06f0-\u06f9" + _TLD_CHARS
 _LABEL = rf"[{_SPACED}](?:[{_SPACED}-]*[{_SPACED}])?"
 _AT = r"(?:@|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*)"  # a bare '@' must be tight: 'list @lists.org' is prose
 _DOT = r"(?:\.|\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*)"
-# Every pattern but IPv6 (gated) starts with a character class and checks the character before it with a two-wide
+# Every pattern starts with a character class and checks the character before it with a two-wide
 # lookbehind (it cannot start with the lookbehind): that lets `re` skip ahead to candidate characters
 # instead of trying the pattern at every position, which makes scrubbing several times faster.
 _L1 = rf"[{_SPACED}!#$%&'*+=?^_`{{|}}~-]"
@@ -94,12 +94,22 @@ EMAIL = (
     rf"{_L1}(?<![{_SPACED}._%+-]{_L1}){_L1}*(?:\.{_L1}+)*{_AT}(?:{_LABEL}{_DOT})+[{_TLD_CHARS}]{{2,24}}"
     rf"(?![{_SPACED}-]|\.[{_SPACED}])"
 )
-AT_WORD = re.compile(r"[\[({<]\s*(?i:at)\s*[\])}>]")  # gate: only texts with '@' or '[at]' are searched
+AT_WORD = re.compile(r"[\[({<]\s*(?i:at)\s*[\])}>]")  # texts with '[at]' go through EMAIL itself
+# Texts with only a plain '@': find '@domain' and walk back over the local part (EMAIL would try to
+# start an address at every word of the text).
+AT_DOMAIN = re.compile(rf"@(?:{_LABEL}\.)+[{_TLD_CHARS}]{{2,24}}(?![{_SPACED}-]|\.[{_SPACED}])")
+LOCAL_PART_END = re.compile(rf"(?:{_L1}+\.)*{_L1}+\Z")
+LOCAL_BOUNDARY = re.compile(rf"[{_SPACED}._%+-]")
 IBAN = r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,32}(?![a-z0-9])"
-IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w:])"
+_H = "[0-9A-Fa-f]"
+_IPV6_END = rf"(?:[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}}|{_H}{{0,4}})(?![\w:])"
+IPV6 = (  # (h{0,4}:){2,7} then an IPv4 address or h{0,4}, starting with a hex digit or with '::'
+    rf"{_H}(?<![\w:.]{_H}){_H}{{0,3}}:(?:{_H}{{0,4}}:){{1,6}}{_IPV6_END}"
+    rf"|:(?<![\w:.]:)(?:{_H}{{0,4}}:){{1,6}}{_IPV6_END}"
+)
 IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2} ?$")
 IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
-IPV4 = r"[0-9](?<![\w.\-][0-9])(?<!\w/[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![\w\-]|\.[0-9])"
+IPV4 = r"[0-9](?<![\w.\-][0-9])(?<!\w/[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![\w\-]|\.\w)"
 _D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
 _S = "[ \u00a0.-]"  # one separator between digit groups
 _B = r"[\w+\-./,@#:=$€£¥]"  # a number does not start right after these (words, URLs, decimals, prices)
@@ -112,27 +122,32 @@ DIGITS = (
 )
 PATTERNS = {kind: re.compile(pattern) for kind, pattern in
             (("email", EMAIL), ("iban", IBAN), ("ipv6", IPV6), ("ipv4", IPV4), ("digits", DIGITS))}
+DIGIT_RUN = re.compile(r"[0-9]+")
+NOT_SEPARATOR = re.compile(r"[0-9()+]")
 TO_ASCII = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 IMAGE_SUFFIXES = {"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "avif", "css", "js"}
 # Words that make a number a phone number / a dotted quad an address (searched just before it).
 PHONE_WORDS = re.compile(
-    r"(?i:\btel\b|\btel\.|phone|call|fax|mobile|cell|contact|whatsapp|\bsms\b|dial|hotline|reach us|"
+    r"(?i:\btel\b|\btel\.|\b(?:tele)?phones?\b|\bcall\b|\bfax\b|\bmobile\b|\bcell\b|\bcontact\b|whatsapp|\bsms\b|\bdial\b|hotline|reach us|"
     r"telefon|\bkom\b|\bkom\.|komórk|zadzwoń|dzwoń|kontakt|numer|"
     r"تلفن|تماس|شماره|همراه|موبایل|فکس|نمابر)|☎|📞"
 )
 ADDRESS_WORDS = re.compile(
-    r"(?i:\bip\b|address|addr|host|server|\bdns\b|ping|ssh|connect|from|gateway|peer|client|proxy|"
+    r"(?i:\bip\b|address|addr|host|server|\bdns\b|\bping\b|\bssh\b|connect|gateway|\bpeer|client|proxy|"
     r"adres|serwer|آدرس|سرور|آی\u200cپی)"
 )
 VERSION_WORDS = re.compile(r"(?i:version|\bver\b|\bver\.|\bv$|release|build|wersja|نسخه|firmware|kernel)\W{0,3}$")
 SECTION_WORDS = re.compile(
     r"(?i:section|sect|sekcja|rozdział|chapter|chap|figure|table|example|rysunek|tabela|przykład|"
-    r"قسمت|بخش|فصل|شکل|جدول|مثال|§)\W{0,3}$"
+    r"قسمت|بخش|فصل|شکل|جدول|مثال|قسم|انظر|see|\bcf|siehe|voir|vedi|véase|veja|patrz|zobacz|viz|第|§)\W{0,3}$"
 )
 CURRENCY_AFTER = re.compile(
     r"\s?(?:zł|pln|usd|eur|gbp|irr|irt|\$|€|£|ریال|تومان|dollars?|euros?|złotych|rials?|tomans?)(?!\w)", re.I
 )
+SECTION_TITLE_AFTER = re.compile(r"(?:,|\s?[–—-])?\s?[“”\"«„‘’'»「『]|\s?節")  # '9.2.1.4, “Title”', '9.2.1.4 – „Title“'
+TABLE_NEIGHBOUR_BEFORE = re.compile(r"(?<![\w+])[0-9]+[ \t]+$")  # another number just before, same line
+TABLE_NEIGHBOUR_AFTER = re.compile(r"[ \t]+[0-9]")  # another number just after, same line
 ISBN_BEFORE = re.compile(r"(?i:isbn(?:-1[03])?)\W{0,3}$")
 DATE_PARTS = re.compile(r"(?=(?<![0-9])([0-9]+)([.\-/ ])([0-9]+)\2([0-9]+)(?![0-9]))")
 
@@ -234,6 +249,8 @@ def contains_date(text: str) -> bool:
         first, sep, middle, last = match.groups()
         if _year(first) and _day_or_month(middle) and _day_or_month(last):
             return True
+        if len(first) == 4 and len(middle) == len(last) == 2 and 1 <= int(middle) <= 12 and 1 <= int(last) <= 31:
+            return True  # ISO yyyy-mm-dd of any year ('9999-12-31')
         if _day_or_month(first) and _day_or_month(middle):
             if _year(last) or (sep == "." and len(last) == 2 and int(middle) <= 12):
                 return True
@@ -245,6 +262,26 @@ def _phonenumbers():
     import phonenumbers
 
     return phonenumbers
+
+
+ASCENDING, DESCENDING = "01234567890123456789", "98765432109876543210"
+NUMBERS_ONLY_LINE = re.compile(r"[ \t]*[0-9][0-9 \t.,]*")
+
+
+def in_number_column(match: re.Match) -> bool:
+    """Whether the line of `match` holds only numbers and so does the line above or below it."""
+    text, start, end = match.string, match.start(), match.end()
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if not NUMBERS_ONLY_LINE.fullmatch(text, line_start, line_end):
+        return False
+    above_start = text.rfind("\n", 0, max(line_start - 1, 0)) + 1
+    if line_start > 0 and NUMBERS_ONLY_LINE.fullmatch(text, above_start, line_start - 1):
+        return True
+    below_end = text.find("\n", line_end + 1)
+    below_end = len(text) if below_end < 0 else below_end
+    return line_end < len(text) and NUMBERS_ONLY_LINE.fullmatch(text, line_end + 1, below_end) is not None
 
 
 def _before(match: re.Match, chars: int) -> str:
@@ -284,8 +321,8 @@ class PIIReplacer:
             found = self._digits(match, regions)
             return self._hit(found, match.group()) if found else match.group()
 
-        if "email" in self.enabled and ("@" in text or AT_WORD.search(text)):
-            text = PATTERNS["email"].sub(self._email_match, text)
+        if "email" in self.enabled and "@" in text or "email" in self.enabled and AT_WORD.search(text):
+            text = PATTERNS["email"].sub(self._email_match, text) if AT_WORD.search(text) else self._at_emails(text)
         if "iban" in self.enabled:
             text = PATTERNS["iban"].sub(self._iban, text)
         if "ip" in self.enabled:
@@ -295,6 +332,20 @@ class PIIReplacer:
         if "phone" in self.enabled or "card" in self.enabled:
             text = PATTERNS["digits"].sub(number, text)
         return text
+
+    def _at_emails(self, text: str) -> str:
+        """`text` with plain 'local@domain' addresses replaced: the same addresses EMAIL finds."""
+        parts, last = [], 0
+        for match in AT_DOMAIN.finditer(text):
+            at = match.start()
+            local = LOCAL_PART_END.search(text, max(last, at - 64), at)
+            if local is None or (local.start() > 0 and LOCAL_BOUNDARY.match(text, local.start() - 1)):
+                continue
+            value = text[local.start() : match.end()]
+            if self._email(value):
+                parts += [text[last : local.start()], self._hit("email", value)]
+                last = match.end()
+        return "".join(parts) + text[last:] if parts else text
 
     def _email_match(self, match: re.Match) -> str:
         value = match.group()
@@ -329,14 +380,16 @@ class PIIReplacer:
         if kind == "ipv6":
             if value.count(":") < 2 or not any(ch.isdigit() for ch in value):
                 return False  # 'a::b' and 'dead::beef' are code, not addresses
+            if value.endswith("::") or (value.startswith("::") and not value.lower().startswith("::ffff:")):
+                return False  # a prefix ('2001:db8:31a0::'), or '::1:123' (loopback and a port)
         try:
             address = ipaddress.ip_address(value)
         except ValueError:
             return False
         if self.config.public_ips_only and not address.is_global:
             return False
-        if kind == "ipv6":
-            return True
+        if kind == "ipv6":  # not multicast groups, not the ::/96 block ('0000:...:0abc:0007:0def')
+            return not address.is_multicast and int(address) >> 32 != 0
         octets = [int(o) for o in value.split(".")]
         packed = int(address)
         if octets[3] == 0 or octets[0] == 0 or packed == 0xFFFFFFFF:
@@ -351,7 +404,9 @@ class PIIReplacer:
         at_line_start = not text[line_start : match.start()].strip(" \t#*>")
         if at_line_start and text[end : end + 2] == ". ":
             return False  # a numbered heading: '6.7.3.3. Old packages'
-        if max(octets) < 10:  # '1.2.3.4': a version unless something says address
+        if SECTION_TITLE_AFTER.match(text, end):
+            return False  # a cross-reference in any language: 'قسم 9.2.1.4, “...”', 'Abschnitt 9.2.1.4, „...“'
+        if max(octets) < 32:  # '1.2.3.4', '11.1.7.3': versions and section numbers unless something says address
             window = text[max(0, match.start() - 60) : match.start()]
             return ADDRESS_WORDS.search(window) is not None or (at_line_start and text[end : end + 1] in " \t")
         return True
@@ -359,12 +414,14 @@ class PIIReplacer:
     def _digits(self, match: re.Match, regions: list[str]) -> str | None:
         """'card', 'phone' or None for a run of digits."""
         value = match.group()
+        if len(value) < 7:
+            return None  # most digit runs: years, counts, section numbers
         ascii_value = value.translate(TO_ASCII)
-        groups = re.findall(r"[0-9]+", ascii_value)
+        groups = DIGIT_RUN.findall(ascii_value)
         digits = "".join(groups)
         if len(digits) < 7 or IBAN_HEAD.search(_before(match, 5)):
             return None  # short, or the rest of an account number that failed its IBAN check
-        separators = set(re.sub(r"[0-9()+]", "", ascii_value).replace("\u00a0", " "))
+        separators = set(NOT_SEPARATOR.sub("", ascii_value).replace("\u00a0", " "))
         if "card" in self.enabled and "(" not in value and "+" not in value and is_card(groups, separators):
             return "card"
         if "phone" in self.enabled and self._phone(match, ascii_value, groups, digits, separators, regions):
@@ -374,6 +431,17 @@ class PIIReplacer:
     def _phone(self, match, text: str, groups: list[str], digits: str, separators: set[str], regions) -> bool:
         if len(digits) > 15 or len(separators - {" "}) > 1:
             return False  # '555-123.4567': mixed separators are not a phone
+        if {" ", "."} <= separators:
+            return False  # '123 456 789.00': thousands and decimals
+        if separators == {"."} and len(groups) == 4 and all(len(g) <= 3 for g in groups):
+            return False  # a dotted quad (a private or documentation IP address the IP rules kept)
+        if TABLE_NEIGHBOUR_BEFORE.search(_before(match, 12)) or TABLE_NEIGHBOUR_AFTER.match(match.string, match.end()):
+            return False  # a row of a numeric table: '/dev/sda1 2048 4095 2048 1M'
+        if in_number_column(match):
+            return False  # a line of numbers under or over another: program output, tables
+        if len(groups) == 1 and (len(set(digits)) == 1 or digits in ASCENDING or digits in DESCENDING):
+            return False  # '0123456789', '1111111'
+
         if contains_date(text):
             return False
         before = _before(match, 40)
