@@ -99,53 +99,69 @@ class NgramIndex:
         self.cum = np.zeros(len(words) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
 
-    def keys(self, n: int) -> np.ndarray:
+    def keys(self, n: int, positions: np.ndarray | None = None) -> np.ndarray:
+        """The key of the n-gram starting at each of `positions` (None: at every position)."""
         count = len(self.ids) - n + 1
         if count <= 0:
             return np.zeros(0, dtype=np.uint64)
+        if positions is None:
+            positions = np.arange(count)
         with np.errstate(over="ignore"):
-            h = self.ids[:count].copy()
+            h = self.ids[positions]
             for k in range(1, n):
-                h = h * _MULTIPLIER + self.ids[k : k + count]
+                h = h * _MULTIPLIER + self.ids[positions + k]
         return h
 
     def gram_chars(self, n: int) -> np.ndarray:
         """Characters of the n-gram starting at each position (words joined without spaces)."""
-        return self.cum[n:] - self.cum[: len(self.cum) - n]
+        count = max(len(self.cum) - n, 0)
+        return self.cum[n : n + count] - self.cum[:count]
 
-    def top_chars(self, n: int) -> int:
+    def repeats(self, n: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, ids, counts) of the n-grams that occur more than once: their start positions
+        (ascending), a small id per distinct n-gram and its count. Only `candidates` are looked at:
+        positions holding every repeated n-gram (a repeated n-gram starts where a repeated shorter
+        one does, so the repeats of n-1 are candidates for n); None looks at every position."""
+        count = max(len(self.ids) - n + 1, 0)
+        positions = np.arange(count) if candidates is None else candidates[candidates < count]
+        if len(positions) == 0:
+            return positions, positions, positions
+        _, inverse, counts = np.unique(self.keys(n, positions), return_inverse=True, return_counts=True)
+        per_position = counts[inverse]
+        repeated = per_position >= 2
+        return positions[repeated], inverse[repeated], per_position[repeated]
+
+    def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
         """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
-        keys = self.keys(n)
-        if len(keys) == 0:
+        positions, _, counts = self.repeats(n) if found is None else found
+        if len(positions) == 0:
             return 0
-        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
         top = counts.max()
-        if top < 2:
-            return 0
-        start = int(first[counts == top].min())
+        start = int(positions[counts == top][0])
         return int(self.gram_chars(n)[start] + n - 1) * int(top)
 
-    def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES) -> dict[int, int]:
+    def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES,
+                         candidates: np.ndarray | None = None) -> dict[int, int]:
         """As `duplicated_ngram_chars` (datatrove's find_all_duplicate) for each n in `sizes` (ascending).
-
-        Only positions whose n-gram occurs more than once can change the scan (a unique n-gram is
-        added to `seen` and never looked up again), and a repeated (n+1)-gram starts where a
-        repeated n-gram does: so each n scans only the repeated positions of the previous one."""
+        Only repeated n-grams can change the scan (a unique one is added to `seen` and never looked
+        up again), so it visits only their positions."""
         result: dict[int, int] = {}
-        candidates: np.ndarray | None = None
         for n in sizes:
-            keys = self.keys(n)
-            positions = np.arange(len(keys)) if candidates is None else candidates[candidates < len(keys)]
-            if len(positions) == 0:
-                result[n] = 0
-                candidates = positions
-                continue
-            _, inverse, counts = np.unique(keys[positions], return_inverse=True, return_counts=True)
-            repeated = counts[inverse] >= 2
-            candidates = positions[repeated]
-            result[n] = scan_repeats(candidates.tolist(), inverse[repeated].tolist(),
-                                     self.gram_chars(n)[candidates].tolist(), n)
+            positions, ids, _ = self.repeats(n, candidates)
+            result[n] = scan_repeats(positions.tolist(), ids.tolist(), self.gram_chars(n)[positions].tolist(), n)
+            candidates = positions
         return result
+
+    def profile(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(top n-gram characters for n = 2, 3, 4; duplicated n-gram characters for n = 5..10), each n
+        looking only at the repeats of n-1: one sort over the whole document, then ever fewer positions."""
+        top: dict[int, int] = {}
+        candidates = None
+        for n in TOP_NGRAM_SIZES:
+            found = self.repeats(n, candidates)
+            top[n] = self.top_chars(n, found)
+            candidates = found[0]
+        return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
 
 
 def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:
@@ -189,11 +205,10 @@ class GopherRepetition(Filter):
             return "repetition:dup_line_frac"
         if dup_chars / length > c.max_dup_line_char_frac:
             return "repetition:dup_line_char_frac"
-        grams = NgramIndex(v.words)
+        top, duplicated = NgramIndex(v.words).profile()
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
-            if grams.top_chars(n) / length > limit:
+            if top[n] / length > limit:
                 return f"repetition:top_{n}gram"
-        duplicated = grams.duplicated_chars(DUP_NGRAM_SIZES)
         for n, limit in zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac):
             if duplicated[n] / length > limit:
                 return f"repetition:dup_{n}gram"

@@ -150,3 +150,16 @@ def test_the_fast_ngram_counts_equal_the_plain_definitions():
         duplicated = grams.duplicated_chars()
         assert [duplicated[n] for n in range(5, 11)] == [duplicated_ngram_chars(words, n) for n in range(5, 11)]
         assert [grams.top_chars(n) for n in (2, 3, 4)] == [top_ngram_chars(words, n) for n in (2, 3, 4)]
+
+
+def test_the_cascaded_profile_equals_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import NgramIndex, duplicated_ngram_chars, top_ngram_chars
+
+    rng = random.Random(11)
+    for _ in range(200):
+        words = [rng.choice(NOUNS[: rng.randint(2, 6)]) for _ in range(rng.randint(0, 120))]
+        top, duplicated = NgramIndex(words).profile()
+        assert top == {n: top_ngram_chars(words, n) for n in (2, 3, 4)}
+        assert duplicated == {n: duplicated_ngram_chars(words, n) for n in range(5, 11)}
