@@ -3,7 +3,8 @@
 Signing: every `\\w+` word of the lower-cased text is hashed in numpy over its code points (no
 Python loop per word); a shingle's hash combines the hashes of its `n` words with 64-bit
 multiply-xor arithmetic over the whole batch at once; the `num_perm` permutations are
-`a * x + b (mod 2**64)` with random odd `a` (uint64 arrays), and a signature value is the top 32
+`a * x (mod 2**64)` with random odd `a` (multiply-shift hashing: a bijection of the well-mixed shingle
+hashes; estimates are unbiased with binomial variance, tested), and a signature value is the top 32
 bits of the minimum (taking the top bits commutes with the minimum, so the shift runs once per
 value, not once per shingle). Everything is a function of the text and the seed: the same text
 gets the same signature in any process, batch or order.
@@ -124,7 +125,6 @@ class MinHasher:
         self.num_perm, self.ngram_size, self.seed = num_perm, ngram_size, seed
         rng = np.random.Generator(np.random.PCG64(seed))
         self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64) | np.uint64(1)
-        self.b = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64)
 
     def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """All shingle hashes of the batch, concatenated, and each text's start offset into them.
@@ -175,14 +175,13 @@ class MinHasher:
         signatures = np.full((self.num_perm, documents), np.iinfo(np.uint64).max, dtype=np.uint64)
         width = max(1, CHUNK_VALUES // self.num_perm)
         buffer = np.empty((self.num_perm, width), dtype=np.uint64)
-        a, b = self.a[:, None], self.b[:, None]
+        a = self.a[:, None]
         owner_starts = offsets[:-1]
         with np.errstate(over="ignore"):
             for lo in range(0, len(hashes), width):
                 hi = min(lo + width, len(hashes))
                 block = buffer[:, : hi - lo]
                 np.multiply(a, hashes[None, lo:hi], out=block)
-                block += b
                 # documents whose shingles fall in [lo, hi): the first one may have started earlier
                 d0 = int(np.searchsorted(owner_starts, lo, side="right")) - 1
                 d1 = int(np.searchsorted(owner_starts, hi, side="left"))
