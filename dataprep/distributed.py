@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from dataprep.dedup import Decisions, Dedup, IndexRows, Signed, apply, resolve, sign_documents
+from dataprep.dedup import Decisions, Dedup, Signed, apply, resolve, sign_documents
 from dataprep.step import Step
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents
 from tokenmill.progress import progress

@@ -18,7 +18,7 @@ pairwise loop inside large clusters.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -228,37 +228,3 @@ def band_edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     members = order[same]
     firsts = order[run_start[same]]
     return members, firsts
-
-
-class UnionFind:
-    """Disjoint sets over 0..n-1 in a numpy array; the root of a set is its smallest member."""
-
-    def __init__(self, size: int):
-        self.parent = np.arange(size, dtype=np.int64)
-
-    def find(self, x: int) -> int:
-        parent = self.parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return int(root)
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def union_all(self, a: Iterable[int], b: Iterable[int]) -> None:
-        for x, y in zip(a, b):
-            self.union(int(x), int(y))
-
-    def roots(self) -> np.ndarray:
-        """The root of every element (vectorised pointer jumping)."""
-        parent = self.parent
-        while True:
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                return parent.copy()
-            parent = grand
