@@ -35,8 +35,13 @@ def rows(directory):
     return {r["id"]: r for shard in sorted(directory.glob("part-*.parquet")) for r in pq.read_table(shard).to_pylist()}
 
 
-def dedup(inp, out, index, *extra):
-    return main(["dedup", "--in", str(inp), "--out", str(out), "--index", str(index), *extra])
+def dedup(inp, out, index, *extra, command=("dedup",)):
+    return main([*command, "--in", str(inp), "--out", str(out), "--index", str(index), *extra])
+
+
+# `tokenmill dedup`, and `tokenmill prepare` with a per-document step before dedup (pass two then re-reads
+# the Parquet shards that step wrote, not the input)
+COMMANDS = [("dedup",), ("prepare", "--steps", "normalize,exact_dedup,near_dedup")]
 
 
 @pytest.fixture
@@ -48,12 +53,13 @@ def halves(tmp_path, monkeypatch):
     return write_jsonl(tmp_path / "first", first), write_jsonl(tmp_path / "second", second), first, second
 
 
-def test_two_halves_through_one_index_find_the_duplicates_across_halves(tmp_path, halves):
+@pytest.mark.parametrize("command", COMMANDS)
+def test_two_halves_through_one_index_find_the_duplicates_across_halves(tmp_path, halves, command):
     first_dir, second_dir, first, second = halves
     index = tmp_path / "index"
-    assert dedup(first_dir, tmp_path / "out1", index) == 0
+    assert dedup(first_dir, tmp_path / "out1", index, command=command) == 0
     shutil.rmtree(first_dir)  # the second batch must not need the first one's documents again
-    assert dedup(second_dir, tmp_path / "out2", index) == 0
+    assert dedup(second_dir, tmp_path / "out2", index, command=command) == 0
 
     assert sorted(rows(tmp_path / "out1")) == sorted(first)
     kept, removed = rows(tmp_path / "out2"), rows(tmp_path / "out2" / "removed")
