@@ -79,3 +79,18 @@ def test_bad_source_languages_field_is_a_one_line_error():
 
     with pytest.raises(UserError, match="document x: field 'source_languages' must be a list"):
         run_filter([Document("x", ENGLISH, {"source_languages": "en"})])
+
+
+def test_fast_identification_is_identical_to_py3langid():
+    import random
+
+    from dataprep.steps.language import language_model
+
+    model = language_model()
+    assert model.fast and model.automaton_depth() <= model.DFA_WINDOW
+    rng = random.Random(3)
+    texts = [ENGLISH, PERSIAN, POLISH, GERMAN, "a", "Zażółć gęślą jaźń", "日本語のテキストです。", "x1 y2 z3 ...",
+             ENGLISH[:37], PERSIAN[5:90] + POLISH[:50]]
+    texts += ["".join(rng.choice("abcdefghij ąęł سلام 日本\n") for _ in range(rng.randint(1, 400))) for _ in range(40)]
+    for text in texts:
+        assert model.fast_classify(text) == model.model.classify(text)
