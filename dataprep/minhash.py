@@ -106,7 +106,8 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         pw, inv = powers(len(points) + 1)
         with np.errstate(over="ignore"):
             prefix = np.zeros(len(points) + 1, dtype=np.uint64)
-            np.cumsum(points.astype(np.uint64) * pw[: len(points)], out=prefix[1:])
+            np.multiply(points, pw[: len(points)], out=prefix[1:])
+            np.cumsum(prefix[1:], out=prefix[1:])
             hashes = (prefix[ends] - prefix[starts]) * inv[starts]
             hashes ^= (ends - starts).astype(np.uint64) * _M2
             all_hashes.append(mix64(hashes))
@@ -140,22 +141,22 @@ class MinHasher:
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(per_text, out=offsets[1:])
         total = int(offsets[-1])
-        # Full n-grams: positions p with p + n <= end of its text.
-        owner = np.repeat(np.arange(len(texts)), counts)
-        position = np.arange(len(hashed_words))
-        full = position + n <= starts[owner + 1]
-        first = position[full]
         hashes = np.empty(total, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            # a polynomial in the (already mixed) word hashes, mixed once
-            acc = hashed_words[first]
+            # A polynomial in the (already mixed) word hashes, mixed once, at every word position
+            # (contiguous slices, no gathers); windows that run past their text's end are dropped.
+            windows = max(len(hashed_words) - n + 1, 0)
+            acc = hashed_words[:windows].copy()
             for k in range(1, n):
                 acc *= _PRIME
-                acc += hashed_words[first + k]
+                acc += hashed_words[k : k + windows]
             mix64(acc)
+            owner = np.repeat(np.arange(len(texts)), counts)[:windows]
+            full = np.arange(windows) + n <= starts[owner + 1]
             long_texts = counts >= n
-            index_in_full = offsets[:-1][owner[full]] + (first - starts[owner[full]])
-            hashes[index_in_full] = acc
+            single = np.zeros(total, dtype=bool)
+            single[offsets[:-1][~long_texts]] = True
+            hashes[~single] = acc[full]
             # Short texts: one shingle of however many words they have.
             for i in np.flatnonzero(~long_texts):
                 h = np.array([_EMPTY])
