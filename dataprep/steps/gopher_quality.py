@@ -28,7 +28,13 @@ from tokenmill.documents import Document
 
 BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")
 ELLIPSES = ("...", "…")
-ALPHA_TOKEN = re.compile(r"(?<!\S)\S*?[^\W\d_]\S*")  # a whitespace token holding a letter
+LETTER = re.compile(r"[^\W\d_]")
+
+
+def alphabetic_tokens(words: list[str]) -> int:
+    """Whitespace tokens holding a letter: a token's word (first to last letter/digit) holds its letters,
+    and a token without a letter has no word or a letterless one, so count the words with a letter."""
+    return sum(1 for w in words if w[0].isalpha() or LETTER.search(w))
 
 
 @dataclass
@@ -94,7 +100,7 @@ class GopherQuality(Filter):
             return "quality:bullet_lines"
         if sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > c.max_ellipsis_lines:
             return "quality:ellipsis_lines"
-        if len(ALPHA_TOKEN.findall(text)) / len(v.tokens) < c.min_alpha_words:
+        if alphabetic_tokens(words) / len(v.tokens) < c.min_alpha_words:
             return "quality:alpha_words"
         stop_words = stop_words_for(v.lang)
         if stop_words is not None and c.min_stop_words > 0:

@@ -163,3 +163,14 @@ def test_the_cascaded_profile_equals_the_plain_definitions():
         top, duplicated = NgramIndex(words).profile()
         assert top == {n: top_ngram_chars(words, n) for n in (2, 3, 4)}
         assert duplicated == {n: duplicated_ngram_chars(words, n) for n in range(5, 11)}
+
+
+def test_alphabetic_tokens_counted_from_words_equal_a_count_over_tokens():
+    import re
+
+    from dataprep.steps.gopher_quality import alphabetic_tokens
+    from dataprep.text import split_words
+
+    text = "-- 12 a1 1a _x_ x_y 3.14 (see) «ok» 12:30 ... ١٢٣ ۱۲ abc " + ENGLISH + PERSIAN + POLISH
+    with_letter = [t for t in text.split() if re.search(r"[^\W\d_]", t)]
+    assert alphabetic_tokens(split_words(text)) == len(with_letter)
