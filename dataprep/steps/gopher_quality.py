@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter, not_
 
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
@@ -34,7 +36,9 @@ LETTER = re.compile(r"[^\W\d_]")
 def alphabetic_tokens(words: list[str]) -> int:
     """Whitespace tokens holding a letter: a token's word (first to last letter/digit) holds its letters,
     and a token without a letter has no word or a letterless one, so count the words with a letter."""
-    return sum(1 for w in words if w[0].isalpha() or LETTER.search(w))
+    starts_alpha = list(map(str.isalpha, map(itemgetter(0), words)))  # most words: decided in C
+    others = compress(words, map(not_, starts_alpha))
+    return sum(starts_alpha) + sum(1 for w in others if LETTER.search(w))
 
 
 @dataclass
