@@ -80,6 +80,12 @@ class TextView:
         return split_words(self.text, self.lang)
 
     @cached_property
+    def spaced_words(self) -> list[str]:
+        """Words of whitespace tokens (edge punctuation stripped) whatever the language: one per token."""
+        splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
+        return self.words if splitter is split_spaced else split_spaced(self.text)
+
+    @cached_property
     def lower_words(self) -> list[str]:
         return [w.lower() for w in self.words]
 

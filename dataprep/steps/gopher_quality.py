@@ -104,7 +104,7 @@ class GopherQuality(Filter):
             return "quality:bullet_lines"
         if sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > c.max_ellipsis_lines:
             return "quality:ellipsis_lines"
-        if alphabetic_tokens(words) / len(v.tokens) < c.min_alpha_words:
+        if alphabetic_tokens(v.spaced_words) / len(v.tokens) < c.min_alpha_words:
             return "quality:alpha_words"
         stop_words = stop_words_for(v.lang)
         if stop_words is not None and c.min_stop_words > 0:
