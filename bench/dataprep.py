@@ -1,138 +1,311 @@
-"""Throughput of the prepare stage's Gopher filters and MinHash dedup on real text, with references.
+"""dataprep side by side with datatrove and datasketch, on one core, on real multilingual text.
 
-    .venv/bin/python bench/dataprep.py [--data ../shared/data] [--repeat 3]
+    python bench/dataprep.py [--dir data/bench] [--mb 60] [--core 0] [--repeat 1]
 
-Corpus: tinyshakespeare cut into ~2,000-character documents at blank lines, plus the hand-labelled
-article bodies of the article-extraction benchmark (181 news/blog pages). References, run in the
-same process on the same documents:
-- datatrove's GopherQualityFilter + GopherRepetitionFilter (when `import datatrove` works; it needs
-  spacy for English words; neither is a tokenmill dependency, so the comparison is skipped without them),
-- a plain datasketch loop (MinHash.update per shingle, MinHashLSH insert + query) for the dedup.
-Prints docs/s and MB/s for each and the ratio ours/reference (> 1: ours is faster).
+Corpus: Debian documentation packages fetched as data (bench/dataprep_corpus.py: the
+debian-handbook in all its languages, the Python 3 docs, man pages in 15 languages), a fixed
+`--mb` subset of whole documents chosen by a hash of their ids, written once as JSONL shards that both
+sides read. Everything runs pinned to one CPU core (sched_setaffinity, inherited by the subprocesses)
+with OMP/MKL/OpenBLAS/numexpr threads fixed to 1. datatrove is installed by this script into its own
+venv (DIR/venv-datatrove, datatrove[processing]==0.10.1 + spacy), never into the project's; it runs
+through bench/datatrove_ref.py. Measured, each with the ratio ours/reference (> 1: ours is faster):
+
+1. Gopher quality + repetition, chained (tokenmill's `quality` and `repetition` steps vs datatrove's
+   GopherQualityFilter + GopherRepetitionFilter, English settings): docs/s and keep/drop agreement
+   overall, per language group, and by each side's first failing rule.
+2. MinHash signatures, 112 permutations, word 5-grams: tokenmill's MinHasher vs datasketch's
+   MinHash.bulk on the same shingles (from text, and from prepared shingles).
+3. The whole near-dedup, as a command (process start, reading, signing, clustering, writing):
+   `tokenmill prepare --steps near_dedup` vs datatrove's four MinHash stages (signature, buckets,
+   cluster, filter), wall time and peak RSS of each process; removed documents compared.
+4. PII: tokenmill's `pii` step vs datatrove's PIIFormatter (e-mail and IP only).
+5. The whole prepare stage (`tokenmill prepare`, default steps): MB/s per core and peak RSS.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from pathlib import Path
-from typing import Callable
+import os
 
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy is imported, here and in every subprocess
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 # Run as a script, this file's folder comes first on sys.path and its name would shadow the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
 
-from dataprep.config import NearDedupConfig, QualityConfig, RepetitionConfig  # noqa: E402
-from dataprep.dedup import NearDedup, shingles  # noqa: E402
-from dataprep.filters import GopherQuality, GopherRepetition  # noqa: E402
-from tokenmill.documents import Document  # noqa: E402
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATATROVE = ["datatrove[processing]==0.10.1", "spacy", "orjson"]  # spacy: its English words; orjson: JsonlReader
 
 
-def load_corpus(data: Path, doc_chars: int = 2000) -> list[Document]:
-    docs: list[Document] = []
-    shakespeare = (data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
-    chunk: list[str] = []
-    for paragraph in shakespeare.split("\n\n"):
-        chunk.append(paragraph)
-        if sum(map(len, chunk)) >= doc_chars:
-            docs.append(Document(f"shakespeare-{len(docs):05d}", "\n\n".join(chunk), {"lang": "en"}))
-            chunk = []
-    truth = json.loads((data / "article-extraction-benchmark" / "ground-truth.json").read_text(encoding="utf-8"))
-    for key, page in sorted(truth.items()):
-        docs.append(Document(f"article-{key[:12]}", page["articleBody"], {"lang": "en"}))
-    return docs
+def pin(core: int) -> None:
+    os.sched_setaffinity(0, {core})
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
+def subset(corpus: Path, directory: Path, megabytes: float) -> Path:
+    """Whole documents in the order of a hash of their ids, up to `megabytes` of text (written once)."""
+    out = directory / f"subset-{megabytes:g}mb"
+    if (out / "done").exists():
+        return out
+    records = [json.loads(line) for f in sorted(corpus.glob("part-*.jsonl")) for line in open(f, encoding="utf-8")]
+    records.sort(key=lambda r: hashlib.blake2b(r["id"].encode(), digest_size=8).digest())
+    chosen, size = [], 0
+    for record in records:
+        if size >= megabytes * 1e6:
+            break
+        record["lang"] = record["lang"].split("-")[0].split("_")[0].lower()
+        chosen.append(record)
+        size += len(record["text"].encode("utf-8"))
+    chosen.sort(key=lambda r: r["id"])
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for shard in range(0, len(chosen), 1000):
+        with open(out / f"part-{shard // 1000:03d}.jsonl", "w", encoding="utf-8") as f:
+            for record in chosen[shard : shard + 1000]:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (out / "done").touch()
+    return out
+
+
+def datatrove_python(directory: Path) -> Path:
+    venv = directory / "venv-datatrove"
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DATATROVE], check=True)
+        (venv / ".installed").touch()
+    return python
+
+
+# Runs a command and writes its peak RSS (KiB) to argv[1]. A child forked straight from this big bench
+# process would report the bench's own RSS as its peak (ru_maxrss counts the memory before exec).
+RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
+def measured_child(command: list[str], **kwargs) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one command, started through a small wrapper process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
         start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, str(rss_file), *map(str, command)],
+                              capture_output=True, text=True, **kwargs)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(map(str, command))} failed:\n{done.stderr[-3000:]}")
+        return seconds, int(rss_file.read_text()) // 1024, done.stdout
 
 
-def report(name: str, seconds: float, docs: int, megabytes: float) -> None:
-    print(f"  {name:<44} {seconds:7.3f} s  {docs / seconds:9.0f} docs/s  {megabytes / seconds:7.2f} MB/s")
+def line(name: str, seconds: float, docs: int, megabytes: float, extra: str = "") -> str:
+    return f"  {name:<52} {seconds:8.2f} s {docs / seconds:8.0f} docs/s {megabytes / seconds:7.2f} MB/s {extra}"
 
 
-def ours_filters(docs: list[Document]) -> list[str | None]:
-    quality, repetition = GopherQuality(QualityConfig()), GopherRepetition(RepetitionConfig())
-    return [quality.reject(d) or repetition.reject(d) for d in docs]
+def bench_gopher(docs, megabytes, inp, work, python, results):
+    from dataprep.pipeline import build_steps
+    from dataprep.config import PrepareConfig
+
+    print("1. Gopher quality + repetition (chained)")
+    quality, repetition = build_steps(["quality", "repetition"], PrepareConfig(), None)
+    start = time.perf_counter()
+    ours = {d.id: quality.reject(d) or repetition.reject(d) for d in docs}
+    ours_s = time.perf_counter() - start
+    print(line("tokenmill quality + repetition", ours_s, len(docs), megabytes))
+    _, _, out = measured_child([str(python), str(HERE / "datatrove_ref.py"), "gopher", str(inp), str(work / "gopher")])
+    ref = json.loads(out)
+    theirs = ref["decisions"]
+    print(line(f"datatrove {ref['version']} GopherQuality + GopherRepetition", ref["seconds"], len(docs), megabytes))
+    ratio = ref["seconds"] / ours_s
+    agree = sum((ours[i] is None) == (theirs[i] is None) for i in ours)
+    lang = {d.id: d.meta.get("lang") for d in docs}
+    en = [i for i in ours if lang[i] == "en"]
+    agree_en = sum((ours[i] is None) == (theirs[i] is None) for i in en)
+    print(f"    kept: tokenmill {sum(r is None for r in ours.values())}, datatrove {sum(r is None for r in theirs.values())}"
+          f" of {len(docs)}; same keep/drop on {agree / len(ours):.1%} (English documents: {agree_en / max(len(en), 1):.1%})")
+    print("    by tokenmill's first failing rule: documents | datatrove also drops")
+    by_ours = Counter(r for r in ours.values() if r)
+    for reason, count in by_ours.most_common():
+        both = sum(1 for i, r in ours.items() if r == reason and theirs[i] is not None)
+        print(f"      {reason:<40} {count:6d} | {both / count:6.1%}")
+    print("    by datatrove's first failing rule: documents | tokenmill also drops")
+    by_theirs = Counter(r for r in theirs.values() if r)
+    for reason, count in by_theirs.most_common():
+        both = sum(1 for i, r in theirs.items() if r == reason and ours[i] is not None)
+        print(f"      {reason:<40} {count:6d} | {both / count:6.1%}")
+    print(f"  ratio tokenmill/datatrove: {ratio:.1f}x")
+    results["gopher"] = {"ours_s": ours_s, "datatrove_s": ref["seconds"], "ratio": ratio,
+                         "agreement": agree / len(ours), "agreement_en": agree_en / max(len(en), 1),
+                         "ours_reasons": dict(by_ours), "datatrove_reasons": dict(by_theirs)}
 
 
-def datatrove_filters(docs: list[Document]) -> list[bool] | None:
-    try:
-        from datatrove.data import Document as DTDocument
-        from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
-    except ImportError:
-        return None
-    quality, repetition = GopherQualityFilter(), GopherRepetitionFilter()
-    kept = []
-    for d in docs:
-        doc = DTDocument(text=d.text, id=d.id)
-        q = quality.filter(doc)
-        kept.append((q is True) and (repetition.filter(doc) is True))
-    return kept
+def bench_minhash(docs, megabytes, results):
+    from datasketch import MinHash
+
+    from dataprep.minhash import MinHasher, words
+
+    print("2. MinHash signatures (112 permutations, word 5-grams)")
+    texts = [d.text for d in docs]
+    hasher = MinHasher(112, 5, 1)
+    start = time.perf_counter()
+    for lo in range(0, len(texts), 1024):
+        hasher.sign(texts[lo : lo + 1024])
+    ours_s = time.perf_counter() - start
+    hashed = [hasher.shingle_hashes(texts[lo : lo + 1024]) for lo in range(0, len(texts), 1024)]
+    start = time.perf_counter()
+    for hashes, offsets in hashed:
+        hasher.sign_hashes(hashes, offsets)
+    ours_sign_s = time.perf_counter() - start
+    total_shingles = sum(len(h) for h, _ in hashed)
+
+    def shingles(text):
+        w = words(text)
+        return [" ".join(w[i : i + 5]).encode() for i in range(len(w) - 4)] or [" ".join(w).encode()]
+
+    start = time.perf_counter()
+    prepared = [shingles(t) for t in texts]
+    shingle_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for lo in range(0, len(prepared), 1024):
+        MinHash.bulk(prepared[lo : lo + 1024], num_perm=112, seed=1)
+    bulk_s = time.perf_counter() - start
+    print(line("tokenmill MinHasher.sign (from text)", ours_s, len(docs), megabytes))
+    print(line("datasketch shingling + MinHash.bulk (from text)", shingle_s + bulk_s, len(docs), megabytes))
+    print(f"  ratio from text: {(shingle_s + bulk_s) / ours_s:.1f}x")
+    print(f"  {'tokenmill sign_hashes (prepared shingle hashes)':<52} {ours_sign_s:8.2f} s ({total_shingles} shingles)")
+    print(f"  {'datasketch MinHash.bulk (prepared shingles)':<52} {bulk_s:8.2f} s")
+    print(f"  ratio on prepared shingles: {bulk_s / ours_sign_s:.1f}x")
+    results["minhash"] = {"ours_from_text_s": ours_s, "datasketch_from_text_s": shingle_s + bulk_s,
+                          "ratio_from_text": (shingle_s + bulk_s) / ours_s, "ours_sign_s": ours_sign_s,
+                          "datasketch_bulk_s": bulk_s, "ratio_prepared": bulk_s / ours_sign_s,
+                          "shingles": int(total_shingles)}
 
 
-def ours_dedup(docs: list[Document]) -> list[str]:
-    return [d.id for d in NearDedup(NearDedupConfig()).run(iter(docs))]
+def tokenmill_command(*args: str) -> list[str]:
+    """The `tokenmill` command line run by this Python (its module moved from tokenmill/ to pipeline/)."""
+    module = "pipeline.cli" if (ROOT / "pipeline" / "cli.py").exists() else "tokenmill.cli"
+    return [sys.executable, "-m", module, *args]
 
 
-def datasketch_dedup(docs: list[Document]) -> int:
-    """The textbook loop: one MinHash per document, update per shingle, LSH insert then query."""
-    from datasketch import MinHash, MinHashLSH
+def bench_near_dedup(docs, megabytes, inp, work, python, results):
+    import pyarrow.parquet as pq
 
-    c = NearDedupConfig()
-    lsh = MinHashLSH(num_perm=c.num_perm, params=(c.bands, c.rows))
-    sketches = []
-    for number, doc in enumerate(docs):
-        m = MinHash(num_perm=c.num_perm, seed=c.seed)
-        for shingle in shingles(doc.text, c.ngram_size):
-            m.update(shingle)
-        lsh.insert(number, m)
-        sketches.append(m)
-    return sum(len(lsh.query(m)) > 1 for m in sketches)
+    print("3. Whole near-dedup (one process each; wall time includes start-up, reading and writing)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = work / "near"
+    ours_s, ours_rss, _ = measured_child(tokenmill_command("prepare", "--steps", "near_dedup", "--in", str(inp),
+                                                           "--out", str(out)), env=env, cwd=work)
+    removed = {r["id"] for f in sorted((out / "removed").glob("part-*.parquet")) for r in
+               pq.read_table(f, columns=["id"]).to_pylist()}
+    stats = json.loads((out / "stats.json").read_text())
+    shutil.rmtree(work / "minhash", ignore_errors=True)
+    ref_s, ref_rss, ref_out = measured_child([str(python), str(HERE / "datatrove_ref.py"), "minhash", str(inp),
+                                              str(work / "minhash")])
+    ref = json.loads(ref_out)
+    theirs = set(ref["removed"])
+    print(line("tokenmill prepare --steps near_dedup", ours_s, len(docs), megabytes, f"peak RSS {ours_rss} MB"))
+    print(line(f"datatrove {ref['version']} MinHash, 4 stages", ref_s, len(docs), megabytes, f"peak RSS {ref_rss} MB"))
+    from dataprep.dedup import NearDedup, NearDedupConfig
+
+    start = time.perf_counter()
+    in_process = sum(1 for _ in NearDedup(NearDedupConfig()).run(docs))
+    core_s = time.perf_counter() - start
+    print(f"    in-process, documents already in memory: tokenmill NearDedup.run {core_s:.1f} s (kept {in_process});"
+          f" datatrove's stages ({', '.join(f'{s:.1f}' for s in ref['stage_seconds'])} s) sum to "
+          f"{sum(ref['stage_seconds']):.1f} s: {sum(ref['stage_seconds']) / core_s:.1f}x")
+    print(f"    removed: tokenmill {len(removed)}, datatrove {len(theirs)}, both {len(removed & theirs)}; "
+          f"state {stats['per_step']['near_dedup'].get('state_bytes_per_document')} bytes/document")
+    print(f"  ratio tokenmill/datatrove: {ref_s / ours_s:.1f}x")
+    results["near_dedup"] = {"ours_s": ours_s, "ours_rss_mb": ours_rss, "datatrove_s": ref_s,
+                             "datatrove_stage_s": ref["stage_seconds"], "datatrove_rss_mb": ref_rss,
+                             "ratio": ref_s / ours_s, "ours_in_process_s": core_s,
+                             "ratio_in_process": sum(ref["stage_seconds"]) / core_s, "removed_ours": len(removed), "removed_datatrove": len(theirs),
+                             "removed_both": len(removed & theirs),
+                             "state_bytes_per_document": stats["per_step"]["near_dedup"].get("state_bytes_per_document")}
+
+
+def bench_pii(docs, megabytes, inp, work, python, results):
+    from dataprep.config import PrepareConfig
+    from dataprep.pipeline import build_steps
+
+    print("4. PII scrubbing")
+    copies = [type(d)(d.id, d.text, dict(d.meta)) for d in docs]
+    (step,) = build_steps(["pii"], PrepareConfig(), None)
+    start = time.perf_counter()
+    for _ in step.run(copies):
+        pass
+    ours_s = time.perf_counter() - start
+    _, _, out = measured_child([str(python), str(HERE / "datatrove_ref.py"), "pii", str(inp), str(work / "pii")])
+    ref = json.loads(out)
+    print(line("tokenmill pii step", ours_s, len(docs), megabytes, f"replaced {dict(step.replaced)}"))
+    print(line(f"datatrove {ref['version']} PIIFormatter (e-mail, IP)", ref["seconds"], len(docs), megabytes,
+               f"documents changed {ref['changed']}"))
+    print(f"  ratio tokenmill/datatrove: {ref['seconds'] / ours_s:.2f}x")
+    results["pii"] = {"ours_s": ours_s, "datatrove_s": ref["seconds"], "ratio": ref["seconds"] / ours_s,
+                      "replaced": dict(step.replaced)}
+
+
+def bench_prepare(docs, megabytes, inp, work, results):
+    print("5. Whole prepare stage (default steps, one process)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    seconds, rss, _ = measured_child(tokenmill_command("prepare", "--in", str(inp), "--out", str(work / "prepare")),
+                                     env=env, cwd=work)
+    stats = json.loads((work / "prepare" / "stats.json").read_text())
+    print(line("tokenmill prepare", seconds, len(docs), megabytes, f"peak RSS {rss} MB"))
+    print(f"    kept {stats['documents_out']} of {stats['documents_in']}; removed {stats['removed']}")
+    results["prepare"] = {"seconds": seconds, "mb_per_s": megabytes / seconds, "peak_rss_mb": rss,
+                          "documents_out": stats["documents_out"], "removed": stats["removed"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the best is reported)")
+    parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench", help="cache of packages, corpus, venv")
+    parser.add_argument("--mb", type=float, default=60, help="megabytes of text to run on (at least 50 for the record)")
+    parser.add_argument("--core", type=int, default=0, help="the CPU core everything is pinned to")
+    parser.add_argument("--only", default="gopher,minhash,near_dedup,pii,prepare", help="comma-separated parts")
     args = parser.parse_args(argv)
-    if not (args.data / "tinyshakespeare" / "input.txt").is_file():
-        print(f"{args.data}: shared data not found (tinyshakespeare, article-extraction-benchmark)", file=sys.stderr)
-        return 1
-    docs = load_corpus(args.data)
+    pin(args.core)
+    sys.path.append(str(HERE))  # after the project root: bench/dataprep.py must not shadow the package
+    from dataprep_corpus import build
+
+    from tokenmill.documents import read_documents
+
+    directory = args.dir.resolve()
+    inp = subset(build(directory), directory, args.mb)
+    docs = list(read_documents(inp))
     megabytes = sum(d.nbytes for d in docs) / 1e6
-    print(f"corpus: {len(docs)} documents, {megabytes:.2f} MB (tinyshakespeare + article bodies)")
-
-    print("Gopher quality + repetition filters")
-    ours_s, reasons = best_time(lambda: ours_filters(docs), args.repeat)
-    report("tokenmill GopherQuality + GopherRepetition", ours_s, len(docs), megabytes)
-    print(f"    kept {sum(r is None for r in reasons)}/{len(docs)}")
-    datatrove_filters(docs[:5])  # warm-up: imports spacy and builds its tokenizer once
-    ref_s, ref_kept = best_time(lambda: datatrove_filters(docs), args.repeat)
-    if ref_kept is None:
-        print("  datatrove: not importable, comparison skipped (pip install datatrove spacy)")
-    else:
-        report("datatrove GopherQuality + GopherRepetition", ref_s, len(docs), megabytes)
-        agree = sum((r is None) == k for r, k in zip(reasons, ref_kept))
-        print(f"    kept {sum(ref_kept)}/{len(docs)}; same keep/remove decision on {agree}/{len(docs)}")
-        print(f"  ratio tokenmill/datatrove throughput: {ref_s / ours_s:.2f}x")
-
-    print("MinHash near-dedup (word 5-grams, 14 bands x 8 rows)")
-    ours_s, kept = best_time(lambda: ours_dedup(docs), args.repeat)
-    report("tokenmill NearDedup (spool, LSH, union-find)", ours_s, len(docs), megabytes)
-    print(f"    kept {len(kept)}/{len(docs)}")
-    ref_s, with_candidates = best_time(lambda: datasketch_dedup(docs), args.repeat)
-    report("plain datasketch loop (update per shingle)", ref_s, len(docs), megabytes)
-    print(f"    documents with LSH candidates: {with_candidates}")
-    print(f"  ratio tokenmill/datasketch throughput: {ref_s / ours_s:.2f}x")
+    langs = Counter(d.meta.get("lang") for d in docs)
+    print(f"corpus: {len(docs)} documents, {megabytes:.1f} MB, {len(langs)} languages "
+          f"({', '.join(f'{k} {v}' for k, v in langs.most_common(6))}, ...); pinned to core {args.core}")
+    python = datatrove_python(directory)
+    results: dict = {"documents": len(docs), "megabytes": megabytes}
+    parts = args.only.split(",")
+    with tempfile.TemporaryDirectory(prefix="tokenmill-bench-", dir=directory) as tmp:
+        work = Path(tmp)
+        if "gopher" in parts:
+            bench_gopher(docs, megabytes, inp, work, python, results)
+        if "minhash" in parts:
+            bench_minhash(docs, megabytes, results)
+        if "near_dedup" in parts:
+            bench_near_dedup(docs, megabytes, inp, work, python, results)
+        if "pii" in parts:
+            bench_pii(docs, megabytes, inp, work, python, results)
+        if "prepare" in parts:
+            bench_prepare(docs, megabytes, inp, work, results)
+    (directory / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

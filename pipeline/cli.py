@@ -24,13 +24,6 @@ EXIT_USER_ERROR = 2
 EXIT_TRANSIENT = 75  # sysexits.h EX_TEMPFAIL: try again later
 EXIT_INTERRUPTED = 130
 
-STAGE_GROUPS_HELP = {
-    "filter": "language identification and Gopher quality/repetition filters",
-    "dedup": "exact and MinHash near-duplicate removal",
-    "scrub": "PII scrubbing (e-mail, phone, IP) into typed placeholders",
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -110,11 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source name under sources/ or path to a source YAML (default: crawl.sources)")
     p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
 
+    from dataprep import registry  # the one list of dataprep steps and their groups
+
     p = stage("prepare", run_prepare, "run every configured dataprep step (prepare.steps) in order")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
     _in_out(p, "paths.crawl/documents", "paths.corpus")
     p.add_argument("--steps", help="comma-separated steps to run instead of prepare.steps")
-    for name, text in STAGE_GROUPS_HELP.items():
-        _in_out(stage(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes (prepare.dask)")
+    _index_option(p)
+    for name, text in registry.GROUPS.items():
+        _in_out(g := stage(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
+        if name == "dedup":
+            _index_option(g)
 
     p = stage("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
     _in_out(p, "paths.corpus", "paths.tokens")
@@ -164,6 +165,11 @@ def add_operations_commands(command: Callable) -> None:
     p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
 
 
+def _index_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", type=Path, metavar="DIR", help="dedup index: remove duplicates of every batch "
+                   "recorded in DIR, then record this one (default: prepare.index)")
+
+
 def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
     p.add_argument("--in", dest="inp", type=Path, help=f"input file or directory of shards (default: {default_in})")
     p.add_argument("--out", type=Path, help=f"output directory (default: {default_out})")
@@ -175,11 +181,11 @@ def run_crawl(args, params):
 
 def run_prepare(args, params):
     steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-    return stages.prepare(params, args.inp, args.out, steps)
+    return stages.prepare(params, args.inp, args.out, steps, workers=args.workers, index=args.index)
 
 
 def run_step_group(args, params):
-    return stages.step_group(params, args.command, args.inp, args.out)
+    return stages.step_group(params, args.command, args.inp, args.out, index=getattr(args, "index", None))
 
 
 def run_tokenize(args, params):

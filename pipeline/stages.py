@@ -49,21 +49,29 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
 
 
 def prepare(params: Params, inp: Path | None = None, out: Path | None = None,
-            steps: list[str] | None = None) -> dict:
+            steps: list[str] | None = None, workers: int | None = None,
+            index: Path | None = None) -> dict:
+    """`workers`: a local Dask cluster of that many processes (else prepare.dask); `index`: a dedup
+    index directory that earlier batches were recorded in (else prepare.index)."""
     from dataprep.pipeline import run
 
     out = Path(out or params.paths.corpus)
     check_replaceable(out, "prepare")
-    return run(Path(inp or Path(params.paths.crawl) / "documents"), out, params.prepare, steps)
+    if workers is not None:
+        if workers < 1:
+            raise UserError(f"--workers must be at least 1, got {workers}")
+        params.prepare.dask.workers = workers
+    return run(Path(inp or Path(params.paths.crawl) / "documents"), out, params.prepare, steps, index=index)
 
 
-def step_group(params: Params, group: str, inp: Path | None, out: Path | None) -> dict:
-    """`tokenmill filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
-    from dataprep.pipeline import STEP_GROUPS
+def step_group(params: Params, group: str, inp: Path | None, out: Path | None,
+               index: Path | None = None) -> dict:
+    """`tokenmill normalize|filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
+    from dataprep.pipeline import step_groups
 
     if out is None:
         raise UserError("--out is required")
-    return prepare(params, inp, out, STEP_GROUPS[group])
+    return prepare(params, inp, out, step_groups()[group], index=index)
 
 
 def tokenize(params: Params, inp: Path | None = None, out: Path | None = None) -> dict:

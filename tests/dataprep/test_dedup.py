@@ -2,8 +2,9 @@ import random
 
 from dataprep_samples import ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH
 
-from dataprep.config import ExactDedupConfig, NearDedupConfig
-from dataprep.dedup import ExactDedup, NearDedup
+import pytest
+
+from dataprep.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
 from tokenmill.documents import Document
 
 
@@ -34,7 +35,7 @@ def test_exact_duplicates_keep_one_and_name_it():
     assert kept == ["a", "e"]  # equal lengths: the smallest id wins; input order is kept
     assert removed == {"b": ("exact_dedup", "a"), "c": ("exact_dedup", "e"), "d": ("exact_dedup", "a")}
     assert step.cluster_sizes == {3: 1, 2: 1}
-    assert step.stats() == {"documents_in": 5, "documents_out": 2, "removed": {"exact_dedup": 3}}
+    assert step.stats() == {"documents_in": 5, "documents_out": 2, "removed": {"exact_dedup": 3}, "matched_index": 0}
 
 
 def test_exact_dedup_can_compare_raw_text():
@@ -92,3 +93,58 @@ def test_near_dedup_is_deterministic_for_a_seed():
     first = dedup(NearDedup, NearDedupConfig(seed=7), docs)[:2]
     second = dedup(NearDedup, NearDedupConfig(seed=7), [Document(d.id, d.text) for d in docs])[:2]
     assert first == second
+
+
+def test_survivors_carry_cluster_id_and_size_across_both_steps():
+    from dataprep.dedup import apply, resolve, sign_documents, texts_from
+
+    docs = [Document("a", ENGLISH_OTHER), Document("b", ENGLISH_OTHER), Document("c", ENGLISH_OTHER + " It rained."),
+            Document("x", ENGLISH)]
+    steps = [ExactDedup(ExactDedupConfig()), NearDedup(NearDedupConfig())]
+    decisions = resolve(steps, sign_documents(steps, docs), texts_from(docs))
+    removed = {}
+    kept = list(apply(decisions, 0, docs, lambda d, r: removed.__setitem__(d.id, (r, d.meta["duplicate_of"]))))
+    assert [(d.id, d.meta["cluster_id"], d.meta["cluster_size"]) for d in kept] == [("c", "c", 3), ("x", "x", 1)]
+    assert removed == {"b": ("exact_dedup", "c"), "a": ("near_dedup", "c")}  # b leads to c through a
+    assert [s.stats()["removed"] for s in steps] == [{"exact_dedup": 1}, {"near_dedup": 1}]
+
+
+def chain(length, width=100, shift=5):
+    """Documents sliding over one word list: neighbours are near-duplicates, the ends share nothing."""
+    words = [f"w{i}" for i in range(width + shift * length)]
+    return [Document(f"c{i:03d}", " ".join(words[i * shift : i * shift + width])) for i in range(length)]
+
+
+def test_a_chain_of_near_duplicates_is_not_one_giant_cluster():
+    config = dict(ngram_size=1, guard_cluster_size=20)
+    docs = chain(60)
+    kept_unguarded, _, _ = dedup(NearDedup, NearDedupConfig(ngram_size=1, guard_cluster_size=1000), docs)
+    kept, removed, step = dedup(NearDedup, NearDedupConfig(**config), docs)
+    assert len(kept_unguarded) <= 2  # transitive closure swallows the chain
+    assert step.guard == {"checked": 1, "split": 1}
+    assert 8 <= len(kept) <= 20  # each survivor stands for its close neighbours only
+    for doc in docs:  # every removed document really is close to the one it names
+        if doc.id in removed:
+            survivor = next(d for d in docs if d.id == removed[doc.id][1])
+            a, b = set(doc.text.split()), set(survivor.text.split())
+            assert len(a & b) / len(a | b) >= 0.6  # 0.7 estimated from 112 values (± about 0.05)
+
+
+def test_a_large_cluster_of_real_copies_passes_the_guard():
+    docs = [Document(f"p{i:03d}", ENGLISH_OTHER + (" Extra." if i == 7 else "")) for i in range(60)]
+    kept, removed, step = dedup(NearDedup, NearDedupConfig(guard_cluster_size=20), docs)
+    assert kept == ["p007"] and len(removed) == 59 and step.guard == {"checked": 1}
+
+
+def test_dedup_needs_documents_it_can_read_twice():
+    with pytest.raises(TypeError, match="read twice"):
+        list(NearDedup(NearDedupConfig()).run(iter([Document("a", "x")])))
+
+
+def test_state_memory_per_document_is_bounded_by_the_signature():
+    from dataprep.dedup import sign_documents
+
+    steps = [ExactDedup(ExactDedupConfig()), NearDedup(NearDedupConfig())]
+    short = sign_documents(steps, [Document(f"doc-{i:05d}", "a b c") for i in range(500)])
+    long = sign_documents(steps, [Document(f"doc-{i:05d}", ENGLISH * 20) for i in range(500)])
+    assert short.bytes_per_document() == long.bytes_per_document() < 16 + 448 + 8 + 80

@@ -2,7 +2,8 @@ import pytest
 from dataprep_samples import ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH
 
 from dataprep.config import QualityConfig, RepetitionConfig
-from dataprep.filters import GopherQuality, GopherRepetition
+from dataprep.steps.gopher_quality import GopherQuality
+from dataprep.steps.gopher_repetition import GopherRepetition
 from tokenmill.documents import Document
 
 NOUNS = "debian system package archive server kernel release mirror network volunteer project".split()
@@ -92,3 +93,84 @@ def test_top_ngram():
 def test_duplicate_ngrams():
     first_sentences = ". ".join(ENGLISH_OTHER.split(". ")[:2])
     assert repetition(ENGLISH_OTHER + " " + first_sentences) == "repetition:dup_5gram"
+
+
+def test_duplicated_ngram_characters_are_counted_as_datatrove_does():
+    from dataprep.steps.gopher_repetition import duplicated_ngram_chars, top_ngram_chars
+
+    words = "a b c d e a b c d e x".split()
+    # 'abcde' at 5 repeats: 5 characters (joined without spaces); the scan jumps past it.
+    assert duplicated_ngram_chars(words, 5) == 5
+    # Overlapping repeats: 'a a a a a a a' (7 words) → n=5 grams at 0,1,2 are equal: 1st new, 2nd repeat
+    # (adds 5, jumps to 6): nothing more fits.
+    assert duplicated_ngram_chars(["a"] * 7, 5) == 5
+    assert duplicated_ngram_chars("one two three".split(), 5) == 0
+    # Most frequent 2-gram 'a b' occurs twice: (1 + 1 + 1 space) × 2.
+    assert top_ngram_chars(words, 2) == 6
+    assert top_ngram_chars("x y z".split(), 2) == 0  # no 2-gram repeats
+
+
+def test_duplicated_ngrams_are_a_fraction_of_the_whole_text():
+    # One repeated 5-word sentence in a long page is a small fraction of the text's characters.
+    unique = " ".join(f"{NOUNS[i % len(NOUNS)]}{i}" for i in range(300))
+    text = unique + " the quick brown fox jumps " + "more words here " + "the quick brown fox jumps."
+    assert repetition(text) is None
+    assert repetition(("the quick brown fox jumps over it " * 20).strip()) is not None
+
+
+def test_alpha_words_count_attached_punctuation_as_part_of_the_word():
+    # Prose with a comma or full stop on most words keeps an alpha ratio of 1 (datatrove's tokenizer
+    # would see '.' and ',' tokens and score it near 0.5).
+    text = " ".join(f"{NOUNS[i % len(NOUNS)]}, the {NOUNS[(i + 3) % len(NOUNS)]}." for i in range(40))
+    assert quality(text) is None
+    numbers = " ".join(str(i) for i in range(200)) + " " + ENGLISH
+    assert quality(numbers) == "quality:alpha_words"
+
+
+def test_thresholds_per_language():
+    from dataprep.steps.gopher_quality import QualityThresholds
+
+    config = QualityConfig(languages={"fa": QualityThresholds(min_words=500)})
+    removed = []
+    step = GopherQuality(config, on_remove=lambda doc, reason: removed.append(reason))
+    list(step.run([Document("fa", PERSIAN, {"lang": "fa"}), Document("en", ENGLISH, {"lang": "en"})]))
+    assert removed == ["quality:min_words"]
+
+
+def test_the_fast_ngram_counts_equal_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import NgramIndex, duplicated_ngram_chars, top_ngram_chars
+
+    rng = random.Random(7)
+    for _ in range(200):
+        vocabulary = NOUNS[: rng.randint(2, len(NOUNS))]
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(0, 80))]
+        grams = NgramIndex(words)
+        duplicated = grams.duplicated_chars()
+        assert [duplicated[n] for n in range(5, 11)] == [duplicated_ngram_chars(words, n) for n in range(5, 11)]
+        assert [grams.top_chars(n) for n in (2, 3, 4)] == [top_ngram_chars(words, n) for n in (2, 3, 4)]
+
+
+def test_the_cascaded_profile_equals_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import NgramIndex, duplicated_ngram_chars, top_ngram_chars
+
+    rng = random.Random(11)
+    for _ in range(200):
+        words = [rng.choice(NOUNS[: rng.randint(2, 6)]) for _ in range(rng.randint(0, 120))]
+        top, duplicated = NgramIndex(words).profile()
+        assert top == {n: top_ngram_chars(words, n) for n in (2, 3, 4)}
+        assert duplicated == {n: duplicated_ngram_chars(words, n) for n in range(5, 11)}
+
+
+def test_alphabetic_tokens_counted_from_words_equal_a_count_over_tokens():
+    import re
+
+    from dataprep.steps.gopher_quality import alphabetic_tokens
+    from dataprep.text import split_words
+
+    text = "-- 12 a1 1a _x_ x_y 3.14 (see) «ok» 12:30 ... ١٢٣ ۱۲ abc " + ENGLISH + PERSIAN + POLISH
+    with_letter = [t for t in text.split() if re.search(r"[^\W\d_]", t)]
+    assert alphabetic_tokens(split_words(text)) == len(with_letter)

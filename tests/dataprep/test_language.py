@@ -2,7 +2,7 @@ import pytest
 from dataprep_samples import ENGLISH, GERMAN, PERSIAN, POLISH
 
 from dataprep.config import LanguageConfig
-from dataprep.language import LanguageFilter
+from dataprep.steps.language import LanguageFilter
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError
 
@@ -59,3 +59,38 @@ def test_allowed_languages_are_configurable():
 def test_unknown_language_code_is_a_config_error():
     with pytest.raises(ConfigError, match="prepare.language.allowed.*'xx'"):
         LanguageFilter(LanguageConfig(allowed=["en", "xx"]))
+
+
+def test_expected_languages_come_from_the_source_and_the_score_stays():
+    docs = [
+        Document("en-in-pl-source", ENGLISH, {"source_languages": ["pl"]}),
+        Document("pl-in-pl-source", POLISH, {"source_languages": ["pl-PL"]}),
+        Document("de-in-de-source", GERMAN, {"source_languages": ["de", "en"]}),
+        Document("de-no-source", GERMAN),  # JSONL input: prepare.language.allowed applies
+    ]
+    kept, removed, _ = run_filter(docs)
+    assert sorted(kept) == ["de-in-de-source", "pl-in-pl-source"]
+    assert removed == {"en-in-pl-source": "language:en", "de-no-source": "language:de"}
+    assert docs[0].meta["lang"] == "en" and docs[0].meta["lang_score"] > 0.5  # kept on the removed document
+
+
+def test_bad_source_languages_field_is_a_one_line_error():
+    from tokenmill.errors import UserError
+
+    with pytest.raises(UserError, match="document x: field 'source_languages' must be a list"):
+        run_filter([Document("x", ENGLISH, {"source_languages": "en"})])
+
+
+def test_fast_identification_is_identical_to_py3langid():
+    import random
+
+    from dataprep.steps.language import language_model
+
+    model = language_model()
+    assert model.fast and model.automaton_depth() <= model.DFA_WINDOW
+    rng = random.Random(3)
+    texts = [ENGLISH, PERSIAN, POLISH, GERMAN, "a", "Zażółć gęślą jaźń", "日本語のテキストです。", "x1 y2 z3 ...",
+             ENGLISH[:37], PERSIAN[5:90] + POLISH[:50]]
+    texts += ["".join(rng.choice("abcdefghij ąęł سلام 日本\n") for _ in range(rng.randint(1, 400))) for _ in range(40)]
+    for text in texts:
+        assert model.fast_classify(text) == model.model.classify(text)

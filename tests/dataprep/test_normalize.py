@@ -1,5 +1,5 @@
 from dataprep.config import NormalizeConfig
-from dataprep.normalize import Normalize, normalize_text
+from dataprep.steps.normalize import Normalize, normalize_text
 from tokenmill.documents import Document
 
 DEFAULT = NormalizeConfig()
@@ -44,3 +44,16 @@ def test_step_rewrites_text_keeps_meta_and_removes_empty_documents():
     assert [(d.id, d.text, d.meta) for d in out] == [("a", "hello\nworld", {"url": "u"})]
     assert removed == [("b", "normalize:empty")]
     assert step.stats() == {"documents_in": 2, "documents_out": 1, "removed": {"normalize:empty": 1}, "changed": 1}
+
+
+def test_mojibake_is_repaired_in_latin_and_persian_text():
+    config = NormalizeConfig()
+    assert normalize_text("The cafÃ© serves crÃ¨me brÃ»lÃ©e â€” daily.", config) == "The café serves crème brûlée — daily."
+    assert normalize_text("Ø³Ù„Ø§Ù… Ø¯Ù†ÛŒØ§", config) == "سلام دنیا"
+    assert normalize_text("Zażółć gęślą jaźń", config) == "Zażółć gęślą jaźń"  # correct text is left alone
+    assert normalize_text("“quoted” ﬁne", config) == "“quoted” ﬁne"  # quotes and ligatures as written
+    assert normalize_text("cafÃ©", NormalizeConfig(fix_mojibake=False)) == "cafÃ©"
+
+
+def test_control_characters_are_dropped():
+    assert normalize_text("a\x00b\x07c\x1bd\u200ee", NormalizeConfig()) == "abcde"

@@ -8,7 +8,7 @@ import zstandard
 from dataprep_samples import ENGLISH, ENGLISH_OTHER, GERMAN, PERSIAN, POLISH
 
 from dataprep.config import PrepareConfig
-from dataprep.pipeline import STEP_GROUPS, run
+from dataprep.pipeline import run, step_groups
 from tokenmill.documents import write_parquet
 from tokenmill.errors import ConfigError, UserError
 
@@ -114,16 +114,18 @@ def test_small_shards_and_a_directory_input(tmp_path):
 
 
 def test_step_groups_run_only_their_steps(tmp_path):
-    assert STEP_GROUPS == {
-        "filter": ["language", "quality", "repetition"],
+    groups = step_groups()
+    assert groups == {
+        "normalize": ["normalize"],
+        "filter": ["language", "url_filter", "quality", "repetition", "decontaminate"],
         "dedup": ["exact_dedup", "near_dedup"],
         "scrub": ["pii"],
     }
     source = write_corpus(tmp_path / "docs.jsonl")
-    stats = run(source, tmp_path / "dedup", PrepareConfig(), steps=STEP_GROUPS["dedup"])
+    stats = run(source, tmp_path / "dedup", PrepareConfig(), steps=groups["dedup"])
     assert stats["removed"] == {"exact_dedup": 1, "near_dedup": 1}
     assert "languages" not in stats and "pii_replaced" not in stats
-    stats = run(source, tmp_path / "scrub", PrepareConfig(), steps=STEP_GROUPS["scrub"])
+    stats = run(source, tmp_path / "scrub", PrepareConfig(), steps=groups["scrub"])
     assert stats["documents_out"] == 9 and stats["pii_replaced"] == {"email": 1, "phone": 1}
 
 

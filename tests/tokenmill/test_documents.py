@@ -69,3 +69,87 @@ def test_atomic_directory_keeps_old_output_on_failure(tmp_path: Path):
             raise RuntimeError("killed")
     assert (out / "f").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_all_shards_of_an_output_share_one_schema(tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    writer = ShardWriter(tmp_path / "out", shard_size=2)
+    writer.write_all([
+        Document("1", "a", {"lang": "en"}), Document("2", "b", {"lang": None}),  # shard 0: lang only
+        Document("3", "c", {"score": 1}), Document("4", "d", {"score": 2.5, "tags": ["x"]}),  # shard 1
+        Document("5", "e", {}),  # shard 2: no metadata at all
+    ])
+    writer.close()
+    schemas = [pq.read_schema(p) for p in sorted((tmp_path / "out").glob("part-*.parquet"))]
+    assert len(schemas) == 3 and all(s.equals(schemas[0]) for s in schemas)
+    assert schemas[0].names == ["id", "text", "lang", "score", "tags"]
+    assert str(schemas[0].field("lang").type) == "string" and str(schemas[0].field("score").type) == "double"
+    assert all(field.nullable for field in schemas[0])
+    rows = {d.id: d.meta for d in read_documents(tmp_path / "out")}
+    assert rows["5"] == {"lang": None, "score": None, "tags": None} and rows["3"]["score"] == 1.0
+
+
+def test_shards_whose_column_types_disagree_are_a_one_line_error(tmp_path: Path):
+    from tokenmill.documents import unify_shards, write_parquet
+
+    write_parquet([{"id": "1", "text": "a", "year": 2024}], tmp_path / "part-00000.parquet")
+    write_parquet([{"id": "2", "text": "b", "year": "2024"}], tmp_path / "part-00001.parquet")
+    with pytest.raises(UserError, match=r"column 'year' is int64 in part-00000.parquet but string in part-00001"):
+        unify_shards(tmp_path)
+
+
+def test_jsonl_field_changing_type_names_file_line_and_field(tmp_path: Path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": 1, "text": "a", "year": 2024}\n{"id": 2, "text": "b", "year": null}\n'
+                    '{"id": 3, "text": "c", "year": "2024"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"docs.jsonl:3: field 'year' is a string here but a number on line 1"):
+        list(read_documents(path))
+
+
+def test_non_utf8_jsonl_names_file_and_line(tmp_path: Path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"id": 1, "text": "ok"}\n{"id": 2, "text": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.jsonl:2: not UTF-8 text \(byte 0xe9"):
+        list(read_documents(path))
+
+
+@pytest.mark.parametrize("suffix, compress", [
+    (".jsonl.gz", gzip.compress),
+    (".jsonl.zst", lambda data: zstandard.ZstdCompressor().compress(data)),
+])
+def test_truncated_compressed_jsonl_is_a_one_line_error(tmp_path: Path, suffix, compress):
+    data = compress("".join(json.dumps({"id": i, "text": "word " * 50}) + "\n" for i in range(500)).encode())
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=rf"cut{suffix.replace('.', '[.]')}: truncated"):
+        list(read_documents(path))
+    whole = tmp_path / f"whole{suffix}"
+    whole.write_bytes(data + data)  # two members/frames back to back read as one stream
+    assert len(list(read_documents(whole))) == 1000
+
+
+def test_truncated_gzip_through_the_cli_is_one_line_and_exit_2(tmp_path: Path):
+    import subprocess
+    import sys
+
+    data = gzip.compress(b"".join(json.dumps({"id": i, "text": "x " * 40}).encode() + b"\n" for i in range(300)))
+    (tmp_path / "cut.jsonl.gz").write_bytes(data[:-20])
+    proc = subprocess.run([sys.executable, "-m", "tokenmill.cli", "prepare", "--in", str(tmp_path / "cut.jsonl.gz"),
+                           "--out", str(tmp_path / "out"), "--steps", "normalize"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "cut.jsonl.gz: truncated gzip file" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_damaged_parquet_is_a_one_line_error(tmp_path: Path):
+    from tokenmill.documents import write_parquet
+
+    good = tmp_path / "good.parquet"
+    write_parquet([{"id": str(i), "text": "word " * 200 + str(i)} for i in range(2000)], good)
+    data = good.read_bytes()
+    for name, damaged in [("cut.parquet", data[: len(data) // 2]), ("zeroed.parquet", data[:4] + b"\0" * 4000 + data[4004:])]:
+        (tmp_path / name).write_bytes(damaged)
+        with pytest.raises(UserError, match=rf"{name}: (not a readable|damaged) Parquet") as info:
+            list(read_documents(tmp_path / name))
+        assert "\n" not in str(info.value)

@@ -1,0 +1,99 @@
+"""The datatrove side of bench/dataprep.py, run by the Python of its own venv (never imports tokenmill).
+
+    venv-datatrove/bin/python bench/datatrove_ref.py gopher|minhash|pii INPUT_DIR WORK_DIR
+
+Reads the same JSONL shards as the tokenmill side and prints one JSON object: seconds (the timed
+part only: documents are read into memory first, except for minhash, whose four stages read the
+shards themselves as datatrove runs them) and the decisions to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def load(inp: Path):
+    from datatrove.data import Document
+
+    docs = []
+    for shard in sorted(inp.glob("*.jsonl")):
+        for line in open(shard, encoding="utf-8"):
+            record = json.loads(line)
+            docs.append(Document(text=record["text"], id=record["id"], metadata={"lang": record.get("lang")}))
+    return docs
+
+
+def gopher(inp: Path, work: Path) -> dict:
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+
+    docs = load(inp)
+    quality, repetition = GopherQualityFilter(), GopherRepetitionFilter()
+    quality.filter(docs[0])  # builds the word tokenizer once, outside the timing
+    decisions = {}
+    start = time.perf_counter()
+    for doc in docs:
+        verdict = quality.filter(doc)
+        if verdict is True:
+            verdict = repetition.filter(doc)
+        decisions[doc.id] = None if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "removed")
+    return {"seconds": time.perf_counter() - start, "decisions": decisions}
+
+
+def minhash(inp: Path, work: Path) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
+    stages = [
+        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"),
+                       MinhashDedupSignature(output_folder=str(work / "signatures"), config=config)], tasks=1),
+        dict(pipeline=[MinhashDedupBuckets(input_folder=str(work / "signatures"), output_folder=str(work / "buckets"),
+                                           config=config)], tasks=config.num_buckets),
+        dict(pipeline=[MinhashDedupCluster(input_folder=str(work / "buckets"), output_folder=str(work / "clusters"),
+                                           config=config)], tasks=1),
+        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"),
+                       MinhashDedupFilter(input_folder=str(work / "clusters"),
+                                          exclusion_writer=JsonlWriter(str(work / "removed"), compression=None))],
+             tasks=1),
+    ]
+    times = []
+    for number, stage in enumerate(stages):
+        start = time.perf_counter()
+        LocalPipelineExecutor(**stage, workers=1, logging_dir=str(work / f"logs-{number}"), skip_completed=False).run()
+        times.append(time.perf_counter() - start)
+    removed = sorted(json.loads(line)["id"] for f in sorted((work / "removed").glob("*")) for line in open(f))
+    return {"seconds": sum(times), "stage_seconds": times, "removed": removed}
+
+
+def pii(inp: Path, work: Path) -> dict:
+    from datatrove.pipeline.formatters import PIIFormatter
+
+    docs = load(inp)
+    formatter = PIIFormatter()
+    changed = 0
+    start = time.perf_counter()
+    for doc in docs:
+        text = formatter.format(doc.text)
+        changed += text != doc.text
+    return {"seconds": time.perf_counter() - start, "changed": changed}
+
+
+if __name__ == "__main__":
+    mode, inp, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    work.mkdir(parents=True, exist_ok=True)
+    from importlib.metadata import version
+
+    result = {"gopher": gopher, "minhash": minhash, "pii": pii}[mode](inp, work)
+    result["version"] = version("datatrove")
+    print(json.dumps(result))

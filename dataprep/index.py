@@ -1,0 +1,118 @@
+"""A persistent dedup index (`--index DIR`): the signatures of every batch deduplicated through it.
+
+    DIR/manifest.json        format, signature fingerprints per step, the recorded batches
+    DIR/batch-00000.npz      one batch's survivors: ids, lengths, one signature array per dedup step
+
+A new batch is clustered together with every recorded batch (their signatures are read, never
+recomputed); a new document in a cluster with a recorded one is removed as its duplicate. The
+batch's survivors are then recorded: the batch file is written under a temporary name and renamed,
+then the manifest is replaced the same way, all under an exclusive lock, so a crash leaves the index
+as it was. Recording the same batch again (same ids and signatures: a rerun) replaces its entry
+instead of deduplicating it against itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from dataprep.dedup import Decisions, Dedup, IndexRows, Signed
+from tokenmill.errors import ConfigError, UserError
+
+FORMAT = "tokenmill-dedup-index-1"
+
+
+class DedupIndex:
+    def __init__(self, directory: str | Path, steps: Sequence[Dedup]):
+        self.directory = Path(directory)
+        self.fingerprints = {s.name: s.fingerprint() for s in steps}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = self.manifest()
+        for name, recorded in manifest["fingerprints"].items():
+            if name in self.fingerprints and recorded != self.fingerprints[name]:
+                changed = sorted(k for k in recorded if recorded.get(k) != self.fingerprints[name].get(k))
+                raise ConfigError(
+                    f"{self.directory}: index built with {name} {', '.join(f'{k}={recorded.get(k)}' for k in changed)};"
+                    f" this run has {', '.join(f'{k}={self.fingerprints[name].get(k)}' for k in changed)}"
+                )
+
+    def manifest(self) -> dict:
+        path = self.directory / "manifest.json"
+        if not path.exists():
+            return {"format": FORMAT, "fingerprints": {}, "batches": []}
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not a dedup index manifest ({exc.msg})") from None
+        if manifest.get("format") != FORMAT:
+            raise UserError(f"{path}: not a dedup index of this version (format {manifest.get('format')!r})")
+        return manifest
+
+    @staticmethod
+    def batch_key(signed: Signed, names: Sequence[str]) -> str:
+        """Identifies a batch by its documents' ids and signatures."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update("\x00".join(signed.ids).encode("utf-8"))
+        for name in names:
+            digest.update(np.ascontiguousarray(signed.signature_array(name)).tobytes())
+        return digest.hexdigest()
+
+    def rows(self, names: Sequence[str], skip_key: str | None = None) -> dict[str, IndexRows]:
+        """Every recorded batch's survivors, per step (the batch `skip_key` left out)."""
+        found: dict[str, list] = {name: [] for name in names}
+        for batch in self.manifest()["batches"]:
+            if batch["key"] == skip_key:
+                continue
+            with np.load(self.directory / batch["file"], allow_pickle=False) as data:
+                for name in names:
+                    if f"sig:{name}" in data:
+                        found[name].append((data["ids"].tolist(), data["lengths"], data[f"sig:{name}"]))
+        rows = {}
+        for name, batches in found.items():
+            if batches:
+                rows[name] = IndexRows(
+                    [i for ids, _, _ in batches for i in ids],
+                    np.concatenate([lengths for _, lengths, _ in batches]),
+                    np.concatenate([sig for _, _, sig in batches]),
+                )
+        return rows
+
+    def record(self, key: str, signed: Signed, decisions: Decisions, names: Sequence[str]) -> None:
+        """Add this batch's survivors (atomically; replaces an earlier record of the same batch)."""
+        kept = np.flatnonzero(decisions.removed_by < 0)
+        with self.lock():
+            manifest = self.manifest()
+            batches = [b for b in manifest["batches"] if b["key"] != key]
+            number = 1 + max((int(b["file"][6:11]) for b in manifest["batches"]), default=-1)
+            name = f"batch-{number:05d}.npz"
+            tmp = self.directory / f".{name}.tmp-{os.getpid()}.npz"
+            arrays = {f"sig:{n}": signed.signature_array(n)[kept] for n in names}
+            np.savez(tmp, ids=np.array([signed.ids[i] for i in kept], dtype=str),
+                     lengths=signed.length_array()[kept], **arrays)
+            os.replace(tmp, self.directory / name)
+            batches.append({"file": name, "key": key, "documents": int(len(kept)), "steps": list(names)})
+            manifest.update(batches=batches, fingerprints={**manifest["fingerprints"], **{
+                n: self.fingerprints[n] for n in names}})
+            manifest_tmp = self.directory / f".manifest.json.tmp-{os.getpid()}"
+            manifest_tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(manifest_tmp, self.directory / "manifest.json")
+            live = {b["file"] for b in batches}
+            for old in self.directory.glob("batch-*.npz"):
+                if old.name not in live:
+                    old.unlink()
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with open(self.directory / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

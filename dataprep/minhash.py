@@ -1,0 +1,231 @@
+"""MinHash signatures for a batch of documents at once (numpy), and LSH clustering in linear time.
+
+Signing: every `\\w+` word of the lower-cased text is hashed in numpy over its code points (no
+Python loop per word); a shingle's hash combines the hashes of its `n` words with 64-bit
+multiply-xor arithmetic over the whole batch at once; the `num_perm` permutations are
+`a * x (mod 2**64)` with random odd `a` (multiply-shift hashing: a bijection of the well-mixed shingle
+hashes; estimates are unbiased with binomial variance, tested), and a signature value is the top 32
+bits of the minimum (taking the top bits commutes with the minimum, so the shift runs once per
+value, not once per shingle). Everything is a function of the text and the seed: the same text
+gets the same signature in any process, batch or order.
+
+Clustering: per band, the `rows` values of a signature are folded into one 64-bit key; documents
+are sorted by key, and every run of equal keys is joined to its first member (a star, not all
+pairs); dataprep/dedup.py takes connected components of those edges. O(n log n) per band and no
+pairwise loop inside large clusters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+
+WORD = re.compile(r"\w+")
+MASK64 = (1 << 64) - 1
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_PRIME = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = np.uint64(0x243F6A8885A308D3)  # the hash of a document without words
+CHUNK_VALUES = 1 << 21  # shingles x permutations computed at once (16 MiB of uint64)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads every input bit over all 64 output bits (in place)."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased `\\w+` words: what shingles are made of."""
+    return WORD.findall(text.lower())
+
+
+_word_table: np.ndarray | None = None
+_powers = np.ones(1, dtype=np.uint64)  # _P ** i, grown on demand
+_inverse_powers = np.ones(1, dtype=np.uint64)  # _P ** -i (mod 2**64; _P is odd)
+_P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
+_P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+CHUNK_CHARS = 1 << 20  # characters turned into word hashes at once (a few bytes of numpy state each)
+
+
+def word_table() -> np.ndarray:
+    """For every code point, whether `re`'s `\\w` matches it (str.isalnum() or '_'); built once."""
+    global _word_table
+    if _word_table is None:
+        _word_table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), dtype=bool, count=0x110000)
+        _word_table[ord("_")] = True
+    return _word_table
+
+
+def powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    global _powers, _inverse_powers
+    if len(_powers) < n:
+        size = max(n, 2 * len(_powers))
+        with np.errstate(over="ignore"):
+            _powers = _cumulative(_P, size)
+            _inverse_powers = _cumulative(_P_INVERSE, size)
+    return _powers, _inverse_powers
+
+
+def _cumulative(base: np.uint64, size: int) -> np.ndarray:
+    """base ** 0, base ** 1, ... (mod 2**64)."""
+    values = np.full(size, base, dtype=np.uint64)
+    values[0] = 1
+    with np.errstate(over="ignore"):
+        return np.multiply.accumulate(values)
+
+
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The 64-bit hash of every `\\w+` word of the lower-cased texts (concatenated), and words per text.
+
+    Vectorised over code points: a word's hash is a polynomial in its code points (prefix sums
+    mod 2**64, shifted by inverse powers), mixed with its length. Equal words give equal hashes
+    wherever they occur.
+    """
+    table = word_table()
+    all_hashes, counts = [], np.zeros(len(texts), dtype=np.int64)
+    lo = 0
+    while lo < len(texts):
+        hi, chars = lo, 0
+        while hi < len(texts) and (hi == lo or chars + len(texts[hi]) <= CHUNK_CHARS):
+            chars += len(texts[hi]) + 1
+            hi += 1
+        lowered = [t.lower() for t in texts[lo:hi]]  # (may change lengths: 'İ' becomes two characters)
+        joined = "\x00".join(lowered)  # NUL is not a word character
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        is_word = np.zeros(len(points) + 2, dtype=bool)
+        is_word[1:-1] = table[points]
+        edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+        starts, ends = edges[0::2], edges[1::2]
+        pw, inv = powers(len(points) + 1)
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(len(points) + 1, dtype=np.uint64)
+            np.multiply(points, pw[: len(points)], out=prefix[1:])
+            np.cumsum(prefix[1:], out=prefix[1:])
+            hashes = (prefix[ends] - prefix[starts]) * inv[starts]
+            hashes ^= (ends - starts).astype(np.uint64) * _M2
+            all_hashes.append(mix64(hashes))
+        text_starts = np.zeros(hi - lo, dtype=np.int64)
+        np.cumsum([len(t) + 1 for t in lowered[:-1]], out=text_starts[1:])
+        owner = np.searchsorted(text_starts, starts, side="right") - 1
+        counts[lo:hi] = np.bincount(owner, minlength=hi - lo)
+        lo = hi
+    return (np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)), counts
+
+
+class MinHasher:
+    """Signs batches of texts: `sign(texts) -> uint32 array (len(texts), num_perm)`."""
+
+    def __init__(self, num_perm: int, ngram_size: int, seed: int):
+        self.num_perm, self.ngram_size, self.seed = num_perm, ngram_size, seed
+        rng = np.random.Generator(np.random.PCG64(seed))
+        self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64) | np.uint64(1)
+
+    def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All shingle hashes of the batch, concatenated, and each text's start offset into them.
+
+        A text with fewer than `n` words is one shingle of all its words (no words: a constant).
+        """
+        n = self.ngram_size
+        hashed_words, counts = word_hashes(texts)
+        starts = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        # shingles per text: max(words - n + 1, 1)
+        per_text = np.maximum(counts - n + 1, 1)
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(per_text, out=offsets[1:])
+        total = int(offsets[-1])
+        hashes = np.empty(total, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            # A polynomial in the (already mixed) word hashes, mixed once, at every word position
+            # (contiguous slices, no gathers); windows that run past their text's end are dropped.
+            windows = max(len(hashed_words) - n + 1, 0)
+            acc = hashed_words[:windows].copy()
+            for k in range(1, n):
+                acc *= _PRIME
+                acc += hashed_words[k : k + windows]
+            mix64(acc)
+            owner = np.repeat(np.arange(len(texts)), counts)[:windows]
+            full = np.arange(windows) + n <= starts[owner + 1]
+            long_texts = counts >= n
+            single = np.zeros(total, dtype=bool)
+            single[offsets[:-1][~long_texts]] = True
+            hashes[~single] = acc[full]
+            # Short texts: one shingle of however many words they have.
+            for i in np.flatnonzero(~long_texts):
+                h = np.array([_EMPTY])
+                if counts[i]:
+                    h = hashed_words[starts[i] : starts[i] + 1].copy()
+                    for k in range(1, int(counts[i])):
+                        h *= _PRIME
+                        h += hashed_words[starts[i] + k : starts[i] + k + 1]
+                    mix64(h)
+                hashes[offsets[i]] = h[0]
+        return hashes, offsets
+
+    def sign_hashes(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Signatures from shingle hashes grouped by `offsets` (every group non-empty)."""
+        documents = len(offsets) - 1
+        # permutation-major (num_perm, shingles) blocks: the minimum runs along contiguous memory
+        signatures = np.full((self.num_perm, documents), np.iinfo(np.uint64).max, dtype=np.uint64)
+        width = max(1, CHUNK_VALUES // self.num_perm)
+        buffer = np.empty((self.num_perm, width), dtype=np.uint64)
+        a = self.a[:, None]
+        owner_starts = offsets[:-1]
+        with np.errstate(over="ignore"):
+            for lo in range(0, len(hashes), width):
+                hi = min(lo + width, len(hashes))
+                block = buffer[:, : hi - lo]
+                np.multiply(a, hashes[None, lo:hi], out=block)
+                # documents whose shingles fall in [lo, hi): the first one may have started earlier
+                d0 = int(np.searchsorted(owner_starts, lo, side="right")) - 1
+                d1 = int(np.searchsorted(owner_starts, hi, side="left"))
+                cuts = np.maximum(owner_starts[d0:d1], lo) - lo
+                mins = np.minimum.reduceat(block, cuts, axis=1)
+                np.minimum(signatures[:, d0:d1], mins, out=signatures[:, d0:d1])
+        return np.ascontiguousarray((signatures >> np.uint64(32)).astype(np.uint32).T)
+
+    def sign(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.num_perm), dtype=np.uint32)
+        return self.sign_hashes(*self.shingle_hashes(texts))
+
+    def shingle_set(self, text: str) -> set[int]:
+        """One text's shingle hashes as a set (for exact Jaccard checks)."""
+        hashes, _ = self.shingle_hashes([text])
+        return set(hashes.tolist())
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One uint64 key per (document, band): the band's `rows` values folded together."""
+    sig = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for r in range(rows):
+            keys = mix64((keys ^ sig[:, :, r]) * _PRIME)
+        keys ^= np.arange(bands, dtype=np.uint64) * _M1  # the same values in two bands are not a match
+    return keys
+
+
+def band_edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(member, first) pairs: every document whose key equals an earlier one's, joined to the run's first."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    same = np.empty(len(keys), dtype=bool)
+    if len(keys):
+        same[0] = False
+        same[1:] = sorted_keys[1:] == sorted_keys[:-1]
+    run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(keys))))
+    members = order[same]
+    firsts = order[run_start[same]]
+    return members, firsts

@@ -1,0 +1,232 @@
+"""The data-quality report of a prepare run: `report.html` beside the corpus, its plots also for DVC.
+
+    out/report.html                     one self-contained page (plots embedded as PNG)
+    out/plots/doc_lengths.{csv,png}     document lengths (characters) before and after, log bins
+    out/plots/languages.{csv,png}       identified languages, all documents and kept ones
+    out/plots/pii.{csv,png}             PII replacements per type
+    out/plots/removals.{csv,png}        removed documents per reason     (dataprep/plots.py)
+    out/plots/dedup_clusters.{csv,png}  duplicate cluster sizes           (dataprep/plots.py)
+
+"Before" is every document that entered the stage (kept and removed), "after" the kept ones, both
+read back from the written shards (so lengths are those of the final texts). Everything is derived
+from the output and stats.json, in a fixed order: the same run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from matplotlib.figure import Figure
+
+from dataprep.plots import PNG_METADATA, write_csv
+
+EXAMPLES_PER_REASON = 3
+EXAMPLE_CHARS = 300
+BINS_PER_DECADE = 4
+
+
+def shard_columns(directory: Path, columns: list[str]) -> list[dict[str, list]]:
+    """The given columns (those present) of every shard in `directory`, shard by shard."""
+    out = []
+    for shard in sorted(directory.glob("part-*.parquet")):
+        names = set(pq.read_schema(shard).names)
+        table = pq.read_table(shard, columns=[c for c in columns if c in names])
+        out.append({c: table.column(c) for c in table.column_names})
+    return out
+
+
+def text_lengths(directory: Path) -> list[int]:
+    return [n for shard in shard_columns(directory, ["text"]) for n in pc.utf8_length(shard["text"]).to_pylist()]
+
+
+def log_bins(lengths: list[int]) -> list[int]:
+    """Bin edges 1, 1.78, 3.16, 5.62, 10, ... (rounded) covering `lengths`."""
+    top = max(lengths, default=1)
+    steps = max(1, math.ceil(math.log10(max(top, 1) + 1) * BINS_PER_DECADE))
+    edges = sorted({round(10 ** (i / BINS_PER_DECADE)) for i in range(steps + 1)})
+    return [0] + edges
+
+
+def histogram(lengths: list[int], edges: list[int]) -> list[int]:
+    counts = [0] * (len(edges) - 1)
+    for n in lengths:
+        for i in range(len(edges) - 1):
+            if n < edges[i + 1] or i == len(edges) - 2:
+                counts[i] += 1
+                break
+    return counts
+
+
+def png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata=PNG_METADATA)
+    return buffer.getvalue()
+
+
+def bar_figure(title: str, labels: list[str], series: dict[str, list[int]], xlabel: str) -> Figure:
+    fig = Figure(figsize=(8, 0.9 + 0.3 * max(len(labels), 1) * max(len(series), 1) ** 0.5), layout="constrained")
+    ax = fig.subplots()
+    if labels:
+        height = 0.8 / max(len(series), 1)
+        for i, (name, values) in enumerate(series.items()):
+            ys = [j + (i - (len(series) - 1) / 2) * height for j in range(len(labels))]
+            ax.barh(ys, values, height, label=name)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        if len(series) > 1:
+            ax.legend()
+    else:
+        ax.text(0.5, 0.5, "nothing to show", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return fig
+
+
+def lengths_figure(edges: list[int], before: list[int], after: list[int]) -> Figure:
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    xs = range(len(before))
+    ax.bar([x - 0.2 for x in xs], before, 0.4, label="before (all documents)", color="tab:gray")
+    ax.bar([x + 0.2 for x in xs], after, 0.4, label="after (kept)", color="tab:blue")
+    ax.set_xticks(list(xs), [f"{edges[i]:,}–{edges[i + 1]:,}" for i in xs], rotation=60, fontsize=7)
+    ax.set_xlabel("document length (characters)")
+    ax.set_ylabel("documents")
+    ax.set_title("Document lengths before and after prepare")
+    ax.legend()
+    return fig
+
+
+def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
+    """The first few removed documents per reason (shard order), text cut to EXAMPLE_CHARS."""
+    examples: dict[str, list[dict[str, str]]] = {}
+    for shard in shard_columns(directory, ["id", "reason", "text", "url", "duplicate_of"]):
+        rows = {name: column.to_pylist() for name, column in shard.items()}
+        for i, reason in enumerate(rows.get("reason", [])):
+            bucket = examples.setdefault(str(reason), [])
+            if len(bucket) < EXAMPLES_PER_REASON:
+                text = rows["text"][i] or ""
+                bucket.append({
+                    "id": str(rows["id"][i]),
+                    "url": str((rows.get("url") or [None] * (i + 1))[i] or ""),
+                    "duplicate_of": str((rows.get("duplicate_of") or [None] * (i + 1))[i] or ""),
+                    "text": text[:EXAMPLE_CHARS] + ("…" if len(text) > EXAMPLE_CHARS else ""),
+                })
+    return dict(sorted(examples.items()))
+
+
+def kept_languages(directory: Path) -> Counter:
+    counts: Counter = Counter()
+    for shard in shard_columns(directory, ["lang"]):
+        if "lang" in shard:
+            counts.update(str(v) for v in shard["lang"].to_pylist())
+    return counts
+
+
+def write_report(out: Path, stats: dict[str, Any]) -> None:
+    """Write out/report.html and its plots (CSV + PNG in out/plots) from the output and its stats
+    (call after `dataprep.plots.write_plots`, whose removal and cluster plots it embeds)."""
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    images: dict[str, bytes] = {}
+
+    after = text_lengths(out)
+    before = after + text_lengths(out / "removed")
+    edges = log_bins(before)
+    hist_before, hist_after = histogram(before, edges), histogram(after, edges)
+    used = [i for i, n in enumerate(hist_before) if n] or [0]  # drop the empty bins at either end
+    first, last = used[0], used[-1]
+    edges, hist_before, hist_after = edges[first : last + 2], hist_before[first : last + 1], hist_after[first : last + 1]
+    write_csv(plots / "doc_lengths.csv", ["length_from", "length_to", "before", "after"],
+              [(edges[i], edges[i + 1], hist_before[i], hist_after[i]) for i in range(len(hist_before))])
+    images["doc_lengths"] = png(lengths_figure(edges, hist_before, hist_after))
+
+    identified = Counter(stats.get("languages", {}))
+    kept = kept_languages(out)
+    languages = sorted(set(identified) | set(kept), key=lambda k: (-identified.get(k, kept[k]), k))
+    write_csv(plots / "languages.csv", ["language", "identified", "kept"],
+              [(lang, identified.get(lang, 0), kept.get(lang, 0)) for lang in languages])
+    images["languages"] = png(bar_figure("Languages", languages,
+                                         {"identified": [identified.get(k, 0) for k in languages],
+                                          "kept": [kept.get(k, 0) for k in languages]}, "documents"))
+
+    pii = stats.get("pii_replaced", {})
+    kinds = sorted(pii, key=lambda k: (-pii[k], k))
+    write_csv(plots / "pii.csv", ["type", "replacements"], [(k, pii[k]) for k in kinds])
+    images["pii"] = png(bar_figure("PII replaced per type", kinds, {"replacements": [pii[k] for k in kinds]},
+                                   "replacements"))
+
+    for name in ("removals", "dedup_clusters"):  # written by dataprep/plots.py before the report
+        images[name] = (plots / f"{name}.png").read_bytes()
+    for name in ("doc_lengths", "languages", "pii"):
+        (plots / f"{name}.png").write_bytes(images[name])
+
+    (out / "report.html").write_text(render(stats, images, removed_examples(out / "removed"), kept), encoding="utf-8")
+
+
+def render(stats: dict[str, Any], images: dict[str, bytes], examples: dict[str, list[dict[str, str]]],
+           kept_langs: Counter) -> str:
+    e = html.escape
+
+    def img(name: str, alt: str) -> str:
+        return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
+
+    def table(header: list[str], rows: list[tuple]) -> str:
+        head = "".join(f"<th>{e(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    doc_in, doc_out = stats.get("documents_in", 0), stats.get("documents_out", 0)
+    bytes_in, bytes_out = stats.get("bytes_in", 0), stats.get("bytes_out", 0)
+    per_step = stats.get("per_step", {})
+    step_rows = []
+    for name in stats.get("steps", []):
+        info = per_step.get(name, {})
+        removed = info.get("removed", {})
+        step_rows.append((name, info.get("documents_in", ""), info.get("documents_out", ""),
+                          sum(removed.values()) if removed else 0,
+                          ", ".join(f"{k}: {v}" for k, v in sorted(removed.items())) or "-"))
+    reason_rows = sorted(stats.get("removed", {}).items(), key=lambda item: (-item[1], item[0]))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>tokenmill data-quality report</title>",
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "img{max-width:100%}pre{white-space:pre-wrap;background:#f6f6f6;padding:6px;margin:4px 0}"
+        "h2{border-bottom:1px solid #ddd}</style></head><body>",
+        "<h1>Data-quality report (prepare)</h1>",
+        table(["", "documents", "MB"], [("in", doc_in, f"{bytes_in / 1e6:.3f}"), ("out", doc_out, f"{bytes_out / 1e6:.3f}"),
+                                        ("removed", doc_in - doc_out, f"{stats.get('removed_bytes', 0) / 1e6:.3f}")]),
+        "<h2>Removals per step</h2>", table(["step", "in", "out", "removed", "reasons"], step_rows),
+        "<h2>Removals per reason</h2>", table(["reason", "documents"], reason_rows), img("removals", "removals"),
+        "<h2>Document lengths</h2>", img("doc_lengths", "document lengths"),
+        "<h2>Languages</h2>",
+        table(["language", "identified", "kept"],
+              [(k, stats.get("languages", {}).get(k, 0), kept_langs.get(k, 0))
+               for k in sorted(set(stats.get("languages", {})) | set(kept_langs))]),
+        img("languages", "languages"),
+        "<h2>Duplicate clusters</h2>",
+        table(["step", "clusters", "sizes (size: clusters)"],
+              [(name, info.get("clusters", 0), ", ".join(f"{k}: {v}" for k, v in info.get("sizes", {}).items()) or "-")
+               for name, info in sorted(stats.get("dedup_clusters", {}).items())]),
+        img("dedup_clusters", "duplicate clusters"),
+        "<h2>PII replaced</h2>", table(["type", "replacements"], sorted(stats.get("pii_replaced", {}).items())),
+        img("pii", "PII per type"),
+        "<h2>Removed examples</h2>",
+    ]
+    for reason, rows in examples.items():
+        parts.append(f"<h3>{e(reason)}</h3>")
+        for row in rows:
+            where = " ".join(x for x in (row["id"], row["url"], f"duplicate of {row['duplicate_of']}" if row["duplicate_of"] else "") if x)
+            parts.append(f"<div><b>{e(where)}</b><pre>{e(row['text'])}</pre></div>")
+    if not examples:
+        parts.append("<p>nothing removed</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,215 @@
+"""Gopher repetition rules (Rae et al. 2021, table A1), computed as datatrove's GopherRepetitionFilter.
+
+- duplicate lines / paragraphs: the fraction of lines (paragraphs) that repeat an earlier one, and
+  the characters in those repeats over the text's length (the first occurrence is not counted);
+- top n-gram (n = 2, 3, 4): characters of the most frequent n-gram (words joined by spaces) times its
+  count, over the text's length;
+- duplicated n-grams (n = 5..10): scanning left to right, an n-gram seen before adds its characters
+  (words joined without spaces) and the scan jumps past it, so overlapping repeats are not counted
+  twice; over the text's length. This is datatrove's `find_all_duplicate`.
+
+Differs on purpose: words are the shared view's words (`dataprep.text`; punctuation marks are part of
+their word, not words of their own as datatrove's tokenizer makes them), and a top n-gram that occurs
+only once counts as 0 (it is not a repetition; datatrove counts it, which only matters for tiny texts).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dataprep.registry import register_step
+from dataprep.step import Filter, RemoveCallback
+from dataprep.text import view
+from tokenmill.documents import Document
+
+TOP_NGRAM_SIZES = (2, 3, 4)
+DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
+
+
+@dataclass
+class RepetitionConfig:
+    max_dup_line_frac: float = 0.30  # fraction of lines that repeat an earlier line
+    max_dup_para_frac: float = 0.30  # fraction of paragraphs that repeat an earlier paragraph
+    max_dup_line_char_frac: float = 0.20  # characters in repeated lines / text length
+    max_dup_para_char_frac: float = 0.20  # characters in repeated paragraphs / text length
+    max_top_ngram_char_frac: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])  # n = 2, 3, 4
+    max_dup_ngram_char_frac: list[float] = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )  # n = 5, 6, 7, 8, 9, 10
+
+    def __post_init__(self) -> None:
+        if len(self.max_top_ngram_char_frac) != 3:
+            raise ValueError("repetition.max_top_ngram_char_frac needs 3 values (n = 2, 3, 4)")
+        if len(self.max_dup_ngram_char_frac) != 6:
+            raise ValueError("repetition.max_dup_ngram_char_frac needs 6 values (n = 5..10)")
+
+
+def find_duplicates(parts: list[str]) -> tuple[int, int]:
+    """(parts that repeat an earlier part, characters in those repeats)."""
+    seen: set[str] = set()
+    dup_parts = dup_chars = 0
+    for part in parts:
+        if part in seen:
+            dup_parts += 1
+            dup_chars += len(part)
+        else:
+            seen.add(part)
+    return dup_parts, dup_chars
+
+
+def top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters in all occurrences of the most frequent n-gram (space-joined), 0 if none repeats."""
+    counts = Counter(zip(*(words[i:] for i in range(n))))
+    if not counts:
+        return 0
+    gram, count = counts.most_common(1)[0]
+    return 0 if count < 2 else (sum(map(len, gram)) + n - 1) * count
+
+
+def duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """datatrove's find_all_duplicate: characters of repeated n-grams, skipping past each repeat."""
+    seen: set[tuple[str, ...]] = set()
+    repeated, i, last = 0, 0, len(words) - n
+    while i <= last:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            repeated += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated
+
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: n-gram keys as polynomial hashes
+
+
+class NgramIndex:
+    """One document's words as integer ids with n-gram keys, so each rule is a few numpy operations
+    plus (for duplicated n-grams) one loop over integers instead of tuples of strings. Keys are 64-bit
+    polynomial hashes of the word ids: two different n-grams of one document collide with probability
+    about 2^-64 per pair."""
+
+    def __init__(self, words: list[str]):
+        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+        self.ids = np.array([ids[w] for w in words], dtype=np.uint64)
+        self.cum = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
+
+    def keys(self, n: int, positions: np.ndarray | None = None) -> np.ndarray:
+        """The key of the n-gram starting at each of `positions` (None: at every position)."""
+        count = len(self.ids) - n + 1
+        if count <= 0:
+            return np.zeros(0, dtype=np.uint64)
+        if positions is None:
+            positions = np.arange(count)
+        with np.errstate(over="ignore"):
+            h = self.ids[positions]
+            for k in range(1, n):
+                h = h * _MULTIPLIER + self.ids[positions + k]
+        return h
+
+    def gram_chars(self, n: int) -> np.ndarray:
+        """Characters of the n-gram starting at each position (words joined without spaces)."""
+        count = max(len(self.cum) - n, 0)
+        return self.cum[n : n + count] - self.cum[:count]
+
+    def repeats(self, n: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, ids, counts) of the n-grams that occur more than once: their start positions
+        (ascending), a small id per distinct n-gram and its count. Only `candidates` are looked at:
+        positions holding every repeated n-gram (a repeated n-gram starts where a repeated shorter
+        one does, so the repeats of n-1 are candidates for n); None looks at every position."""
+        count = max(len(self.ids) - n + 1, 0)
+        positions = np.arange(count) if candidates is None else candidates[candidates < count]
+        if len(positions) == 0:
+            return positions, positions, positions
+        _, inverse, counts = np.unique(self.keys(n, positions), return_inverse=True, return_counts=True)
+        per_position = counts[inverse]
+        repeated = per_position >= 2
+        return positions[repeated], inverse[repeated], per_position[repeated]
+
+    def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
+        """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
+        positions, _, counts = self.repeats(n) if found is None else found
+        if len(positions) == 0:
+            return 0
+        top = counts.max()
+        start = int(positions[counts == top][0])
+        return int(self.gram_chars(n)[start] + n - 1) * int(top)
+
+    def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES,
+                         candidates: np.ndarray | None = None) -> dict[int, int]:
+        """As `duplicated_ngram_chars` (datatrove's find_all_duplicate) for each n in `sizes` (ascending).
+        Only repeated n-grams can change the scan (a unique one is added to `seen` and never looked
+        up again), so it visits only their positions."""
+        result: dict[int, int] = {}
+        for n in sizes:
+            positions, ids, _ = self.repeats(n, candidates)
+            result[n] = scan_repeats(positions.tolist(), ids.tolist(), self.gram_chars(n)[positions].tolist(), n)
+            candidates = positions
+        return result
+
+    def profile(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(top n-gram characters for n = 2, 3, 4; duplicated n-gram characters for n = 5..10), each n
+        looking only at the repeats of n-1: one sort over the whole document, then ever fewer positions."""
+        top: dict[int, int] = {}
+        candidates = None
+        for n in TOP_NGRAM_SIZES:
+            found = self.repeats(n, candidates)
+            top[n] = self.top_chars(n, found)
+            candidates = found[0]
+        return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
+
+
+def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:
+    """find_all_duplicate's left-to-right scan, visiting only `positions` (ascending) of repeated n-grams."""
+    seen: set[int] = set()
+    repeated, resume, j, count = 0, 0, 0, len(positions)
+    while j < count:
+        i = positions[j]
+        if i < resume:  # inside the n-gram just counted: skipped
+            j += 1
+            continue
+        if keys[j] in seen:
+            repeated += chars[j]
+            resume = i + n
+        else:
+            seen.add(keys[j])
+        j += 1
+    return repeated
+
+
+@register_step("repetition", config=RepetitionConfig, group="filter", order=40, help="Gopher repetition rules")
+class GopherRepetition(Filter):
+    """Removes documents that repeat themselves: duplicate lines/paragraphs and n-grams."""
+
+    def __init__(self, config: RepetitionConfig, on_remove: RemoveCallback | None = None):
+        super().__init__(on_remove)
+        self.config = config
+
+    def reject(self, doc: Document) -> str | None:
+        c, v = self.config, view(doc)
+        length = max(len(v.text), 1)
+        paragraphs = v.paragraphs
+        dup_paras, dup_chars = find_duplicates(paragraphs)
+        if dup_paras / len(paragraphs) > c.max_dup_para_frac:
+            return "repetition:dup_para_frac"
+        if dup_chars / length > c.max_dup_para_char_frac:
+            return "repetition:dup_para_char_frac"
+        lines = [line for line in v.lines if line]
+        dup_lines, dup_chars = find_duplicates(lines)
+        if dup_lines / max(len(lines), 1) > c.max_dup_line_frac:
+            return "repetition:dup_line_frac"
+        if dup_chars / length > c.max_dup_line_char_frac:
+            return "repetition:dup_line_char_frac"
+        top, duplicated = NgramIndex(v.words).profile()
+        for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
+            if top[n] / length > limit:
+                return f"repetition:top_{n}gram"
+        for n, limit in zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac):
+            if duplicated[n] / length > limit:
+                return f"repetition:dup_{n}gram"
+        return None

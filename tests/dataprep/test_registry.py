@@ -1,0 +1,92 @@
+"""The step registry: one place the pipeline, the config and the CLI read."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from dataprep import registry
+from dataprep.config import PrepareConfig, prepare_config_class
+from dataprep.pipeline import run, step_groups
+from dataprep.step import Filter
+from dataprep.text import view
+from tokenmill.config import build
+from tokenmill.documents import Document
+from tokenmill.errors import ConfigError
+
+KEPT_NAMES = ["normalize", "language", "quality", "repetition", "exact_dedup", "near_dedup", "pii"]
+
+
+def test_todays_step_names_are_known_and_on_by_default():
+    assert [n for n in registry.default_steps() if n in KEPT_NAMES] == KEPT_NAMES
+    assert set(KEPT_NAMES) <= set(registry.steps())
+    assert PrepareConfig().steps == registry.default_steps()
+
+
+def test_known_but_off_by_default_steps_are_configurable_and_runnable():
+    off = [name for name, spec in registry.steps().items() if not spec.default]
+    for name in off:
+        assert name not in PrepareConfig().steps
+        assert build(PrepareConfig, {"steps": [name]}, "params.yaml: prepare").steps == [name]
+
+
+def test_every_step_has_its_params_section():
+    config = PrepareConfig()
+    for name, spec in registry.steps().items():
+        if spec.config is not None:
+            assert isinstance(getattr(config, name), spec.config)
+
+
+def test_a_new_step_is_one_class_and_one_line_of_params(tmp_path, monkeypatch):
+    @dataclass
+    class NoDigitsConfig:
+        reason: str = "digits"
+
+    monkeypatch.setattr(registry, "_STEPS", dict(registry._STEPS))
+    prepare_config_class.cache_clear()
+
+    @registry.register_step("no_digits", config=NoDigitsConfig, group="filter", order=35, default=False)
+    class NoDigits(Filter):
+        def __init__(self, config, on_remove=None):
+            super().__init__(on_remove)
+            self.config = config
+
+        def reject(self, doc):
+            return f"no_digits:{self.config.reason}" if any(ch.isdigit() for ch in doc.text) else None
+
+    try:
+        config = build(prepare_config_class(), {"steps": ["no_digits"]}, "params.yaml: prepare")
+        src = tmp_path / "in.jsonl"
+        src.write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "2"}\n', encoding="utf-8")
+        stats = run(src, tmp_path / "out", config)
+        assert stats["removed"] == {"no_digits:digits": 1}
+        assert "no_digits" not in step_groups()["filter"]  # known, not on by default
+    finally:
+        prepare_config_class.cache_clear()
+
+
+def test_unknown_step_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown step 'nope'.*quality"):
+        build(PrepareConfig, {"steps": ["nope"]}, "params.yaml: prepare")
+
+
+def test_help_lists_every_registered_step():
+    out = subprocess.run([sys.executable, "-m", "tokenmill.cli", "prepare", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for name in registry.steps():
+        assert f"  {name} " in out
+
+
+def test_words_are_split_once_per_document_text():
+    doc = Document("a", "Hello, world -- (again).", {"lang": "en-US"})
+    first = view(doc)
+    assert first.words == ["Hello", "world", "again"] and first.lang == "en"
+    assert view(doc) is first and view(doc).words is first.words
+    doc.text = "changed text"
+    assert view(doc) is not first and view(doc).words == ["changed", "text"]
+
+
+def test_words_per_language():
+    assert view(Document("fa", "می‌خواهم این را (بخوانم).", {"lang": "fa"})).words == ["می‌خواهم", "این", "را", "بخوانم"]
+    assert view(Document("zh", "我们在北京。", {"lang": "zh"})).words == ["我", "们", "在", "北", "京"]
