@@ -39,6 +39,7 @@ def batch_loss(policy, reference, pairs, pad_id: int, beta: float, device: torch
         ref_c, ref_r = pair_logps(reference, pairs, pad_id, device)
     pol_c, pol_r = pair_logps(policy, pairs, pad_id, device)
     loss, margins = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)
+    margins = margins.detach()
     return loss, {"margin": float(margins.mean()), "accuracy": float((margins > 0).float().mean())}
 
 
@@ -63,12 +64,18 @@ def held_out_margins(policy, reference, pairs, pad_id: int, beta: float, device:
 
 @torch.no_grad()
 def answer(model, prompt: list[int], template: ChatTemplate, max_new_tokens: int, device: torch.device) -> Encoded:
-    """The greedy answer to `prompt` as prompt + answer + <|end|> (mask on the answer)."""
-    idx = torch.tensor([prompt], dtype=torch.long, device=device)
-    new = model.generate(idx, max_new_tokens, temperature=1.0, top_k=1)[0, len(prompt):].tolist()
-    new = new[: new.index(template.end_id)] if template.end_id in new else new
-    ids = prompt + new + [template.end_id]
-    return Encoded(ids, [0] * len(prompt) + [1] * (len(new) + 1), "generated")
+    """The greedy answer to `prompt` as prompt + answer + <|end|> (mask on the answer), cut to the
+    context. A plain loop over full forward passes: answers are short, and it works for any model
+    that maps ids to logits."""
+    ids, room = list(prompt), model.config.block_size - len(prompt) - 1
+    for _ in range(min(max_new_tokens, room)):
+        logits, _ = model(torch.tensor([ids], dtype=torch.long, device=device))
+        token = int(logits[0, -1].argmax())
+        if token == template.end_id:
+            break
+        ids.append(token)
+    ids.append(template.end_id)
+    return Encoded(ids, [0] * len(prompt) + [1] * (len(ids) - len(prompt)), "generated")
 
 
 @torch.no_grad()

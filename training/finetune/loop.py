@@ -71,12 +71,13 @@ def fit(model: torch.nn.Module, groups: list[dict], items: list, loss_fn: Callab
         with autocast(config, device):
             loss, extra = loss_fn([items[i] for i in next(order)])
         loss.backward()
+        loss = float(loss.detach())
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(trained, config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        history["train"].append({"step": step, "loss": float(loss), "lr": lr, **extra})
+        history["train"].append({"step": step, "loss": loss, "lr": lr, **extra})
         if step % config.eval_every == 0 or step == config.max_steps:
             held_out(step)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}")
     return history

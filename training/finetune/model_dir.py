@@ -29,7 +29,7 @@ MODEL, BASE, ADAPTER, REWARD, TOKENIZER = "model.pt", "base.pt", "adapter.pt", "
 
 
 def gpt_record(model: GPT, eot_id: int | None, step: int = 0) -> dict:
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # a snapshot, not a view
     return {"state_dict": state, "model_config": to_dict(model.config), "vocab_size": model.vocab_size,
             "eot_id": eot_id, "step": step}
 

@@ -69,7 +69,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
 
     base_dir, base_info = track.resolve_base(base, config, tracking)
     gpt, tokenizer, eot_id = load_policy(base_dir)
-    added = add_chat_tokens(tokenizer)
+    tokenizer, added = add_chat_tokens(tokenizer)
     first_new = min(tokenizer.token_to_id(t) for t in CHAT_TOKENS)
     gpt = resize_vocab(gpt, max(gpt.vocab_size, tokenizer.get_vocab_size()))
     template = ChatTemplate(tokenizer, config.system_prompt)

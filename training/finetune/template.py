@@ -4,31 +4,42 @@ A conversation becomes one id sequence:
 
     <|system|> text <|end|>  <|user|> text <|end|>  <|assistant|> text <|end|>  ...
 
-Turn markers are added to the tokenizer as special tokens appended after its last id, so every id
-of the base model keeps its meaning; the embedding matrix grows by as many rows (initialised to the
-mean of the existing rows). The template joins ids, never strings: a literal "<|user|>" typed in a
-prompt is encoded as text, not as a marker. Only assistant text and the <|end|> closing it are
+Turn markers are added to the tokenizer's vocabulary after its last id, so every id of the base
+model keeps its meaning; the embedding matrix grows by as many rows (initialised to the mean of the
+existing rows). The template joins ids, never strings, and the markers are vocabulary entries that no
+text encodes to: a literal "<|user|>" typed in a prompt stays text. Only assistant text and the <|end|> closing it are
 trained on (`mask`), so the model learns to answer and to stop, not to predict the user.
 """
 
 from __future__ import annotations
 
+import json
+
 import torch
-from tokenizers import AddedToken, Tokenizer
+from tokenizers import Tokenizer
 
 from training.model import GPT
+from training.tokenizer import special_ids
 
 SYSTEM, USER, ASSISTANT, END = "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"
 CHAT_TOKENS = (SYSTEM, USER, ASSISTANT, END)
 ROLE_TOKENS = {"system": SYSTEM, "user": USER, "assistant": ASSISTANT}
 
 
-def add_chat_tokens(tokenizer: Tokenizer) -> list[str]:
-    """Append the template's special tokens that `tokenizer` lacks; existing ids are untouched."""
+def add_chat_tokens(tokenizer: Tokenizer) -> tuple[Tokenizer, list[str]]:
+    """(tokenizer with the chat tokens, the ones that were missing). Missing tokens become vocabulary
+    entries after the last id, never "added tokens" (which are matched in raw text): like the base
+    tokenizer's BOS/EOS, a marker is only ever produced by the template, never by encoding text, and
+    tokenizer.json alone carries that behaviour."""
     missing = [t for t in CHAT_TOKENS if tokenizer.token_to_id(t) is None]
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in missing])
-    tokenizer.encode_special_tokens = True  # markers typed in text stay text
-    return missing
+    if not missing:
+        return tokenizer, []
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    next_id = max([*vocab.values(), *(t["id"] for t in data.get("added_tokens") or [])]) + 1
+    for offset, token in enumerate(missing):
+        vocab[token] = next_id + offset
+    return Tokenizer.from_str(json.dumps(data, ensure_ascii=False)), missing
 
 
 def resize_vocab(model: GPT, vocab_size: int) -> GPT:
@@ -75,7 +86,8 @@ class ChatTemplate:
         return self.encode(messages)[0] + [self.ids[ASSISTANT]]
 
     def decode(self, ids: list[int]) -> str:
-        """Text of generated ids up to the first <|end|>."""
+        """Text of generated ids up to the first <|end|>, markers dropped."""
         if self.end_id in ids:
             ids = ids[: ids.index(self.end_id)]
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        markers = set(self.ids.values()) | {i for i in special_ids(self.tokenizer).values() if i is not None}
+        return self.tokenizer.decode([i for i in ids if i not in markers], skip_special_tokens=True)

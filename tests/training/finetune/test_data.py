@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 from finetune_samples import write_jsonl
 
 from tokenmill.errors import UserError
@@ -13,7 +14,7 @@ from training.finetune.template import CHAT_TOKENS, END, USER, ChatTemplate, add
 
 def chat(base_dir):
     gpt, tokenizer, _ = load_policy(base_dir)
-    add_chat_tokens(tokenizer)
+    tokenizer, _ = add_chat_tokens(tokenizer)
     return resize_vocab(gpt, tokenizer.get_vocab_size()), tokenizer, ChatTemplate(tokenizer)
 
 
@@ -88,8 +89,8 @@ def test_chat_tokens_keep_every_base_id(base_dir):
     gpt, tokenizer, _ = load_policy(base_dir)
     text = "Install the package — Zażółć gęślą jaźń, بسته‌ها نصب می‌شوند."
     before, vocab_before = tokenizer.encode(text).ids, tokenizer.get_vocab()
-    assert add_chat_tokens(tokenizer) == list(CHAT_TOKENS)
-    assert add_chat_tokens(tokenizer) == []  # idempotent
+    tokenizer, added = add_chat_tokens(tokenizer)
+    assert added == list(CHAT_TOKENS) and add_chat_tokens(tokenizer) == (tokenizer, [])  # idempotent
     assert tokenizer.encode(text).ids == before
     assert {t: i for t, i in tokenizer.get_vocab().items() if t in vocab_before} == vocab_before
     assert sorted(tokenizer.token_to_id(t) for t in CHAT_TOKENS) == list(range(gpt.vocab_size, gpt.vocab_size + 4))
@@ -106,6 +107,8 @@ def test_template_masks_all_but_assistant_text_and_ignores_markers_in_text(base_
                                  {"role": "assistant", "content": "hi"}])
     user, end = tokenizer.token_to_id(USER), tokenizer.token_to_id(END)
     assert ids.count(user) == 1 and ids[0] == user  # the typed marker is text
+    reloaded = Tokenizer.from_str(tokenizer.to_str())  # so it stays after a save
+    assert user not in reloaded.encode("say <|user|> hi").ids
     answer = template.text_ids("hi") + [end]
     assert ids[-len(answer):] == answer and mask == [0] * (len(ids) - len(answer)) + [1] * len(answer)
     assert template.decode(template.text_ids("hi") + [end, 5, 6]) == "hi"
