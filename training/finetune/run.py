@@ -66,6 +66,8 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     base = str(base or (config.base if stage == "sft" else config.sft_model))
     out = Path(out or Path(config.out) / stage)
     torch.manual_seed(config.seed)
+    records = load_sft(data) if stage == "sft" else load_preferences(data)  # bad data fails before any model loads
+    data_sha256 = file_sha256(data)
 
     base_dir, base_info = track.resolve_base(base, config, tracking)
     gpt, tokenizer, eot_id = load_policy(base_dir)
@@ -75,17 +77,14 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     template = ChatTemplate(tokenizer, config.system_prompt)
     pad, block_size = template.end_id, gpt.config.block_size
     device = pick_device(config)
-    data_sha256 = file_sha256(data)
 
     if stage == "sft":
-        examples = load_sft(data)
         train_items, val_items = (encode_sft(part, template, block_size)
-                                  for part in split_held_out(examples, config.val_fraction, config.seed))
+                                  for part in split_held_out(records, config.val_fraction, config.seed))
         n_truncated = truncated(train_items + val_items, template)
     else:
-        pairs = load_preferences(data)
         train_items, val_items = (encode_pairs(part, template, block_size)
-                                  for part in split_held_out(pairs, config.val_fraction, config.seed))
+                                  for part in split_held_out(records, config.val_fraction, config.seed))
         n_truncated = sum(truncated(list(p), template) for p in train_items + val_items)
     if not train_items:
         raise UserError(f"{data}: every example fell into the held-out split (lower finetune.val_fraction)")
