@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
 
+    p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
+    p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
+    p.add_argument("--data", type=Path, help="JSONL data (default: finetune.sft_data or finetune.preference_data)")
+    p.add_argument("--base", help="model directory, MLflow run id or 'champion' (default: finetune.base; "
+                                   "dpo: finetune.sft_model, also its frozen reference)")
+    p.add_argument("--out", type=Path, help="output directory (default: finetune.out/STAGE)")
+    p.add_argument("--merge", action="store_true", default=None, help="write LoRA merged into a plain model")
+    p.add_argument("--reward-model", help="dpo: reward model judging the win rate (default: finetune.dpo.reward_model)")
+
     command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
 
     p = command("flow", run_flow, "run the whole pipeline as a Prefect flow")
@@ -161,6 +170,13 @@ def run_evaluate(args, params):
         params.evaluate,
         params.tracking,
     )
+
+
+def run_finetune(args, params):
+    from training.finetune.run import finetune
+
+    return finetune(args.stage, args.data, args.base, args.out, params.finetune, params.tracking,
+                    merge=args.merge, reward_model=args.reward_model)
 
 
 def run_summary(args, params):

@@ -13,6 +13,7 @@ from dataprep.config import PrepareConfig
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
 from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
+from training.finetune.config import FinetuneConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -41,6 +42,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:
