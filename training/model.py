@@ -130,6 +130,18 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         return logits, loss
 
+    @classmethod
+    def from_record(cls, record: dict, where: str = "model") -> "GPT":
+        """A GPT in eval mode from a saved record: {"model_config", "vocab_size", "state_dict"} and the
+        objective ("objective", or "train_config"["objective"]; causal when absent)."""
+        from tokenmill.config import build
+
+        objective = record.get("objective") or (record.get("train_config") or {}).get("objective", "causal")
+        gpt = cls(build(ModelConfig, record["model_config"], f"{where}: model_config"), record["vocab_size"],
+                  causal=objective != "masked")
+        gpt.load_state_dict(record["state_dict"])
+        return gpt.eval()
+
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)
 
