@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tokenmill.errors import UserError
+from tokenmill.errors import TransientError, UserError
 
 STAGE_GROUPS_HELP = {
     "filter": "language identification and Gopher quality/repetition filters",
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"tokenmill {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TransientError as exc:  # e.g. training stopped by SIGTERM after saving a checkpoint: retryable
+        print(f"tokenmill {args.command}: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
     except KeyboardInterrupt:
         print(f"tokenmill {args.command}: interrupted", file=sys.stderr)
         return 130

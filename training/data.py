@@ -2,8 +2,10 @@
 
 Training sample i is the window at a start drawn from a generator seeded with (seed, i): a pure
 function of (seed, i). The sampler of rank r yields i = start + r, start + r + world, ... with
-start = global_step * batch * accumulate * world, so a resumed run reads exactly the samples an
-uninterrupted one would, and DDP ranks never read the same sample.
+start = the samples already consumed (stored in every checkpoint), so a resumed run reads exactly the
+samples an uninterrupted one would, even on another number of devices, and ranks never read the same
+sample. The DataLoaders have their own torch.Generator: creating their iterators draws nothing from
+the global RNG, which dropout draws from (bitwise-equal resume depends on it).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ class TokenDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer, world = self.trainer, self.trainer.world_size
         dataset = RandomWindows(self.tokens / "train.bin", self.meta["dtype"], self.block_size, self.seed)
-        sampler = StridedSampler(trainer.global_step * self.samples_per_step(world), trainer.global_rank, world)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+        start = getattr(trainer.lightning_module, "samples_seen", trainer.global_step * self.samples_per_step(world))
+        sampler = StridedSampler(start, trainer.global_rank, world)
+        return self._loader(dataset, sampler)
 
     def val_dataloader(self) -> DataLoader:
         world = self.trainer.world_size
@@ -103,4 +106,9 @@ class TokenDataModule(L.LightningDataModule):
         if len(dataset) == 0:
             raise UserError(f"{self.tokens / 'val.bin'}: fewer than block_size + 1 tokens")
         sampler = StridedSampler(0, self.trainer.global_rank, world, stop=len(dataset))
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+        return self._loader(dataset, sampler)
+
+    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
