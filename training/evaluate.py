@@ -235,6 +235,7 @@ class LoadedModel:
     tokenizer_file: Path | None  # the tokenizer the model was trained with, when known
     run_id: str | None  # the MLflow run to log to, when known
     source: str  # what was loaded, for messages
+    model_dir: Path | None = None  # a model directory (model.pt + tokenizer.json): what the registry logs
 
 
 def load_for_evaluation(source: str | Path, tracking: TrackingConfig, device: torch.device | str,
@@ -257,7 +258,7 @@ def load_for_evaluation(source: str | Path, tracking: TrackingConfig, device: to
         run_id = json.loads(run_file.read_text(encoding="utf-8"))["run_id"] if run_file.is_file() else None
         tokenizer_file = path / "tokenizer.json"
         return LoadedModel(GPT.from_record(record, str(path / "model.pt")).to(device),
-                           tokenizer_file if tokenizer_file.is_file() else None, run_id, text)
+                           tokenizer_file if tokenizer_file.is_file() else None, run_id, text, path)
     raise UserError(f"{text}: not a model directory, a .ckpt checkpoint, an MLflow run id or models:/ URI")
 
 
@@ -361,9 +362,16 @@ def evaluate(model_dir: Path | str, tokens: Path, out: Path, config: EvalConfig,
     write_json(out.with_name("evaluation.json"), description)
     write_json(out.with_name("samples.json"), samples)
     out.with_name("samples.md").write_text(gallery_markdown(samples, config), encoding="utf-8")
-    _log_to_run(loaded.run_id, tracking, metrics, description, out)
+    logged = _log_to_run(loaded.run_id, tracking, metrics, description, out)
+    decision = None
+    if logged and tracking.register and loaded.model_dir is not None:
+        from training.registry import register
+
+        decision = register(tracking, loaded.run_id, loaded.model_dir, metrics, description["objective"],
+                            eval_set.digest)
+        write_json(out.with_name("registry.json"), decision)
     return {**metrics, "eval_set": eval_set.digest, "device": str(device), "run_id": loaded.run_id,
-            "samples": samples}
+            "registry": decision, "samples": samples}
 
 
 def mlflow_metric_name(key: str) -> str:
@@ -371,12 +379,13 @@ def mlflow_metric_name(key: str) -> str:
     return "eval/" + key.replace("=", ":")
 
 
-def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, description: dict, out: Path) -> None:
+def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, description: dict, out: Path) -> bool:
+    """Log the evaluation on the model's run; False when there is no run to log to."""
     if not tracking.enabled or run_id is None:
-        return
+        return False
     if mlf.existing_run(tracking, run_id) is None:
         print(f"warning: MLflow run {run_id} not in {tracking.tracking_uri}; evaluation not logged", file=sys.stderr)
-        return
+        return False
     client = mlf.client(tracking)
     from mlflow.entities import Metric, RunTag
 
@@ -386,3 +395,4 @@ def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, des
                      tags=[RunTag("eval.set", description["eval_set"]), RunTag("eval.objective", description["objective"])])
     for name in (out.name, "evaluation.json", "samples.json", "samples.md"):
         client.log_artifact(run_id, str(out.with_name(name)), "eval")
+    return True
