@@ -33,12 +33,26 @@ def make_strategy(config: TrainConfig):
 
         from training.model import Block
 
-        return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full", sharding_strategy="FULL_SHARD")
+        class FSDP1(FSDPStrategy):
+            """Lightning's FSDPStrategy. A subclass, because Lightning refuses `type(s) is FSDPStrategy` off
+            GPUs while torch's FSDP runs on CPU with gloo: that is how the 2-process CPU test exercises it."""
+
+        return FSDP1(auto_wrap_policy={Block}, state_dict_type="full", sharding_strategy="FULL_SHARD")
     if config.strategy == "fsdp2":
         from lightning.pytorch.strategies import ModelParallelStrategy
 
-        return ModelParallelStrategy(tensor_parallel_size=1, save_distributed_checkpoint=False)
+        world = device_count(config) * config.num_nodes  # every device one data-parallel (sharding) rank
+        return ModelParallelStrategy(data_parallel_size=world, tensor_parallel_size=1, save_distributed_checkpoint=False)
     return config.strategy
+
+
+def device_count(config: TrainConfig) -> int:
+    """Devices per node: train.devices, or for "auto" every visible GPU (1 on CPU)."""
+    if str(config.devices).lstrip("-").isdigit() and int(config.devices) > 0:
+        return int(config.devices)
+    if config.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1
 
 
 def shard_fsdp2(model: torch.nn.Module, mesh) -> None:
