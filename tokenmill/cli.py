@@ -90,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", type=Path, help="checkpoint directory (default: paths.checkpoints)")
 
     p = command("evaluate", run_evaluate, "validation loss, perplexity, bits-per-byte and samples")
-    p.add_argument("--model", type=Path, help="model directory (default: paths.model)")
+    p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
+                                    "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+
+    command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
 
     p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
     p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
@@ -173,6 +176,15 @@ def run_evaluate(args, params):
         params.evaluate,
         params.tracking,
     )
+
+
+def run_models(args, params):
+    from training.registry import format_models, list_models
+
+    rows = list_models(params.tracking)
+    if args.json:
+        return {"model": params.tracking.registered_model, "versions": rows}
+    print(format_models(params.tracking.registered_model, rows))
 
 
 def run_finetune(args, params):

@@ -200,6 +200,6 @@ class TrackingConfig:
     experiment: str = "tokenmill"  # MLflow experiment name
     artifact_location: str = "mlflow/artifacts"  # artifact root used when the experiment is created
     enabled: bool = True  # false: train and evaluate without MLflow (no run.json ids)
-    registered_model: str = "tokenmill-gpt"  # MLflow registered model the evaluated model is registered under
+    registered_model: str = "tokenmill"  # MLflow registered model of the pre-trained GPT (finetune.registry.base reads it)
     register: bool = True  # evaluate registers the pipeline's model and moves alias `champion` if it is better
 

@@ -7,7 +7,10 @@ import mlflow.pyfunc
 import numpy as np
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
+
+from tokenmill.cli import main
 
 from training import tracking as mlf
 from training.config import EvalConfig, ModelConfig, TrackingConfig
@@ -45,7 +48,7 @@ def registry_tracking(tracking) -> TrackingConfig:
     return TrackingConfig(**{**tracking.__dict__, "registered_model": f"gpt-{tracking.experiment}"})
 
 
-def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_path):
+def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_path, capsys):
     config = EvalConfig(max_tokens=2000, samples=0)
     weak = model_dir(tmp_path / "weak", tokens, registry_tracking, steps=0)
     strong = model_dir(tmp_path / "strong", tokens, registry_tracking, steps=40)
@@ -70,6 +73,11 @@ def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_pa
     assert [(r["version"], r["champion"]) for r in rows] == [(3, False), (2, True), (1, False)]
     assert rows[1]["bits_per_byte"] == pytest.approx(second["bits_per_byte"])
     assert "<- champion" in format_models(name, rows).splitlines()[3]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tracking": registry_tracking.__dict__}))
+    capsys.readouterr()
+    assert main(["models", "--params", str(tmp_path / "params.yaml")]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == name and "<- champion" in listed[3] and listed[3].split()[0] == "2"
 
     # the champion is a pyfunc: prompt strings in, generated text out, the same for the same seed
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
@@ -82,7 +90,7 @@ def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_pa
 
 
 def test_a_champion_from_another_evaluation_set_is_not_compared(tokens, registry_tracking, tmp_path):
-    strong = model_dir(tmp_path / "strong", tokens, registry_tracking, steps=40)
+    strong = model_dir(tmp_path / "strong", tokens, registry_tracking, steps=0)
     first = evaluate(strong, tokens, tmp_path / "a.json", EvalConfig(max_tokens=2000, samples=0), registry_tracking)
     other = evaluate(strong, tokens, tmp_path / "b.json", EvalConfig(max_tokens=800, samples=0), registry_tracking)
     assert other["eval_set"] != first["eval_set"] and first["registry"]["promoted"]
