@@ -18,6 +18,7 @@ from training.checkpoints import rng_states, set_rng_states
 from training.config import ModelConfig, TrainConfig
 from training.measure import device_peak_flops, flops_per_token
 from training.model import GPT
+from training.objectives import masking_generator, training_pair
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -31,10 +32,13 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 class GPTModule(L.LightningModule):
-    def __init__(self, model: ModelConfig, train: TrainConfig, vocab_size: int, identity: dict | None = None):
+    def __init__(self, model: ModelConfig, train: TrainConfig, vocab_size: int, identity: dict | None = None,
+                 mask_id: int | None = None):
         super().__init__()
         self.model_config, self.train_config, self.identity = model, train, identity or {}
-        self.model = GPT(model, vocab_size)  # the only registered submodule: state-dict keys are model.*
+        self.vocab_size, self.mask_id = vocab_size, mask_id
+        # the only registered submodule: state-dict keys are model.*; bidirectional for the masked objective
+        self.model = GPT(model, vocab_size, causal=train.objective == "causal")
         self.history: dict[str, list[dict]] = {"train": [], "val": []}
         self.mlflow_run_id: str | None = None  # stored in checkpoints so a resumed run keeps its MLflow run
         self.samples_seen = 0  # training sequences consumed by all ranks: the data position
@@ -76,8 +80,17 @@ class GPTModule(L.LightningModule):
             self.model.compile()  # in place: no second module in the state dict, keys unchanged
         _, self._peak_flops = device_peak_flops(self.device)
 
+    def pair(self, batch, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) under train.objective; masks are a pure function of (seed, stream, rank)."""
+        c = self.train_config
+        if c.objective == "causal":
+            return batch[0], batch[1]
+        return training_pair(batch[0], batch[1], c.objective, self.mask_id, self.vocab_size, c.mask_rate,
+                             masking_generator(c.seed, stream, self.global_rank))
+
     def training_step(self, batch, batch_idx):
-        _, loss = self.model(*batch)
+        micro = batch_idx % self.train_config.accumulate_grad_batches
+        _, loss = self.model(*self.pair(batch, self.global_step * self.train_config.accumulate_grad_batches + micro))
         detached = loss.detach()
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
         self._batches += 1
@@ -132,7 +145,7 @@ class GPTModule(L.LightningModule):
         self._log_metrics({f"train/{k}": v for k, v in record.items() if k != "step"}, step)
 
     def validation_step(self, batch, batch_idx):
-        _, loss = self.model(*batch)
+        _, loss = self.model(*self.pair(batch, -1 - batch_idx))  # the same masks at every check
         n = batch[0].size(0)
         if self._val_sum is None:
             self._val_sum = torch.zeros((), device=self.device, dtype=torch.float32)

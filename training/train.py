@@ -29,7 +29,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from tokenmill.config import build, flatten, to_dict
+from tokenmill.config import flatten, to_dict
 from tokenmill.errors import TransientError, UserError
 from tokenmill.progress import is_terminal
 from tokenmill.stage import atomic_directory, write_json
@@ -89,7 +89,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     run_id = (info or {}).get("mlflow_run_id")
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = GPTModule(model, config, meta["vocab_size"], identity)
+    module = GPTModule(model, config, meta["vocab_size"], identity, mask_id=meta.get("mask_id"))
     data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
                            config.seed, config.val_batches, config.num_workers)
     sizes = _sizes(module.model, config, precision, trainer.world_size)
@@ -98,7 +98,9 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         say(measure.report(sizes["parameters"], sizes["memory_estimate_gib"], precision))
         if tracking.enabled:
             run_id = mlf.existing_run(tracking, run_id)
-            logger = mlf.make_logger(tracking, run_id)
+            md5 = mlf.corpus_hash(corpus)[0] if run_id is None and corpus is not None and corpus.exists() else None
+            name = mlf.run_name(model.preset, config.max_steps, md5, config.objective, meta.get("kind"))
+            logger = mlf.make_logger(tracking, run_id, name=name)
             trainer.logger = logger
             module.mlflow_run_id = logger.run_id
             if run_id is None:  # a new run: say what it is and which data it saw, once
@@ -200,6 +202,7 @@ def _model_weights(checkpoint: Path) -> dict:
 def _write_outputs(tmp: Path, state_dict: dict, history: dict, step: int, tokens: Path, meta: dict,
                    config: TrainConfig, model: ModelConfig, identity: dict, logger, tracking: TrackingConfig) -> None:
     torch.save({"state_dict": state_dict, "model_config": to_dict(model), "train_config": to_dict(config),
+                "objective": config.objective,
                 "vocab_size": meta["vocab_size"], "eot_id": meta.get("eot_id"), "step": step}, tmp / "model.pt")
     if (tokens / "tokenizer.json").is_file():
         shutil.copyfile(tokens / "tokenizer.json", tmp / "tokenizer.json")
@@ -244,11 +247,8 @@ def plot_loss(history: dict[str, list[dict]], path: Path) -> None:
 
 
 def load_model(model_dir: Path, map_location: str | torch.device = "cpu") -> GPT:
-    """The trained GPT from model_dir/model.pt, in eval mode (no Lightning needed)."""
+    """The trained GPT from model_dir/model.pt (causal or bidirectional, as trained), in eval mode."""
     path = Path(model_dir) / "model.pt"
     if not path.is_file():
         raise UserError(f"{path}: not found (run the train stage first)")
-    saved = torch.load(path, map_location=map_location, weights_only=True)
-    gpt = GPT(build(ModelConfig, saved["model_config"], f"{path}: model_config"), saved["vocab_size"])
-    gpt.load_state_dict(saved["state_dict"])
-    return gpt.eval()
+    return GPT.from_record(torch.load(path, map_location=map_location, weights_only=True), str(path))

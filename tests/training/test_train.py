@@ -108,3 +108,21 @@ def test_dvc_md5_matches_dvc(corpus, tmp_path):
     fs = LocalFileSystem()
     _, _, obj = build(HashFileDB(fs, str(tmp_path / "cache")), str(corpus), fs, "md5")
     assert dvc_md5(corpus) == obj.hash_info.value
+
+
+def test_masked_objective_trains_a_bidirectional_model(tokens, nano, tiny_train, tmp_path, capfd):
+    from training.config import TrackingConfig
+
+    result = train(tokens, tmp_path / "model", tiny_train(objective="masked", max_steps=8, lr=1e-2), nano,
+                   TrackingConfig(enabled=False))
+    err = capfd.readouterr().err  # stderr is not a terminal here: plain lines, no redrawn bar
+    assert "\r" not in err and "train: step 8/8 (100%), loss " in err and " tokens/s" in err
+    assert "train: 42,144 parameters: embeddings" in err and "B/param" in err
+    history = read_csv(tmp_path / "model" / "history" / "train.csv")
+    assert float(history[-1][1]) < float(history[1][1]) and result["val_loss"] < 6.3
+    model = load_model(tmp_path / "model")
+    assert model.causal is False and torch.load(tmp_path / "model" / "model.pt")["objective"] == "masked"
+    x = torch.arange(4, 20).view(1, -1)  # bidirectional: the first position sees the last
+    changed = x.clone()
+    changed[0, -1] = 21
+    assert not torch.equal(model(x)[0][0, 0], model(changed)[0][0, 0])
