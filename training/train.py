@@ -80,6 +80,8 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     corpus = Path(meta["corpus"]) if meta.get("corpus") else None
     precision = resolve_precision(config)
     identity = run_identity(config, model, meta, tokens)
+    data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
+                           config.seed, config.val_batches, config.num_workers, config.mixture)  # checks the mixture
 
     saver = StepCheckpoints(checkpoints, config.checkpoint_every, config.keep_checkpoints, config.val_every)
     progress = StepProgressBar() if is_terminal() else PlainProgress(config.progress_every_s)
@@ -90,8 +92,6 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GPTModule(model, config, meta["vocab_size"], identity, mask_id=meta.get("mask_id"))
-    data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
-                           config.seed, config.val_batches, config.num_workers)
     sizes = _sizes(module.model, config, precision, trainer.world_size)
     logger = monitor = None
     if trainer.is_global_zero:
