@@ -20,7 +20,9 @@ def read_csv(path: Path) -> list[list[str]]:
     return [line.split(",") for line in path.read_text().splitlines()]
 
 
-def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking, tiny_train, tmp_path):
+def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking, tiny_train, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     result = train(tokens, tmp_path / "model", tiny_train(), nano, tracking)
     out = tmp_path / "model"
     assert result["steps"] == 12 and result["val_loss"] < 6.3  # ln(512) = 6.24 at init
@@ -43,6 +45,10 @@ def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking,
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6, 8, 10, 12]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [4, 8, 12]
     assert client.get_metric_history(run.info.run_id, "train/tokens_per_s")[-1].value > 0
+    assert client.get_metric_history(run.info.run_id, "train/tokens_per_s_per_device")[-1].value > 0
+    assert any(key.startswith("system/") for key in run.data.metrics)  # MLflow's system metrics monitor
+    assert run.data.params["parameters.total"] == str(result["parameters"])
+    assert "model_size.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.pt", "tokenizer.json", "config.json", "plots", "history", "tokens"} <= artifacts
     (dataset_input,) = run.inputs.dataset_inputs
