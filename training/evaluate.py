@@ -127,7 +127,7 @@ def loss_sums(model, tokens: np.ndarray, byte_lengths: np.ndarray, block_size: i
             scored = targets != IGNORE_INDEX
         logits, _ = model(inputs.to(device))
         nats = F.cross_entropy(logits.flatten(0, 1).float(), targets.to(device).flatten(), reduction="none",
-                               ignore_index=IGNORE_INDEX).view(targets.shape).double().cpu()
+                               ignore_index=IGNORE_INDEX).view(targets.shape).cpu().double()  # MPS has no float64
         target_ids = targets[scored].numpy()
         docs = doc_of_token[positions[scored].numpy()]
         for column, values in enumerate((nats[scored].numpy(), -unigram[target_ids], np.ones(len(target_ids)),
@@ -166,8 +166,9 @@ def evaluation_set(tokens_dir: Path, meta: dict, max_tokens: int, tokenizer) -> 
     stream = np.concatenate(pieces)[: max(max_tokens, 2)]  # a first document longer than the budget is cut
     doc_of_token = np.repeat(np.arange(len(chosen)), [len(p) for p in pieces])[: len(stream)]
     texts = tokenizer.decode_batch([p.tolist() for p in pieces])
+    cut = [f"cut to {len(stream)} tokens"] if len(stream) < sum(len(p) for p in pieces) else []
     return EvalSet(stream, doc_of_token, [str(v) for v in index["lang"][chosen]],
-                   [str(v) for v in index["source"][chosen]], _digest(texts))
+                   [str(v) for v in index["source"][chosen]], _digest(texts + cut))
 
 
 def _digest(texts: list[str]) -> str:
@@ -392,7 +393,8 @@ def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, des
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in metrics.items()
                                       if isinstance(v, (int, float)) and math.isfinite(v)],
-                     tags=[RunTag("eval.set", description["eval_set"]), RunTag("eval.objective", description["objective"])])
+                     tags=[RunTag("eval.set", description["eval_set"]), RunTag("eval.objective", description["objective"]),
+                           *(RunTag(k, v) for k, v in mlf.prefect_tags().items())])  # evaluated inside a flow run
     for name in (out.name, "evaluation.json", "samples.json", "samples.md"):
         client.log_artifact(run_id, str(out.with_name(name)), "eval")
     return True
