@@ -365,7 +365,9 @@ def evaluate(model_dir: Path | str, tokens: Path, out: Path, config: EvalConfig,
     out.with_name("samples.md").write_text(gallery_markdown(samples, config), encoding="utf-8")
     logged = _log_to_run(loaded.run_id, tracking, metrics, description, out)
     decision = None
-    if logged and tracking.register and loaded.model_dir is not None:
+    if logged and tracking.register and loaded.model_dir is not None and not causal:
+        print("registry: a masked-LM model does not generate text; not registered", file=sys.stderr)
+    elif logged and tracking.register and loaded.model_dir is not None:
         from training.registry import register
 
         decision = register(tracking, loaded.run_id, loaded.model_dir, metrics, description["objective"],

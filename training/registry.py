@@ -10,7 +10,9 @@ figures are logged on the candidate's run (tags `registry.*`, metrics `registry/
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -109,7 +111,8 @@ def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:
             raise UserError(f"{model_dir / name}: not found (run the train stage first)")
     mlf.ensure_experiment(tracking)
     mlflow.set_tracking_uri(tracking.tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="tokenmill-code-") as tmp:
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bar redraws in stage logs (issue 9)
+    with tempfile.TemporaryDirectory(prefix="tokenmill-code-") as tmp, _environment(quiet):
         code = [shutil.copytree(PACKAGE_ROOT / package, Path(tmp) / package,
                                 ignore=shutil.ignore_patterns("__pycache__", "finetune"))
                 for package in ("training", "tokenmill")]
@@ -119,6 +122,20 @@ def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:
                 artifacts={"model": str(model_dir / "model.pt"), "tokenizer": str(model_dir / "tokenizer.json")},
                 code_paths=[str(p) for p in code], signature=_signature(), pip_requirements=_requirements())
     return info.model_uri
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def register(tracking: TrackingConfig, run_id: str, model_dir: Path, metrics: dict, objective: str,

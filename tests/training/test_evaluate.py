@@ -94,13 +94,17 @@ def test_languages_add_up_to_the_whole(tokens, tmp_path):
     assert weighted == pytest.approx(metrics["bits_per_byte"], rel=1e-9)
 
 
-def test_masked_model_is_evaluated_on_masked_positions(tokens, tmp_path):
+def test_masked_model_is_evaluated_on_masked_positions(tokens, tracking, tmp_path):
     write_model_dir(tmp_path / "model", tokens, causal=False)
-    metrics = evaluate(tmp_path / "model", tokens, tmp_path / "metrics.json", EvalConfig(max_tokens=2000),
-                       mlf.TrackingConfig(enabled=False))
+    run_id = mlf.start_run(tracking, "masked")
+    (tmp_path / "model" / "run.json").write_text(json.dumps({"run_id": run_id}))
+    metrics = evaluate(tmp_path / "model", tokens, tmp_path / "metrics.json", EvalConfig(max_tokens=2000), tracking)
+    logged = MlflowClient(tracking.tracking_uri).get_run(run_id).data.metrics
+    assert logged["eval/masked_bits_per_byte/lang:pl"] == pytest.approx(metrics["masked_bits_per_byte/lang=pl"])
     assert "bits_per_byte" not in metrics and "masked_bits_per_byte/lang=fa" in metrics
     assert 0.1 < metrics["tokens"] / 2000 < 0.2  # about 15 % of the positions are scored
     assert metrics["samples"][0]["samples"] == []  # a bidirectional model does not generate
+    assert metrics["registry"] is None  # nor is it registered as a text generator
 
 
 def test_evaluate_a_past_mlflow_run_and_a_checkpoint(tokens, tracking, tmp_path):
