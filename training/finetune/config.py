@@ -42,7 +42,6 @@ class RegistryConfig:
     reward: str = "tokenmill-reward"
     dpo: str = "tokenmill-dpo"
     alias: str = "champion"  # moves to a new version only when its held-out metric is better
-    base: str = "tokenmill"  # registered pre-trained model that `--base champion` names
     enabled: bool = True  # false: no registered versions (the run is still tracked)
 
 

@@ -145,6 +145,11 @@ def split_held_out(items: list, val_fraction: float, seed: int) -> tuple[list, l
     return [i for i in items if i.key not in held], [i for i in items if i.key in held]
 
 
+def held_out_digest(items: list) -> str:
+    """Identity of a held-out set (its content keys): registry figures compare only on the same one."""
+    return hashlib.sha256("\n".join(sorted({i.key for i in items})).encode()).hexdigest()[:16]
+
+
 @dataclass
 class Encoded:
     ids: list[int]

@@ -25,8 +25,8 @@ from tokenmill.stage import atomic_directory, write_json
 from training.config import TrackingConfig
 from training.finetune import dpo, reward, sft, track
 from training.finetune.config import STAGES, FinetuneConfig
-from training.finetune.data import (encode_pairs, encode_sft, file_sha256, load_preferences, load_sft,
-                                    split_held_out, truncated)
+from training.finetune.data import (encode_pairs, encode_sft, file_sha256, held_out_digest, load_preferences,
+                                    load_sft, split_held_out, truncated)
 from training.finetune.lora import apply_lora, lora_parameters, merge_lora
 from training.finetune.loop import fit, pick_device
 from training.finetune.model_dir import gpt_record, load_policy, load_reward, save_policy, save_reward
@@ -78,13 +78,13 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     pad, block_size = template.end_id, gpt.config.block_size
     device = pick_device(config)
 
+    train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
+    eval_set = held_out_digest(val_records)
     if stage == "sft":
-        train_items, val_items = (encode_sft(part, template, block_size)
-                                  for part in split_held_out(records, config.val_fraction, config.seed))
+        train_items, val_items = (encode_sft(part, template, block_size) for part in (train_records, val_records))
         n_truncated = truncated(train_items + val_items, template)
     else:
-        train_items, val_items = (encode_pairs(part, template, block_size)
-                                  for part in split_held_out(records, config.val_fraction, config.seed))
+        train_items, val_items = (encode_pairs(part, template, block_size) for part in (train_records, val_records))
         n_truncated = sum(truncated(list(p), template) for p in train_items + val_items)
     if not train_items:
         raise UserError(f"{data}: every example fell into the held-out split (lower finetune.val_fraction)")
@@ -127,7 +127,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
         merge_lora(gpt)
     summary = {
         "stage": f"finetune-{stage}", "out": out.as_posix(), "base": base_info["model"], "data": data.as_posix(),
-        "data_sha256": data_sha256, "train_examples": len(train_items), "held_out_examples": len(val_items),
+        "data_sha256": data_sha256, "eval_set": eval_set, "train_examples": len(train_items), "held_out_examples": len(val_items),
         "truncated": n_truncated, "steps": config.max_steps, "train_loss": history["train"][-1]["loss"],
         "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
         **extra, "run_id": run_id,
@@ -156,7 +156,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
         if config.registry.enabled:
             metric = track.GATE_METRIC[stage][0]
             summary["registry"] = track.register(tracking, config, stage, run_id, float(summary[metric]),
-                                                 data_sha256)
+                                                 data_sha256, eval_set)
         track.finish_run(tracking, run_id, out, summary)
     return summary
 

@@ -4,6 +4,8 @@ with a promotion gate (the alias moves only when the held-out metric beats the c
 from __future__ import annotations
 
 import json
+import math
+import sys
 import warnings
 from pathlib import Path
 
@@ -28,7 +30,8 @@ def _model_dir_in(root: Path) -> Path | None:
 
 def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) -> tuple[Path, dict]:
     """(local model directory, description) of `base`: a directory, an MLflow run id, 'champion'
-    (the alias of the registered pre-trained model `registry.base`) or NAME@ALIAS."""
+    (that alias of the pre-trained model registered as `tracking.registered_model`) or NAME@ALIAS
+    (e.g. tokenmill-sft@champion)."""
     path = Path(base)
     if path.is_dir():
         info = {"model": base, "path": path.as_posix()}
@@ -43,7 +46,7 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
 
     client = mlf.client(tracking)
     if base == config.registry.alias or "@" in base:
-        name, alias = (config.registry.base, base) if "@" not in base else base.split("@", 1)
+        name, alias = (tracking.registered_model, base) if "@" not in base else base.split("@", 1)
         try:
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException:
@@ -117,9 +120,10 @@ def finish_run(tracking: TrackingConfig, run_id: str, out: Path, summary: dict) 
 
 
 def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_id: str, value: float,
-             data_sha256: str) -> dict:
-    """Register the run's model under the stage's name; move the alias only when `value` (the
-    stage's held-out metric) beats the alias holder's. Logs the decision and both figures on the run."""
+             data_sha256: str, eval_set: str) -> dict:
+    """Register the run's model under the stage's name; move the alias only when `value` (the stage's
+    held-out metric) beats the alias holder's on the same held-out set (`eval_set`), as the
+    pre-training gate does. Logs the decision and both figures on the run."""
     from mlflow.exceptions import MlflowException
 
     client = mlf.client(tracking)
@@ -130,25 +134,31 @@ def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_i
     except MlflowException:
         client.create_registered_model(name, description=f"tokenmill fine-tuning stage '{stage}'")
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    version = client.create_model_version(name, source, run_id=run_id,
-                                          tags={metric: repr(value), "data.sha256": data_sha256})
+    version = client.create_model_version(name, source, run_id=run_id, tags={
+        "metric": metric, "value": repr(value), "eval_set": eval_set, "data.sha256": data_sha256})
     try:
         holder = client.get_model_version_by_alias(name, alias)
-        holder_value = float(holder.tags[metric])
+        holder_value = float(holder.tags["value"])
     except (MlflowException, KeyError, ValueError):
         holder, holder_value = None, None
-    if value != value:  # NaN: nothing was held out
-        promoted, reason = False, "no held-out data"
-    elif holder_value is None or holder_value != holder_value:
-        promoted, reason = True, "no champion yet"
+    if not math.isfinite(value):
+        promoted, reason = False, "kept: no held-out data"
+    elif holder is None or holder_value is None or not math.isfinite(holder_value):
+        promoted, reason = True, f"promoted: first version ({metric} {value:.4g})"
+    elif holder.tags.get("eval_set") != eval_set:
+        promoted, reason = False, (f"kept v{holder.version}: not comparable (its held-out set "
+                                   f"{holder.tags.get('eval_set')}, this one {eval_set})")
     else:
         promoted = value > holder_value if higher else value < holder_value
-        reason = f"{metric} {value:.4g} {'beats' if promoted else 'does not beat'} v{holder.version}'s {holder_value:.4g}"
+        reason = (f"{'promoted' if promoted else 'kept'}: {metric} {value:.4g} "
+                  f"{'beats' if promoted else 'does not beat'} v{holder.version}'s {holder_value:.4g}")
     if promoted:
         client.set_registered_model_alias(name, alias, version.version)
-    client.set_tag(run_id, "gate.decision", ("promoted: " if promoted else "kept: ") + reason)
-    client.log_metric(run_id, f"gate/{metric}", value if value == value else float("nan"))
-    if holder_value is not None:
+    client.set_tag(run_id, "gate.decision", reason)
+    if math.isfinite(value):
+        client.log_metric(run_id, f"gate/{metric}", value)
+    if holder_value is not None and math.isfinite(holder_value):
         client.log_metric(run_id, f"gate/champion_{metric}", holder_value)
+    print(f"registry: {name} version {version.version}: {reason}", file=sys.stderr)
     return {"name": name, "version": int(version.version), "promoted": promoted, "reason": reason,
             "champion_value": holder_value}

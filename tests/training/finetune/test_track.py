@@ -1,6 +1,7 @@
 """Fine-tuning runs in a real MLflow store: one run naming base and data, the loss curves, registered
 versions with a promotion gate, and bases given as run ids or the champion alias."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from training.finetune.run import finetune
 
 def test_tracked_registered_and_gated(base_dir, tracking, tmp_path):
     data = write_jsonl(tmp_path / "sft.jsonl", toy_sft())
-    registry = RegistryConfig(sft=f"sft-{tracking.experiment}", dpo=f"dpo-{tracking.experiment}",
-                              base=f"sft-{tracking.experiment}")
+    registry = RegistryConfig(sft=f"sft-{tracking.experiment}", dpo=f"dpo-{tracking.experiment}")
+    tracking = dataclasses.replace(tracking, registered_model=registry.sft)  # `champion` names the SFT model
     config = tiny_finetune(max_steps=12, lora={"rank": 0}, lr=1e-2, registry=registry, out=str(tmp_path / "ft"))
     first = finetune("sft", data, str(base_dir), tmp_path / "sft1", config, tracking)
     client = MlflowClient(tracking.tracking_uri)
@@ -37,6 +38,9 @@ def test_tracked_registered_and_gated(base_dir, tracking, tmp_path):
     assert worse["val_loss"] > first["val_loss"] and not worse["registry"]["promoted"]
     assert str(client.get_model_version_by_alias(registry.sft, "champion").version) == "1"
     assert client.get_run(worse["run_id"]).data.tags["gate.decision"].startswith("kept: val_loss")
+    other = write_jsonl(tmp_path / "other.jsonl", toy_sft(30))  # a different held-out set: not comparable
+    elsewhere = finetune("sft", other, str(base_dir), tmp_path / "sft3", config, tracking)
+    assert not elsewhere["registry"]["promoted"] and "not comparable" in elsewhere["registry"]["reason"]
 
     # DPO from the SFT run id (artifacts downloaded), then from the champion alias
     prefs = write_jsonl(tmp_path / "prefs.jsonl", toy_preferences(12))
