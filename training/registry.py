@@ -28,6 +28,7 @@ from training.config import TrackingConfig
 CHAMPION = "champion"
 ARTIFACT_PATH = "model"  # the pyfunc's name inside the run
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the pyfunc carries training/ and tokenmill/ (its imports)
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")  # builds the pyfunc from code, not from a pickle
 
 
 def gate_metric(objective: str) -> str:
@@ -118,7 +119,7 @@ def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:
                 for package in ("training", "tokenmill")]
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
-                name=ARTIFACT_PATH, python_model=TextGenerator(),
+                name=ARTIFACT_PATH, python_model=str(MODEL_CODE),
                 artifacts={"model": str(model_dir / "model.pt"), "tokenizer": str(model_dir / "tokenizer.json")},
                 code_paths=[str(p) for p in code], signature=_signature(), pip_requirements=_requirements())
     return info.model_uri
