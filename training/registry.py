@@ -99,7 +99,7 @@ def _signature():
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("mlflow", "torch", "tokenizers", "numpy", "pandas")]
+    return [f"{name}=={version(name)}" for name in ("mlflow", "torch", "tokenizers", "numpy", "pandas", "PyYAML")]
 
 
 def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:

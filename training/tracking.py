@@ -23,7 +23,6 @@ import warnings
 from pathlib import Path
 
 import yaml
-from lightning.pytorch.loggers import MLFlowLogger
 
 from tokenmill.errors import UserError
 from training.config import TrackingConfig
@@ -154,8 +153,10 @@ def start_run(tracking: TrackingConfig, name: str | None = None, tags: dict[str,
 
 
 def make_logger(tracking: TrackingConfig, run_id: str | None, name: str | None = None,
-                tags: dict[str, str] | None = None) -> MLFlowLogger:
+                tags: dict[str, str] | None = None):
     """Lightning's MLflow logger on `run_id` (a resumed run), or on a new run named `name`."""
+    from lightning.pytorch.loggers import MLFlowLogger  # here: the registered pyfunc imports this module without Lightning
+
     ensure_experiment(tracking)
     if run_id is None:
         run_id = start_run(tracking, name, tags)
