@@ -23,7 +23,8 @@ class StepCheckpoints(Callback):
         self.interrupted_at: int | None = None  # the step saved because of SIGTERM
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._seen_step = self._saved_step = trainer.global_step
+        self._seen_step = trainer.global_step
+        self._saved_step = trainer.global_step if trainer.global_step > 0 else -1  # resumed: its checkpoint
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -59,6 +60,10 @@ class StepCheckpoints(Callback):
         if trainer.is_global_zero:
             prune(self.directory, self.keep)
         return path
+
+    @property
+    def saved_any(self) -> bool:
+        return self._saved_step >= 0
 
     @property
     def last_path(self) -> Path:

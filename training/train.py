@@ -112,16 +112,19 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
                     mlf.log_corpus_input(tracking, logger.run_id, corpus)
             monitor = _system_metrics(tracking, logger.run_id, resumed=run_id is not None)
 
+    sigterm = False
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Lightning's bars print to stdout; stdout is for results
             trainer.fit(module, datamodule=data, ckpt_path=resume_from)
-    except SIGTERMException:
-        pass  # saved by StepCheckpoints at the step where the signal was seen
+    except SIGTERMException:  # StepCheckpoints saved at the step where the signal was seen (if in training)
+        sigterm = True
     finally:
         if monitor is not None:
             monitor.finish()
-    if saver.interrupted_at is not None:
-        raise TransientError(f"stopped by SIGTERM at step {saver.interrupted_at}; saved {saver.last_path}; "
+    if sigterm or saver.interrupted_at is not None:
+        saved = f"saved {saver.last_path}" if saver.interrupted_at is not None else (
+            f"newest checkpoint {saver.last_path}" if saver.saved_any else "no checkpoint yet")
+        raise TransientError(f"stopped by SIGTERM at step {trainer.global_step}; {saved}; "
                              "run the same command to continue")
     if saver.last_path.name != f"step-{trainer.global_step:08d}.ckpt":
         saver.save(trainer)  # fit had nothing left to do: the checkpoint it resumed from is the final one

@@ -72,7 +72,8 @@ def train_values(**overrides) -> dict:
     return {k: v for k, v in to_dict(tiny(**overrides)).items()}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGKILL", "SIGTERM"])
 def test_killed_training_rerun_with_the_same_command_ends_bitwise_equal(sig, tokens, dropout_model, uninterrupted,
                                                                          tmp_path):
     command = cli_command(tmp_path, tokens, dropout_model, train_values())
