@@ -132,3 +132,19 @@ def test_masked_objective_trains_a_bidirectional_model(tokens, nano, tiny_train,
     changed = x.clone()
     changed[0, -1] = 21
     assert not torch.equal(model(x)[0][0, 0], model(changed)[0][0, 0])
+
+
+def test_first_process_of_the_second_node_is_not_global_rank_zero(tiny_train, monkeypatch):
+    """What decides who opens the MLflow run and moves checkpoints: known when the Trainer is built,
+    before any process group exists (nothing is launched here)."""
+    from training.train import make_trainer
+
+    monkeypatch.setenv("NODE_RANK", "1")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    config = tiny_train(num_nodes=2, strategy="ddp", devices=1)
+    try:
+        trainer = make_trainer(config, "32-true", [])
+        assert trainer.global_rank == 1 and not trainer.is_global_zero and trainer.world_size == 2
+    finally:
+        monkeypatch.setenv("NODE_RANK", "0")
+        assert make_trainer(config, "32-true", []).is_global_zero  # also resets Lightning's rank_zero_only
