@@ -124,8 +124,11 @@ def prefect_tags() -> dict[str, str]:
     if "prefect" in sys.modules:  # never import Prefect here: training runs without it
         try:
             from prefect.runtime import flow_run
+            from prefect.utilities.urls import url_for
 
-            flow_run_id, url = flow_run.get_id(), flow_run.get_flow_run_ui_url()
+            # url_for gives the UI's route (runs/flow-run/<id>); flow_run.get_flow_run_ui_url() does not
+            flow_run_id = flow_run.get_id()
+            url = url_for("flow-run", obj_id=flow_run_id) if flow_run_id else None
         except Exception:  # outside a flow run, or a Prefect without these helpers
             flow_run_id, url = None, None
     flow_run_id = flow_run_id or os.environ.get(PREFECT_FLOW_RUN_ENV)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from training import tracking as mlf
@@ -81,3 +82,22 @@ def test_run_links_to_its_prefect_flow_run(tracking, monkeypatch):
     tags = client.get_run(linked).data.tags
     assert tags["prefect.flow_run_id"] == "0a1b2c3d-flow-run" and tags["stage"] == "train"
     assert tags["prefect.flow_run_url"] == "http://127.0.0.1:4200/runs/flow-run/0a1b2c3d-flow-run"
+
+
+@pytest.mark.slow
+def test_run_started_inside_a_prefect_flow_links_to_it(tracking, monkeypatch):
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+
+    monkeypatch.delenv(mlf.PREFECT_FLOW_RUN_ENV, raising=False)
+
+    @flow(name="tracking-link")
+    def start() -> str:
+        return mlf.start_run(tracking, "inside a real flow")
+
+    with prefect_test_harness(server_startup_timeout=120):
+        state = start(return_state=True)
+        run_id = state.result()
+    tags = MlflowClient(tracking.tracking_uri).get_run(run_id).data.tags
+    assert tags["prefect.flow_run_id"] == str(state.state_details.flow_run_id)
+    assert tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{state.state_details.flow_run_id}")
