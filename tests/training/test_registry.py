@@ -1,7 +1,10 @@
 """The registry: a pyfunc that writes text, and the champion gate both ways, on a real MLflow store."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import mlflow.pyfunc
 import numpy as np
@@ -48,6 +51,7 @@ def registry_tracking(tracking) -> TrackingConfig:
     return TrackingConfig(**{**tracking.__dict__, "registered_model": f"gpt-{tracking.experiment}"})
 
 
+@pytest.mark.slow
 def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_path, capsys):
     config = EvalConfig(max_tokens=2000, samples=0)
     weak = model_dir(tmp_path / "weak", tokens, registry_tracking, steps=0)
@@ -87,6 +91,15 @@ def test_champion_moves_only_to_a_better_model(tokens, registry_tracking, tmp_pa
     assert pyfunc.predict(["The history of the city", "تاریخ این شهر"], params=params) == texts
     greedy = pyfunc.predict(["Historia miasta"], params={"temperature": 0.0, "max_new_tokens": 8})
     assert len(greedy) == 1
+    # ... and it carries its own code and tokenizer: a fresh process without this checkout on its path
+    script = (f"import mlflow, mlflow.pyfunc; mlflow.set_tracking_uri({registry_tracking.tracking_uri!r}); "
+              f"m = mlflow.pyfunc.load_model('models:/{name}@{CHAMPION}'); "
+              f"print(repr(m.predict(['The history of the city', 'تاریخ این شهر'], params={params!r})))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == repr(texts)
 
 
 def test_a_champion_from_another_evaluation_set_is_not_compared(tokens, registry_tracking, tmp_path):
