@@ -159,7 +159,8 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
         write_json(tmp / "meta.json", meta)
         stats = _stats(counts, meta)
         stats.write(tmp)
-    return {**meta, "fertility": stats.extra["fertility"]}
+    summary = {k: v for k, v in stats.to_dict().items() if k in ("documents_in", "bytes_in", "documents_out", "bytes_out")}
+    return {"stage": "tokenize", **summary, **meta, "fertility": stats.extra["fertility"]}
 
 
 def _sorted(groups: dict) -> dict:

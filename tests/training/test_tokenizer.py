@@ -87,6 +87,7 @@ def test_documents_index_names_sources(tmp_path):
             writer.write(Document(f"d{i}", f"text number {i} " * 5, {"lang": "en", "source": ["wiki", "news"][i % 2]}))
     meta = tokenize(tmp_path / "corpus", tmp_path / "tokens", TokenizeConfig(vocab_size=300, val_fraction=0.3))
     assert meta["sources"] == ["news", "wiki"]
+    assert meta["documents_in"] == meta["documents_out"] == 40 and meta["bytes_in"] > 0  # what a flow logs
     index = read_documents_index(tmp_path / "tokens", "train", meta)
     assert set(index["source"]) == {"news", "wiki"}
     assert meta["train"]["by_source"]["wiki"]["documents"] == int((index["source"] == "wiki").sum())
