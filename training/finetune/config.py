@@ -53,7 +53,7 @@ class FinetuneConfig:
     preference_data: str = "examples/finetune/preferences.jsonl"  # --data for reward and dpo
     out: str = "models/finetune"  # --out is <out>/<stage> unless given
     system_prompt: str | None = None  # a system turn put before every prompt (null: none)
-    val_fraction: float = 0.1  # share of examples (by hash of their content) held out for evaluation
+    val_fraction: float = 0.2  # share of examples (by hash of their content) held out for evaluation
     max_steps: int = 200  # optimizer steps
     batch_size: int = 8  # examples (or pairs) per step
     lr: float = 1e-3  # peak learning rate (LoRA takes a larger one than full fine-tuning)

@@ -2,7 +2,9 @@
 
 A conversation becomes one id sequence:
 
-    <|system|> text <|end|>  <|user|> text <|end|>  <|assistant|> text <|end|>  ...
+    [BOS] <|system|> text <|end|>  <|user|> text <|end|>  <|assistant|> text <|end|>  ...
+
+(BOS when the base tokenizer has one, as every pre-training document starts with it.)
 
 Turn markers are added to the tokenizer's vocabulary after its last id, so every id of the base
 model keeps its meaning; the embedding matrix grows by as many rows (initialised to the mean of the
@@ -65,13 +67,14 @@ class ChatTemplate:
         if None in self.ids.values():
             raise ValueError("the tokenizer lacks the chat tokens: call add_chat_tokens first")
         self.end_id = self.ids[END]
+        self.bos_id = special_ids(tokenizer)["bos"]  # documents began with BOS in pre-training: so do chats
 
     def text_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode(self, messages: list[dict]) -> tuple[list[int], list[int]]:
         """(ids, mask) of a conversation; mask is 1 on assistant text and its closing <|end|>."""
-        ids, mask = [], []
+        ids, mask = ([self.bos_id], [0]) if self.bos_id is not None else ([], [])
         if self.system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": self.system_prompt}, *messages]
         for message in messages:

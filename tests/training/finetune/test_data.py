@@ -106,7 +106,7 @@ def test_template_masks_all_but_assistant_text_and_ignores_markers_in_text(base_
     ids, mask = template.encode([{"role": "user", "content": "say <|user|> hi"},
                                  {"role": "assistant", "content": "hi"}])
     user, end = tokenizer.token_to_id(USER), tokenizer.token_to_id(END)
-    assert ids.count(user) == 1 and ids[0] == user  # the typed marker is text
+    assert ids.count(user) == 1 and ids[:2] == [tokenizer.token_to_id("<|bos|>"), user]  # typed marker: text
     reloaded = Tokenizer.from_str(tokenizer.to_str())  # so it stays after a save
     assert user not in reloaded.encode("say <|user|> hi").ids
     answer = template.text_ids("hi") + [end]
