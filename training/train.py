@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import shutil
 import sys
 from pathlib import Path
