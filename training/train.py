@@ -69,8 +69,8 @@ def make_trainer(config: TrainConfig, precision: str, callbacks: list) -> L.Trai
 
 
 def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, tracking: TrackingConfig,
-          checkpoints: Path | None = None) -> dict:
-    """Train a GPT on tokens/train.bin; write `out` (see module doc). Returns a summary (rank 0).
+          checkpoints: Path | None = None) -> dict | None:
+    """Train a GPT on tokens/train.bin; write `out` (see module doc). Returns a summary (rank 0; None elsewhere).
 
     Raises TransientError after a SIGTERM (a checkpoint was saved: the same command continues)."""
     tokens, out = Path(tokens), Path(out)
@@ -128,7 +128,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     if saver.last_path.name != f"step-{trainer.global_step:08d}.ckpt":
         saver.save(trainer)  # fit had nothing left to do: the checkpoint it resumed from is the final one
     if not trainer.is_global_zero:
-        return {"rank": trainer.global_rank}
+        return None  # rank 0 reports; another rank printing its own result would interleave with it
     measured = measure.peak_memory(module.device)
     train_history, val_history = module.history["train"], module.history["val"]
     last = train_history[-1] if train_history else {}
