@@ -157,6 +157,9 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         "mfu": last.get("mfu"),
         "run_id": logger.run_id if logger is not None else None,
     }
+    estimate = summary["memory_estimate_gib"]
+    say("train: memory measured " + ", ".join(f"{k} {v:.3f} GiB" for k, v in measured.items())
+        + (f" (estimated weights + grads + AdamW state: {estimate['total']:.3f} GiB)" if estimate else ""))
     if logger is not None:
         logger.log_metrics({f"memory/{k}": v for k, v in measured.items()}, step=trainer.global_step)
     state_dict = _model_weights(saver.last_path)
