@@ -129,9 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-dir", type=Path, default=Path("slurm"), help="where --emit-slurm writes (default: slurm)")
 
     p = stage("evaluate", run_evaluate, "validation loss, perplexity, bits-per-byte and samples")
-    p.add_argument("--model", type=Path, help="model directory (default: paths.model)")
+    p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
+                                    "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+
+    command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
+
+    p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
+    p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
+    p.add_argument("--data", type=Path, help="JSONL data (default: finetune.sft_data or finetune.preference_data)")
+    p.add_argument("--base", help="model directory, MLflow run id or 'champion' (default: finetune.base; "
+                                   "dpo: finetune.sft_model, also its frozen reference)")
+    p.add_argument("--out", type=Path, help="output directory (default: finetune.out/STAGE)")
+    p.add_argument("--merge", action="store_true", default=None, help="write LoRA merged into a plain model")
+    p.add_argument("--reward-model", help="dpo: reward model judging the win rate (default: finetune.dpo.reward_model)")
 
     command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
 
@@ -203,6 +215,20 @@ def run_train(args, params):
 
 def run_evaluate(args, params):
     return stages.evaluate(params, args.model, args.tokens, args.out)
+
+
+def run_models(args, params):
+    from training.registry import format_models, list_models
+
+    rows = list_models(params.tracking)
+    if args.json:
+        return {"model": params.tracking.registered_model, "versions": rows}
+    print(format_models(params.tracking.registered_model, rows))
+
+
+def run_finetune(args, params):
+    return stages.finetune(params, args.stage, args.data, args.base, args.out,
+                           merge=args.merge, reward_model=args.reward_model)
 
 
 def run_summary(args, params):

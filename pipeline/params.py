@@ -22,6 +22,7 @@ from pipeline.tracking_server import effective_tracking_uri
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
 from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
+from training.finetune.config import FinetuneConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -55,6 +56,7 @@ class Params:
     # The ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run; set by
     # load_params, not a params.yaml key.
     run: ClassVar[str | None] = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:

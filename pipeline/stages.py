@@ -98,15 +98,25 @@ def train_command(params_path: str, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "pipeline.cli", "train", "--params", str(params_path), *sets]
 
 
-def evaluate(params: Params, model: Path | None = None, tokens: Path | None = None,
+def evaluate(params: Params, model: Path | str | None = None, tokens: Path | None = None,
              out: Path | None = None) -> dict:
+    """`model`: a model directory, a .ckpt checkpoint, an MLflow run id, runs:/ID or models:/NAME@ALIAS."""
     out = Path(out or params.paths.metrics)
     check_replaceable_file(out, '"val_loss"')
     check_replaceable_file(out.with_name("samples.json"), '"prompt"')
     from training.evaluate import evaluate as run_evaluate
 
-    return run_evaluate(Path(model or params.paths.model), Path(tokens or params.paths.tokens), out,
+    return run_evaluate(model or Path(params.paths.model), Path(tokens or params.paths.tokens), out,
                         params.evaluate, params.tracking)
+
+
+def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
+             out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
+    """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
+    from training.finetune.run import finetune as run_finetune
+
+    return run_finetune(stage, data, base, out, params.finetune, params.tracking,
+                        merge=merge, reward_model=reward_model)
 
 
 def report(params: Params, out: Path | None = None) -> dict:

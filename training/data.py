@@ -2,8 +2,10 @@
 
 Training sample i is the window at a start drawn from a generator seeded with (seed, i): a pure
 function of (seed, i). The sampler of rank r yields i = start + r, start + r + world, ... with
-start = global_step * batch * accumulate * world, so a resumed run reads exactly the samples an
-uninterrupted one would, and DDP ranks never read the same sample.
+start = the samples already consumed (stored in every checkpoint), so a resumed run reads exactly the
+samples an uninterrupted one would, even on another number of devices, and ranks never read the same
+sample. The DataLoaders have their own torch.Generator: creating their iterators draws nothing from
+the global RNG, which dropout draws from (bitwise-equal resume depends on it).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tokenmill.errors import UserError
-from training.tokenizer import read_meta, read_tokens
+from tokenmill.errors import ConfigError, UserError
+from training.tokenizer import read_documents_index, read_meta, read_tokens
 
 
 class RandomWindows(Dataset):
@@ -38,6 +40,64 @@ class RandomWindows(Dataset):
             self._tokens = np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r")
         start = int(np.random.default_rng([self.seed, i]).integers(0, self.n_tokens - self.block_size))
         return _pair(self._tokens[start:start + self.block_size + 1])
+
+
+class MixtureWindows(Dataset):
+    """train.mixture: sample i first draws a source with probability weight / sum(weights), then a
+    window uniformly inside that source's documents, read from their concatenation (so every token of
+    the window comes from the drawn source). Proportions hold whatever the sources' sizes: a small
+    source is repeated, a large one subsampled. Sources absent from the mixture are not read."""
+
+    def __init__(self, path: Path, dtype: str, block_size: int, seed: int, ranges: dict[str, np.ndarray],
+                 weights: dict[str, float]):
+        self.path, self.dtype, self.block_size, self.seed = Path(path), dtype, block_size, seed
+        self.names = list(weights)
+        total = sum(weights.values())
+        self.probabilities = np.array([weights[n] / total for n in self.names])
+        self.ranges = [np.asarray(ranges[n], dtype=np.int64) for n in self.names]
+        self.offsets = [np.concatenate([[0], np.cumsum(r[:, 1] - r[:, 0])]) for r in self.ranges]
+        for name, offsets in zip(self.names, self.offsets):
+            if offsets[-1] < block_size + 1:
+                raise UserError(f"train.mixture.{name}: {offsets[-1]} training tokens, fewer than block_size + 1")
+        self._tokens: np.memmap | None = None
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def source_of(self, i: int) -> int:
+        return int(np.random.default_rng([self.seed, i]).choice(len(self.names), p=self.probabilities))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._tokens is None:
+            self._tokens = np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r")
+        rng = np.random.default_rng([self.seed, i])
+        s = int(rng.choice(len(self.names), p=self.probabilities))
+        ranges, offsets = self.ranges[s], self.offsets[s]
+        start = int(rng.integers(0, offsets[-1] - self.block_size))
+        pieces, need = [], self.block_size + 1
+        doc = int(np.searchsorted(offsets, start, side="right")) - 1
+        within = start - offsets[doc]
+        while need:
+            begin = ranges[doc, 0] + within
+            take = min(need, int(ranges[doc, 1] - begin))
+            pieces.append(self._tokens[begin:begin + take])
+            need -= take
+            doc, within = doc + 1, 0
+        return _pair(np.concatenate(pieces))
+
+
+def source_ranges(tokens: Path, meta: dict, mixture: dict[str, float]) -> dict[str, np.ndarray]:
+    """{source: (n, 2) token ranges in train.bin} for the sources named in train.mixture."""
+    index = read_documents_index(tokens, "train", meta)
+    if index is None:
+        raise UserError(f"{tokens}: train.mixture needs per-source document ranges, which these token files "
+                        "lack (re-run the tokenize stage)")
+    known = sorted(set(index["source"]))
+    for name in mixture:
+        if name not in known:
+            raise ConfigError(f"train.mixture.{name}: no such source in {tokens / 'meta.json'} "
+                              f"(sources: {', '.join(known)})")
+    return {name: index["ranges"][index["source"] == name] for name in mixture}
 
 
 class FixedWindows(Dataset):
@@ -81,20 +141,29 @@ class StridedSampler(Sampler[int]):
 
 class TokenDataModule(L.LightningDataModule):
     def __init__(self, tokens: Path, block_size: int, batch_size: int, accumulate: int, seed: int,
-                 val_batches: int, num_workers: int = 0):
+                 val_batches: int, num_workers: int = 0, mixture: dict[str, float] | None = None):
         super().__init__()
         self.tokens, self.block_size, self.batch_size = Path(tokens), block_size, batch_size
         self.accumulate, self.seed, self.val_batches, self.num_workers = accumulate, seed, val_batches, num_workers
         self.meta = read_meta(self.tokens)
+        self.mixture = dict(mixture or {})
+        self.ranges = source_ranges(self.tokens, self.meta, self.mixture) if self.mixture else None
 
     def samples_per_step(self, world_size: int) -> int:
         return self.batch_size * self.accumulate * world_size
 
     def train_dataloader(self) -> DataLoader:
         trainer, world = self.trainer, self.trainer.world_size
-        dataset = RandomWindows(self.tokens / "train.bin", self.meta["dtype"], self.block_size, self.seed)
-        sampler = StridedSampler(trainer.global_step * self.samples_per_step(world), trainer.global_rank, world)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+        dataset = self.train_dataset()
+        start = getattr(trainer.lightning_module, "samples_seen", trainer.global_step * self.samples_per_step(world))
+        sampler = StridedSampler(start, trainer.global_rank, world)
+        return self._loader(dataset, sampler)
+
+    def train_dataset(self) -> Dataset:
+        path, dtype = self.tokens / "train.bin", self.meta["dtype"]
+        if self.mixture:
+            return MixtureWindows(path, dtype, self.block_size, self.seed, self.ranges, self.mixture)
+        return RandomWindows(path, dtype, self.block_size, self.seed)
 
     def val_dataloader(self) -> DataLoader:
         world = self.trainer.world_size
@@ -103,4 +172,9 @@ class TokenDataModule(L.LightningDataModule):
         if len(dataset) == 0:
             raise UserError(f"{self.tokens / 'val.bin'}: fewer than block_size + 1 tokens")
         sampler = StridedSampler(0, self.trainer.global_rank, world, stop=len(dataset))
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers)
+        return self._loader(dataset, sampler)
+
+    def _loader(self, dataset: Dataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)

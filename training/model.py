@@ -1,4 +1,9 @@
-"""A decoder-only GPT in plain PyTorch (after nanoGPT): pre-norm blocks, causal SDPA, tied embeddings."""
+"""A GPT in plain PyTorch (after nanoGPT): pre-norm blocks, SDPA attention, tied embeddings.
+
+Causal (decoder-only, `train.objective: causal`) by default; `causal=False` gives the bidirectional
+encoder of the masked-LM objective (same weights and shapes, attention without the causal mask).
+A `KVCache` keeps each layer's keys and values so that generation feeds only the new token.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,51 @@ import torch.nn.functional as F
 from training.config import ModelConfig
 
 
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer: (B, n_head, T, head_dim) each."""
+
+    def __init__(self, n_layer: int):
+        self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
+
+    def __len__(self) -> int:
+        return self.length(len(self.layers) - 1)  # the last layer: complete once a forward pass is done
+
+    def length(self, layer: int) -> int:
+        return 0 if self.layers[layer] is None else self.layers[layer][0].size(2)
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's keys and values to layer `layer`'s; return all of them."""
+        if self.layers[layer] is not None:
+            past_k, past_v = self.layers[layer]
+            k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        self.layers[layer] = (k, v)
+        return k, v
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config: ModelConfig):
+    """Multi-head self-attention; causal unless `causal=False` (the masked-LM encoder)."""
+
+    def __init__(self, config: ModelConfig, causal: bool = True):
         super().__init__()
-        self.n_head, self.dropout = config.n_head, config.dropout
+        self.n_head, self.dropout, self.causal = config.n_head, config.dropout, causal
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.proj.residual = True  # scaled init: one of the two writes into the residual stream
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        past = cache.length(layer) if cache is not None else 0
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
+        mask, is_causal = None, self.causal and T > 1
+        if is_causal and past:  # new queries see every cached key and the new keys up to themselves
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            is_causal = False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -41,26 +77,26 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, causal: bool = True):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, causal)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: ModelConfig, vocab_size: int, causal: bool = True):
         super().__init__()
-        self.config, self.vocab_size = config, vocab_size
+        self.config, self.vocab_size, self.causal = config, vocab_size, causal
         self.wte = nn.Embedding(vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, causal) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying: one matrix embeds and unembeds
@@ -76,20 +112,38 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Logits (B, T, vocab) and, with targets, the mean cross-entropy in nats."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+        """Logits (B, T, vocab) and, with targets, the mean cross-entropy in nats over the targets that are
+        not -100 (the masked-LM objective marks unmasked positions so). With `cache`, `idx` continues the
+        cached tokens (positions count on from them) and the cache grows by T."""
+        past = len(cache) if cache is not None else 0
         T = idx.size(1)
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)
+        if past + T > self.config.block_size:
+            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
-        for block in self.blocks:
-            x = block(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
         logits = self.lm_head(self.ln_f(x))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         return logits, loss
+
+    @classmethod
+    def from_record(cls, record: dict, where: str = "model") -> "GPT":
+        """A GPT in eval mode from a saved record: {"model_config", "vocab_size", "state_dict"} and the
+        objective ("objective", or "train_config"["objective"]; causal when absent)."""
+        from tokenmill.config import build
+
+        objective = record.get("objective") or (record.get("train_config") or {}).get("objective", "causal")
+        gpt = cls(build(ModelConfig, record["model_config"], f"{where}: model_config"), record["vocab_size"],
+                  causal=objective != "masked")
+        gpt.load_state_dict(record["state_dict"])
+        return gpt.eval()
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.n_layer)
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay the Linear matrices; not biases, norms or the (tied) embeddings."""
@@ -106,16 +160,11 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Append `max_new_tokens` sampled tokens to each row of `idx` (B, T)."""
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size:]
-            logits = self(context)[0][:, -1, :].float() / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits[logits < kth] = -float("inf")
-            probs = F.softmax(logits, dim=-1)
-            idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator)], dim=1)
-        return idx
+                 top_k: int | None = None, generator: torch.Generator | None = None, top_p: float | None = None,
+                 stop: int | None = None, use_cache: bool = True) -> torch.Tensor:
+        """Append `max_new_tokens` sampled tokens to each row of `idx` (B, T); see training.generate."""
+        from training.generate import generate
+
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        generator=generator, stop=stop, use_cache=use_cache)

@@ -1,32 +1,51 @@
-"""Tokenize stage: train a byte-level BPE on the corpus, split it by document, write token memmaps.
+"""Tokenize stage: train a tokenizer on the corpus, split it by document, write token memmaps.
+
+Two kinds (`tokenize.kind`):
+  bpe   byte-level BPE (GPT-2 style): every string round-trips exactly, whatever its script
+  char  one token per character seen at least `min_frequency` times in training text (most frequent
+        first, up to vocab_size); any other character is written as its UTF-8 bytes (<0xNN> tokens)
+Both have the special tokens EOS (`eot_token`, id 0), BOS (1), PAD (2) and MASK (3).
+
+The special-token behaviour lives in tokenizer.json itself, so any `Tokenizer.from_file` reader gets it:
+  - `encode(text)` gives BOS + text + EOS (a TemplateProcessing post-processor);
+    `encode(text, add_special_tokens=False)` gives the text alone;
+  - the special tokens are vocabulary entries, not "added tokens": text is never matched against them,
+    so a document containing the literal "<|endoftext|>" is encoded as that text, never as the EOS id.
 
 Output directory:
-  train.bin, val.bin  every document's tokens followed by the end-of-text token (raw uint16/uint32,
-                      read with np.memmap(path, dtype=meta["dtype"], mode="r"))
+  train.bin, val.bin  every document as BOS, its tokens, EOS (raw uint16/uint32, read with
+                      np.memmap(path, dtype=meta["dtype"], mode="r"))
+  <split>.docs.npy    int64 (documents, 2): [start, end) token offsets of each document in <split>.bin
+  <split>.source.npy  int16 index into meta["sources"] of each document (doc.meta["source"], else "unknown")
+  <split>.lang.npy    int16 index into meta["langs"] of each document (doc.meta["lang"], else "unknown")
   tokenizer.json      Hugging Face tokenizers file
-  meta.json           dtype, vocab size, eot id, tokens/documents/bytes per split, corpus path
-  stats.json          the same counts plus tokenizer fertility (tokens per word) per language
+  meta.json           kind, dtype, vocab size, special ids, sources, langs; per split: tokens, documents and
+                      bytes overall, "by_source" and "by_lang"
+  stats.json          the same counts plus fertility (tokens per whitespace word, specials excluded) per language
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm import tqdm
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from tokenmill.documents import Document, read_documents
 from tokenmill.errors import UserError
+from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory, write_json
 from training.config import TokenizeConfig
 
 SPLITS = ("train", "val")
+UNKNOWN = "unknown"
+SPECIAL_TOKEN = re.compile(r"<\|[a-z_]+\|>")  # the form TokenizeConfig requires of special tokens
+BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")  # the char tokenizer's byte fallback
 
 
 def is_validation(doc_id: str, config: TokenizeConfig) -> bool:
@@ -39,22 +58,64 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 
 
-def train_tokenizer(texts: Iterator[str], config: TokenizeConfig) -> Tokenizer:
-    """Byte-level BPE (GPT-2 style): every string round-trips exactly, whatever its script."""
+def train_tokenizer(texts: Iterable[str], config: TokenizeConfig) -> Tokenizer:
+    """A tokenizer of `config.kind` trained on `texts`, with the special tokens at ids 0..3."""
+    tokenizer = _train_bpe(texts, config) if config.kind == "bpe" else _train_char(texts, config)
+    bos, eos = config.bos_token, config.eot_token
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} $B:1 {eos}:1",
+        special_tokens=[(bos, tokenizer.token_to_id(bos)), (eos, tokenizer.token_to_id(eos))])
+    return tokenizer
+
+
+def _train_bpe(texts: Iterable[str], config: TokenizeConfig) -> Tokenizer:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=config.vocab_size,
         min_frequency=config.min_frequency,
-        special_tokens=[config.eot_token],
+        special_tokens=config.special_tokens(),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
-    # A document that contains the literal "<|endoftext|>" is text, not a document boundary.
-    tokenizer.encode_special_tokens = True
+    # The trainer registers the special tokens as "added tokens", which are matched in raw text before
+    # anything else; keep them only as vocabulary entries (see the module docstring).
+    data = json.loads(tokenizer.to_str())
+    data["added_tokens"] = []
+    return Tokenizer.from_str(json.dumps(data))
+
+
+def _train_char(texts: Iterable[str], config: TokenizeConfig) -> Tokenizer:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(text)
+    vocab = {token: i for i, token in enumerate(config.special_tokens())}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    room = config.vocab_size - len(vocab)
+    frequent = sorted((c for c, n in counts.items() if n >= config.min_frequency and c not in vocab),
+                      key=lambda c: (-counts[c], c))[:room]
+    for char in frequent:
+        vocab[char] = len(vocab)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True))
+    # Whitespace runs and the text between them as separate words: bounded words for the model's cache.
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"\s+"), behavior="isolated")
+    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
     return tokenizer
+
+
+def tokenizer_kind(tokenizer: Tokenizer) -> str:
+    """'char' for a character tokenizer (a BPE model with byte fallback), else 'bpe'."""
+    return "char" if json.loads(tokenizer.to_str())["model"].get("byte_fallback") else "bpe"
+
+
+def special_ids(tokenizer: Tokenizer, config: TokenizeConfig | None = None) -> dict[str, int | None]:
+    """{"eos", "bos", "pad", "mask"} ids of a tokenizer made by this stage (None where it has none)."""
+    config = config or TokenizeConfig()
+    return {name: tokenizer.token_to_id(token) for name, token in
+            zip(("eos", "bos", "pad", "mask"), config.special_tokens())}
 
 
 def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
@@ -63,74 +124,102 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
     tokenizer = train_tokenizer(
         (d.text for d in read_documents(corpus) if not is_validation(d.id, config)), config
     )
-    eot = tokenizer.token_to_id(config.eot_token)
+    ids = special_ids(tokenizer, config)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
     with atomic_directory(out) as tmp:
-        counts = _encode_corpus(corpus, tokenizer, eot, dtype, tmp, config)
+        counts = _encode_corpus(corpus, tokenizer, dtype, tmp, config)
         for split in SPLITS:
             if counts[split]["documents"] == 0:
                 raise UserError(f"{corpus}: no documents fell into the {split} split "
                                 f"(tokenize.val_fraction is {config.val_fraction}; add documents or change it)")
+        sources, langs = sorted(counts["sources"]), sorted(counts["langs"])
+        for split in SPLITS:
+            c = counts[split]
+            np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
+            np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
+            np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
         tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {
             "corpus": corpus.as_posix(),
+            "kind": config.kind,
             "dtype": dtype.name,
-            "eot_id": eot,
+            "eot_id": ids["eos"],
             "eot_token": config.eot_token,
+            "bos_id": ids["bos"],
+            "pad_id": ids["pad"],
+            "mask_id": ids["mask"],
             "vocab_size": vocab_size,
-            **{split: {k: counts[split][k] for k in ("tokens", "documents", "bytes")} for split in SPLITS},
+            "sources": sources,
+            "langs": langs,
+            **{split: {**{k: counts[split][k] for k in ("tokens", "documents", "bytes")},
+                       "by_source": _sorted(counts[split]["by_source"]),
+                       "by_lang": _sorted(counts[split]["by_lang"])} for split in SPLITS},
         }
         write_json(tmp / "meta.json", meta)
         stats = _stats(counts, meta)
         stats.write(tmp)
-    return {**meta, "fertility": stats.extra["fertility"]}
+    summary = {k: v for k, v in stats.to_dict().items() if k in ("documents_in", "bytes_in", "documents_out", "bytes_out")}
+    return {"stage": "tokenize", **summary, **meta, "fertility": stats.extra["fertility"]}
 
 
-def _encode_corpus(corpus: Path, tokenizer: Tokenizer, eot: int, dtype: np.dtype, out: Path,
-                   config: TokenizeConfig) -> dict:
-    """Append each document's tokens + eot to its split's .bin; count tokens, words and bytes."""
-    counts = {s: {"tokens": 0, "documents": 0, "bytes": 0, "by_lang": defaultdict(lambda: [0, 0])}
-              for s in SPLITS}
+def _sorted(groups: dict) -> dict:
+    return {name: dict(groups[name]) for name in sorted(groups)}
+
+
+def _encode_corpus(corpus: Path, tokenizer: Tokenizer, dtype: np.dtype, out: Path, config: TokenizeConfig) -> dict:
+    """Append each document's BOS + tokens + EOS to its split's .bin; count tokens, words and bytes."""
+    counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [],
+                        "words": defaultdict(lambda: [0, 0]),
+                        "by_source": defaultdict(Counter), "by_lang": defaultdict(Counter)} for s in SPLITS}
+    counts["sources"], counts["langs"] = set(), set()
     files = {s: open(out / f"{s}.bin", "wb") for s in SPLITS}
     try:
         batch: list[Document] = []
-        for doc in tqdm(read_documents(corpus), desc="tokenize", unit="doc", file=sys.stderr):
+        for doc in progress(read_documents(corpus), desc="tokenize", unit="doc"):
             batch.append(doc)
             if len(batch) >= config.encode_batch:
-                _write_batch(batch, tokenizer, eot, dtype, files, counts, config)
+                _write_batch(batch, tokenizer, dtype, files, counts, config)
                 batch = []
-        _write_batch(batch, tokenizer, eot, dtype, files, counts, config)
+        _write_batch(batch, tokenizer, dtype, files, counts, config)
     finally:
         for f in files.values():
             f.close()
     return counts
 
 
-def _write_batch(docs: list[Document], tokenizer: Tokenizer, eot: int, dtype: np.dtype, files: dict,
-                 counts: dict, config: TokenizeConfig) -> None:
+def _write_batch(docs: list[Document], tokenizer: Tokenizer, dtype: np.dtype, files: dict, counts: dict,
+                 config: TokenizeConfig) -> None:
     if not docs:
         return
-    encodings = tokenizer.encode_batch([d.text for d in docs])
+    encodings = tokenizer.encode_batch([d.text for d in docs])  # BOS + text + EOS each
     for doc, encoding in zip(docs, encodings):
         split = "val" if is_validation(doc.id, config) else "train"
-        ids = np.asarray(encoding.ids + [eot], dtype=dtype)
+        ids = np.asarray(encoding.ids, dtype=dtype)
         ids.tofile(files[split])
         c = counts[split]
+        c["ranges"].append((c["tokens"], c["tokens"] + len(ids)))
         c["tokens"] += len(ids)
         c["documents"] += 1
         c["bytes"] += doc.nbytes
+        source, lang = str(doc.meta.get("source") or UNKNOWN), str(doc.meta.get("lang") or UNKNOWN)
+        c["source"].append(source)
+        c["lang"].append(lang)
+        counts["sources"].add(source)
+        counts["langs"].add(lang)
+        for group, name in (("by_source", source), ("by_lang", lang)):
+            c[group][name].update(documents=1, tokens=len(ids), bytes=doc.nbytes)
         words = len(doc.text.split())  # whitespace words: a ZWNJ inside a Persian word does not split it
-        for lang in ("all", str(doc.meta.get("lang") or "unknown")):
-            c["by_lang"][lang][0] += len(encoding.ids)
-            c["by_lang"][lang][1] += words
+        for key in ("all", lang):
+            c["words"][key][0] += len(ids) - 2  # BOS and EOS are not text
+            c["words"][key][1] += words
 
 
 def _stats(counts: dict, meta: dict) -> StageStats:
     """stats.json: document/byte counts and fertility (tokens per whitespace word) per language."""
     merged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for split in SPLITS:
-        for lang, (tokens, words) in counts[split]["by_lang"].items():
+        for lang, (tokens, words) in counts[split]["words"].items():
             merged[lang][0] += tokens
             merged[lang][1] += words
     fertility = {lang: round(t / w, 4) if w else None for lang, (t, w) in sorted(merged.items())}
@@ -143,9 +232,10 @@ def _stats(counts: dict, meta: dict) -> StageStats:
         documents_out=documents,
         bytes_out=sum(counts[s]["tokens"] for s in SPLITS) * np.dtype(meta["dtype"]).itemsize,
         extra={
+            "kind": meta["kind"],
             "vocab_size": meta["vocab_size"],
             "dtype": meta["dtype"],
-            "splits": {s: meta[s] for s in SPLITS},
+            "splits": {s: {k: meta[s][k] for k in ("tokens", "documents", "bytes")} for s in SPLITS},
             "fertility": fertility,
             "bytes_per_token": round(nbytes / max(1, meta["train"]["tokens"] + meta["val"]["tokens"]), 4),
         },
@@ -156,16 +246,26 @@ def load_tokenizer(path: Path) -> Tokenizer:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: tokenizer file not found (run the tokenize stage first)")
-    return Tokenizer.from_file(str(path))
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises bare Exceptions on malformed files
+        raise UserError(f"{path}: not a tokenizer file ({str(exc).splitlines()[0][:200]})") from None
 
 
 def token_byte_lengths(tokenizer: Tokenizer) -> np.ndarray:
-    """UTF-8 byte length of every token id: byte-level tokens map one character to one byte;
-    special tokens (end-of-text) stand for no text and count 0 bytes."""
+    """UTF-8 bytes each token id stands for. Byte-level BPE maps one byte to one character; the char
+    tokenizer's tokens are characters (their UTF-8 length) or single bytes (<0xNN>). Special tokens
+    (BOS, EOS, PAD, MASK, and added special tokens such as chat markers) stand for no text: 0 bytes."""
     lengths = np.zeros(tokenizer.get_vocab_size(), dtype=np.int64)
-    special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+    added = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+    char = tokenizer_kind(tokenizer) == "char"
     for token, idx in tokenizer.get_vocab().items():
-        lengths[idx] = 0 if token in special else len(token)
+        if token in added or SPECIAL_TOKEN.fullmatch(token):
+            lengths[idx] = 0
+        elif char:
+            lengths[idx] = 1 if BYTE_TOKEN.fullmatch(token) else len(token.encode("utf-8"))
+        else:
+            lengths[idx] = len(token)
     return lengths
 
 
@@ -182,3 +282,15 @@ def read_tokens(tokens: Path, split: str, meta: dict) -> np.memmap:
     if not path.is_file():
         raise UserError(f"{path}: not found (run the tokenize stage first)")
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+
+
+def read_documents_index(tokens: Path, split: str, meta: dict) -> dict[str, np.ndarray] | None:
+    """{"ranges": (n, 2) [start, end), "source": names per document, "lang": names per document} of a
+    split, or None for token files written before these were (re-run tokenize to get them)."""
+    tokens = Path(tokens)
+    paths = {name: tokens / f"{split}.{name}.npy" for name in ("docs", "source", "lang")}
+    if not all(p.is_file() for p in paths.values()) or "sources" not in meta:
+        return None
+    return {"ranges": np.load(paths["docs"]),
+            "source": np.asarray(meta["sources"], dtype=object)[np.load(paths["source"])],
+            "lang": np.asarray(meta["langs"], dtype=object)[np.load(paths["lang"])]}

@@ -1,14 +1,16 @@
-"""Train stage: a Lightning fit over the token memmaps, resumable, tracked in MLflow (rank 0 only).
+"""Train stage: a Lightning fit over the token memmaps, resumable, tracked in MLflow (global rank 0 only).
 
 Output directory (replaced atomically, written by rank 0):
-  model.pt            {"state_dict", "model_config", "vocab_size", "eot_id", "step"}: see load_model
+  model.pt            {"state_dict", "model_config", "train_config", "vocab_size", "eot_id", "step"}: see load_model
   tokenizer.json      copy of the tokenizer the tokens were made with
-  config.json         train and model config, tokens path, fingerprint
-  stats.json          steps, tokens seen, parameters, last train/val loss, tokens/s, MLflow run id
-  history/train.csv   step, loss, lr, tokens_per_s        history/val.csv  step, loss
+  config.json         train and model config, tokens path, run identity
+  stats.json          steps, tokens seen, parameters by kind, memory (estimated and measured), loss,
+                      tokens/s (per device), MFU, MLflow run id
+  history/train.csv   step, loss, lr, tokens_per_s, ...        history/val.csv  step, loss
   plots/loss.png      train and validation loss
   run.json            MLflow run id, experiment id, tracking uri (absent when tracking is disabled)
-Checkpoints live beside it in `<out>.checkpoints/` (DVC deletes a stage's outputs before a rerun).
+Checkpoints live beside it in `<out>.checkpoints/` (DVC deletes a stage's outputs before a rerun); see
+training/checkpoints.py for what they hold and when they are resumed, set aside or pruned.
 
 Multi-device: Lightning's DDP launcher re-runs the calling command in every rank, so launch training
 as its own process: `tokenmill train` (what dvc.yaml and the Prefect flow do).
@@ -18,96 +20,37 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
-import json
 import shutil
 import sys
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from tokenmill.config import build, flatten, to_dict
-from tokenmill.errors import UserError
+from tokenmill.config import flatten, to_dict
+from tokenmill.errors import TransientError, UserError
+from tokenmill.progress import is_terminal
 from tokenmill.stage import atomic_directory, write_json
+from training import measure
 from training import tracking as mlf
+from training.callbacks import PlainProgress, StepCheckpoints, StepProgressBar
+from training.checkpoints import AtomicCheckpointIO, choose_resume, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
 from training.model import GPT
 from training.module import GPTModule
+from training.strategies import make_strategy, resolve_precision
 from training.tokenizer import read_meta
 
-LAST_CHECKPOINT = "last.ckpt"
-# Fields that change what is logged, not the weights: changing them keeps a checkpoint resumable.
-NOT_FINGERPRINTED = ("log_every", "val_every", "val_batches", "checkpoint_every", "num_workers")
 
-
-class StepProgressBar(TQDMProgressBar):
-    """The bar counts towards max_steps' micro-batches (the training stream itself is endless)."""
-
-    @property
-    def total_train_batches(self):
-        return self.trainer.max_steps * self.trainer.accumulate_grad_batches
-
-
-def fingerprint(config: TrainConfig, model: ModelConfig, tokens: Path) -> str:
-    """What a checkpoint must match to be resumed: train + model config and the tokens' meta.json."""
-    train = {k: v for k, v in to_dict(config).items() if k not in NOT_FINGERPRINTED}
-    meta = (Path(tokens) / "meta.json").read_text(encoding="utf-8")
-    blob = json.dumps({"train": train, "model": to_dict(model), "tokens_meta": meta}, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def resumable(checkpoints: Path, fp: str) -> tuple[Path | None, str | None]:
-    """(last checkpoint, its MLflow run id) if one exists with fingerprint `fp`, else (None, None)."""
-    path = checkpoints / LAST_CHECKPOINT
-    if not path.is_file():
-        return None, None
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("tokenmill", {})
-    except Exception:  # a truncated or foreign file: start fresh
-        return None, None
-    if stored.get("fingerprint") != fp:
-        return None, None
-    return path, stored.get("mlflow_run_id")
-
-
-def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, tracking: TrackingConfig,
-          checkpoints: Path | None = None) -> dict:
-    """Train a GPT on tokens/train.bin; write `out` (see module doc). Returns a summary (rank 0)."""
-    tokens, out = Path(tokens), Path(out)
-    checkpoints = Path(checkpoints) if checkpoints else out.with_name(out.name + ".checkpoints")
-    meta = read_meta(tokens)
-    fp = fingerprint(config, model, tokens)
-    corpus = Path(meta["corpus"]) if meta.get("corpus") else None
-    resume_from, run_id = resumable(checkpoints, fp)
-    if resume_from is None and rank_zero_only.rank == 0:
-        for stale in checkpoints.glob("*.ckpt"):  # another config's checkpoints: start afresh
-            stale.unlink()
-
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    module = GPTModule(model, config, meta["vocab_size"], fp)
-    data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
-                           config.seed, config.val_batches, config.num_workers)
-    logger = None
-    if tracking.enabled and rank_zero_only.rank == 0:
-        run_id = mlf.existing_run(tracking, run_id)
-        logger = mlf.make_logger(tracking, run_id)
-        module.mlflow_run_id = logger.run_id
-        if run_id is None:  # a new run: say what it is and which data it saw, once
-            logger.log_hyperparams(flatten({"train": config, "model": model,
-                                            "tokens": {"path": tokens.as_posix(), **meta}}))
-            if corpus is not None and corpus.exists():
-                mlf.log_corpus_input(tracking, logger.run_id, corpus)
-
-    trainer = L.Trainer(
+def make_trainer(config: TrainConfig, precision: str, callbacks: list) -> L.Trainer:
+    return L.Trainer(
         accelerator=config.accelerator,
         devices=int(config.devices) if str(config.devices).lstrip("-").isdigit() else config.devices,
-        strategy=config.strategy,
+        strategy=make_strategy(config),
         num_nodes=config.num_nodes,
-        precision=config.precision,
+        precision=precision,
         max_steps=config.max_steps,
         accumulate_grad_batches=config.accumulate_grad_batches,
         gradient_clip_val=config.grad_clip or None,
@@ -116,51 +59,164 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
         limit_val_batches=config.val_batches,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # TokenDataModule shards by rank itself
-        logger=logger if logger is not None else False,
-        callbacks=[
-            ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=config.checkpoint_every, save_top_k=0,
-                            save_last=True, enable_version_counter=False),
-            StepProgressBar(),
-        ],
+        logger=False,  # global rank 0 gets its MLflow logger once its rank is known (below)
+        enable_checkpointing=False,  # StepCheckpoints saves instead of ModelCheckpoint
+        enable_progress_bar=is_terminal(),
         enable_model_summary=False,
-        default_root_dir=checkpoints,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=callbacks,
     )
-    with contextlib.redirect_stdout(sys.stderr):  # Lightning's bars print to stdout; stdout is for results
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+
+
+def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, tracking: TrackingConfig,
+          checkpoints: Path | None = None) -> dict | None:
+    """Train a GPT on tokens/train.bin; write `out` (see module doc). Returns a summary (rank 0; None elsewhere).
+
+    Raises TransientError after a SIGTERM (a checkpoint was saved: the same command continues)."""
+    tokens, out = Path(tokens), Path(out)
+    checkpoints = Path(checkpoints) if checkpoints else out.with_name(out.name + ".checkpoints")
+    meta = read_meta(tokens)
+    corpus = Path(meta["corpus"]) if meta.get("corpus") else None
+    precision = resolve_precision(config)
+    identity = run_identity(config, model, meta, tokens)
+    data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
+                           config.seed, config.val_batches, config.num_workers, config.mixture)  # checks the mixture
+
+    saver = StepCheckpoints(checkpoints, config.checkpoint_every, config.keep_checkpoints, config.val_every)
+    progress = StepProgressBar() if is_terminal() else PlainProgress(config.progress_every_s)
+    trainer = make_trainer(config, precision, [saver, progress])
+    # Lightning's launcher starts the other ranks inside fit(), after rank 0 has tidied the directory.
+    resume_from, info = choose_resume(checkpoints, identity, may_move=trainer.is_global_zero)
+    run_id = (info or {}).get("mlflow_run_id")
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = GPTModule(model, config, meta["vocab_size"], identity, mask_id=meta.get("mask_id"))
+    sizes = _sizes(module.model, config, precision, trainer.world_size)
+    logger = monitor = None
+    if trainer.is_global_zero:
+        say(measure.report(sizes["parameters"], sizes["memory_estimate_gib"], precision))
+        if tracking.enabled:
+            run_id = mlf.existing_run(tracking, run_id)
+            md5 = mlf.corpus_hash(corpus)[0] if run_id is None and corpus is not None and corpus.exists() else None
+            name = mlf.run_name(model.preset, config.max_steps, md5, config.objective, meta.get("kind"))
+            logger = mlf.make_logger(tracking, run_id, name=name)
+            trainer.logger = logger
+            module.mlflow_run_id = logger.run_id
+            if run_id is None:  # a new run: say what it is and which data it saw, once
+                logger.log_hyperparams(flatten({"train": config, "model": model, "precision_resolved": precision,
+                                                "parameters": sizes["parameters"],
+                                                "tokens": {"path": tokens.as_posix(), **meta}}))
+                mlf.client(tracking).log_dict(logger.run_id, sizes, "model_size.json")
+                if corpus is not None and corpus.exists():
+                    mlf.log_corpus_input(tracking, logger.run_id, corpus)
+            monitor = _system_metrics(tracking, logger.run_id, resumed=run_id is not None)
+
+    sigterm = False
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Lightning's bars print to stdout; stdout is for results
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    except SIGTERMException:  # StepCheckpoints saved at the step where the signal was seen (if in training)
+        sigterm = True
+    finally:
+        if monitor is not None:
+            monitor.finish()
+    if sigterm or saver.interrupted_at is not None:
+        saved = f"saved {saver.last_path}" if saver.interrupted_at is not None else (
+            f"newest checkpoint {saver.last_path}" if saver.saved_any else "no checkpoint yet")
+        raise TransientError(f"stopped by SIGTERM at step {trainer.global_step}; {saved}; "
+                             "run the same command to continue")
+    if saver.last_path.name != f"step-{trainer.global_step:08d}.ckpt":
+        saver.save(trainer)  # fit had nothing left to do: the checkpoint it resumed from is the final one
     if not trainer.is_global_zero:
-        return {"rank": trainer.global_rank}
+        return None  # rank 0 reports; another rank printing its own result would interleave with it
+    measured = measure.peak_memory(module.device)
     train_history, val_history = module.history["train"], module.history["val"]
+    last = train_history[-1] if train_history else {}
+    device_name, peak = measure.device_peak_flops(module.device)
     summary = {
         "stage": "train",
         "out": out.as_posix(),
         "steps": trainer.global_step,
-        "tokens_seen": trainer.global_step * data.samples_per_step(trainer.world_size) * model.block_size,
+        "tokens_seen": module.samples_seen * model.block_size,
         "resumed_from": str(resume_from) if resume_from else None,
-        "parameters": module.model.num_parameters(),
-        "train_loss": train_history[-1]["loss"] if train_history else None,
+        "checkpoint": str(saver.last_path),
+        "parameters": sizes["parameters"]["total"],
+        "parameters_by_kind": sizes["parameters"],
+        "precision": precision,
+        "memory_estimate_gib": sizes["memory_estimate_gib"][precision] if precision in sizes[
+            "memory_estimate_gib"] else None,
+        "memory_measured_gib": measured,
+        "train_loss": last.get("loss"),
         "val_loss": val_history[-1]["loss"] if val_history else None,
-        "tokens_per_s": train_history[-1]["tokens_per_s"] if train_history else None,
+        "tokens_per_s": last.get("tokens_per_s"),
+        "tokens_per_s_per_device": last.get("tokens_per_s_per_device"),
+        "devices": trainer.world_size,
+        "device": device_name,
+        "flops_per_token": sizes["flops_per_token"],
+        "peak_flops_per_device": peak,
+        "mfu": last.get("mfu"),
         "run_id": logger.run_id if logger is not None else None,
     }
+    estimate = summary["memory_estimate_gib"]
+    say("train: memory measured " + ", ".join(f"{k} {v:.3f} GiB" for k, v in measured.items())
+        + (f" (estimated weights + grads + AdamW state: {estimate['total']:.3f} GiB)" if estimate else ""))
+    if logger is not None:
+        logger.log_metrics({f"memory/{k}": v for k, v in measured.items()}, step=trainer.global_step)
+    state_dict = _model_weights(saver.last_path)
     with atomic_directory(out) as tmp:
-        _write_outputs(tmp, module, trainer.global_step, tokens, meta, config, model, fp, logger, tracking)
+        _write_outputs(tmp, state_dict, module.history, trainer.global_step, tokens, meta, config, model, identity,
+                       logger, tracking)
         write_json(tmp / "stats.json", summary)
     if logger is not None:
         mlf.log_artifacts(tracking, logger.run_id, out, tokens, corpus)
     return summary
 
 
-def _write_outputs(tmp: Path, module: GPTModule, step: int, tokens: Path, meta: dict, config: TrainConfig,
-                   model: ModelConfig, fp: str, logger, tracking: TrackingConfig) -> None:
-    torch.save({"state_dict": module.model.state_dict(), "model_config": to_dict(model),
+def _sizes(gpt: GPT, config: TrainConfig, precision: str, world_size: int) -> dict:
+    breakdown = measure.parameter_breakdown(gpt)
+    shards = world_size if config.strategy in ("fsdp", "fsdp2") else 1
+    c = gpt.config
+    return {"parameters": breakdown, "memory_estimate_gib": measure.memory_estimate(breakdown["total"], shards),
+            "flops_per_token": measure.flops_per_token(breakdown["total"], gpt.wpe.weight.numel(), c.n_layer,
+                                                       c.n_head, c.n_embd, c.block_size),
+            "flops_formula": "6*N + 12*L*H*Q*T, N = parameters without position embeddings",
+            "precision": precision}
+
+
+def _system_metrics(tracking: TrackingConfig, run_id: str, resumed: bool):
+    """MLflow's system metrics (CPU, memory, disk, network; GPU with nvidia-ml-py) for the run, rank 0."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=10, resume_logging=resumed,
+                                       tracking_uri=tracking.tracking_uri)
+        monitor.start()
+        return monitor
+    except Exception as exc:  # psutil missing or the store refused: training goes on without them
+        say(f"train: MLflow system metrics not logged ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _model_weights(checkpoint: Path) -> dict:
+    """The GPT's weights from a training checkpoint (keys without the module's "model." prefix). Read from
+    the checkpoint that every rank helped write, so FSDP's sharded weights arrive whole."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+
+
+def _write_outputs(tmp: Path, state_dict: dict, history: dict, step: int, tokens: Path, meta: dict,
+                   config: TrainConfig, model: ModelConfig, identity: dict, logger, tracking: TrackingConfig) -> None:
+    torch.save({"state_dict": state_dict, "model_config": to_dict(model), "train_config": to_dict(config),
+                "objective": config.objective,
                 "vocab_size": meta["vocab_size"], "eot_id": meta.get("eot_id"), "step": step}, tmp / "model.pt")
     if (tokens / "tokenizer.json").is_file():
         shutil.copyfile(tokens / "tokenizer.json", tmp / "tokenizer.json")
     write_json(tmp / "config.json", {"train": to_dict(config), "model": to_dict(model), "tokens": tokens.as_posix(),
-                                     "fingerprint": fp, "steps": step})
-    _write_csv(tmp / "history" / "train.csv", module.history["train"], ["step", "loss", "lr", "tokens_per_s"])
-    _write_csv(tmp / "history" / "val.csv", module.history["val"], ["step", "loss"])
-    plot_loss(module.history, tmp / "plots" / "loss.png")
+                                     "identity": identity, "steps": step})
+    _write_csv(tmp / "history" / "train.csv", history["train"],
+               ["step", "loss", "lr", "tokens_per_s", "tokens_per_s_per_device", "mfu"])
+    _write_csv(tmp / "history" / "val.csv", history["val"], ["step", "loss"])
+    plot_loss(history, tmp / "plots" / "loss.png")
     if logger is not None:
         write_json(tmp / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id,
                                       "experiment": tracking.experiment, "tracking_uri": tracking.tracking_uri})
@@ -196,11 +252,8 @@ def plot_loss(history: dict[str, list[dict]], path: Path) -> None:
 
 
 def load_model(model_dir: Path, map_location: str | torch.device = "cpu") -> GPT:
-    """The trained GPT from model_dir/model.pt, in eval mode (no Lightning needed)."""
+    """The trained GPT from model_dir/model.pt (causal or bidirectional, as trained), in eval mode."""
     path = Path(model_dir) / "model.pt"
     if not path.is_file():
         raise UserError(f"{path}: not found (run the train stage first)")
-    saved = torch.load(path, map_location=map_location, weights_only=True)
-    gpt = GPT(build(ModelConfig, saved["model_config"], f"{path}: model_config"), saved["vocab_size"])
-    gpt.load_state_dict(saved["state_dict"])
-    return gpt.eval()
+    return GPT.from_record(torch.load(path, map_location=map_location, weights_only=True), str(path))

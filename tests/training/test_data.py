@@ -1,7 +1,11 @@
 import numpy as np
+import pytest
 import torch
 
-from training.data import FixedWindows, RandomWindows, StridedSampler
+from tokenmill.errors import ConfigError
+from training.config import TokenizeConfig
+from training.data import FixedWindows, MixtureWindows, RandomWindows, StridedSampler, source_ranges
+from training.tokenizer import read_meta
 
 
 def test_sample_is_a_pure_function_of_seed_and_index(tokens):
@@ -28,3 +32,51 @@ def test_validation_windows_do_not_overlap():
     x, y = windows[2]
     assert x.tolist() == list(range(20, 30)) and y.tolist() == list(range(21, 31))
     assert len(FixedWindows(tokens, 10, max_windows=3)) == 3
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory, tokenize_config):
+    """A big source (60 documents) and a small one (6) with different words, tokenized."""
+    from tokenmill.documents import Document, ShardWriter
+    from training.tokenizer import tokenize
+
+    root = tmp_path_factory.mktemp("sources")
+    with ShardWriter(root / "corpus", shard_size=100) as writer:
+        for i in range(66):
+            source = "big" if i < 60 else "small"
+            words = "river bridge city library" if source == "big" else "Zażółć gęślą jaźń żółw"
+            writer.write(Document(f"{source}-{i:03d}", f"{words} {i} " * 12, {"lang": "en", "source": source}))
+    tokenize(root / "corpus", root / "tokens", TokenizeConfig(vocab_size=300, val_fraction=0.2))
+    return root / "tokens"
+
+
+def test_mixture_samples_sources_in_fixed_proportions_whatever_their_sizes(two_sources):
+    meta = read_meta(two_sources)
+    ranges = source_ranges(two_sources, meta, {"big": 1.0, "small": 3.0})
+    sizes = {name: int((r[:, 1] - r[:, 0]).sum()) for name, r in ranges.items()}
+    assert sizes["big"] > 3 * sizes["small"]
+    windows = MixtureWindows(two_sources / "train.bin", meta["dtype"], 16, 7, ranges, {"big": 1.0, "small": 3.0})
+    sources = [windows.names[windows.source_of(i)] for i in range(2000)]
+    assert abs(sources.count("small") / 2000 - 0.75) < 0.03  # 3:1 although "small" has a third of the tokens
+    train = np.memmap(two_sources / "train.bin", dtype=meta["dtype"], mode="r")
+    vocab = {name: set(np.concatenate([train[a:b] for a, b in r]).tolist()) for name, r in ranges.items()}
+    for i in range(200):  # every token of a window comes from the source drawn for it
+        x, y = windows[i]
+        assert set(x.tolist()) | set(y.tolist()) <= vocab[sources[i]]
+    assert vocab["small"] - vocab["big"] and vocab["big"] - vocab["small"]  # the check above can fail
+    assert torch.equal(windows[5][0], MixtureWindows(two_sources / "train.bin", meta["dtype"], 16, 7, ranges,
+                                                     {"big": 1.0, "small": 3.0})[5][0])
+
+
+def test_mixture_naming_an_unknown_source_is_a_one_line_config_error(two_sources):
+    with pytest.raises(ConfigError, match=r"train.mixture.wiki: no such source .* \(sources: big, small\)"):
+        source_ranges(two_sources, read_meta(two_sources), {"wiki": 1.0})
+
+
+def test_training_reads_the_mixture(two_sources, nano, tiny_train, tmp_path):
+    from training.config import TrackingConfig
+    from training.train import train
+
+    result = train(two_sources, tmp_path / "model", tiny_train(max_steps=4, mixture={"big": 1.0, "small": 1.0}),
+                   nano, TrackingConfig(enabled=False))
+    assert result["steps"] == 4 and result["train_loss"] < 6.0

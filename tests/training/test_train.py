@@ -20,7 +20,9 @@ def read_csv(path: Path) -> list[list[str]]:
     return [line.split(",") for line in path.read_text().splitlines()]
 
 
-def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking, tiny_train, tmp_path):
+def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking, tiny_train, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     result = train(tokens, tmp_path / "model", tiny_train(), nano, tracking)
     out = tmp_path / "model"
     assert result["steps"] == 12 and result["val_loss"] < 6.3  # ln(512) = 6.24 at init
@@ -29,7 +31,7 @@ def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking,
     assert json.loads((out / "stats.json").read_text())["tokens_seen"] == 12 * 4 * 32
     assert (out / "plots" / "loss.png").read_bytes()[:4] == b"\x89PNG"
     train_rows, val_rows = read_csv(out / "history" / "train.csv"), read_csv(out / "history" / "val.csv")
-    assert train_rows[0] == ["step", "loss", "lr", "tokens_per_s"] and [r[0] for r in train_rows[1:]] == [
+    assert train_rows[0][:4] == ["step", "loss", "lr", "tokens_per_s"] and [r[0] for r in train_rows[1:]] == [
         "2", "4", "6", "8", "10", "12"]
     assert [r[0] for r in val_rows] == ["step", "4", "8", "12"]
     model = load_model(out)
@@ -43,6 +45,10 @@ def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking,
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6, 8, 10, 12]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [4, 8, 12]
     assert client.get_metric_history(run.info.run_id, "train/tokens_per_s")[-1].value > 0
+    assert client.get_metric_history(run.info.run_id, "train/tokens_per_s_per_device")[-1].value > 0
+    assert any(key.startswith("system/") for key in run.data.metrics)  # MLflow's system metrics monitor
+    assert run.data.params["parameters.total"] == str(result["parameters"])
+    assert "model_size.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model.pt", "tokenizer.json", "config.json", "plots", "history", "tokens"} <= artifacts
     (dataset_input,) = run.inputs.dataset_inputs
@@ -61,23 +67,6 @@ def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking,
     assert [s["prompt"] for s in samples] == EvalConfig().prompts and all(len(s["samples"]) == 2 for s in samples)
     assert client.get_metric_history(run.info.run_id, "eval/bits_per_byte")[0].value == pytest.approx(
         written["bits_per_byte"])
-
-
-def test_resume_continues_at_the_checkpointed_step(tokens, nano, tracking, tiny_train, tmp_path):
-    config = tiny_train(max_steps=10, checkpoint_every=6, val_every=5)
-    first = train(tokens, tmp_path / "a", config, nano, tracking, checkpoints=tmp_path / "ckpt")
-    assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 6
-    resumed = train(tokens, tmp_path / "b", config, nano, tracking, checkpoints=tmp_path / "ckpt")
-    assert resumed["resumed_from"] == str(tmp_path / "ckpt" / "last.ckpt") and resumed["steps"] == 10
-    assert resumed["run_id"] == first["run_id"]  # the same MLflow run goes on
-    a = torch.load(tmp_path / "a" / "model.pt")["state_dict"]
-    b = torch.load(tmp_path / "b" / "model.pt")["state_dict"]
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # same data, same optimizer state
-    assert read_csv(tmp_path / "a" / "history" / "val.csv") == read_csv(tmp_path / "b" / "history" / "val.csv")
-
-    changed = train(tokens, tmp_path / "c", tiny_train(max_steps=10, checkpoint_every=6, lr=1e-3), nano, tracking,
-                    checkpoints=tmp_path / "ckpt")
-    assert changed["resumed_from"] is None and changed["run_id"] != first["run_id"]
 
 
 def test_two_process_ddp_makes_one_mlflow_run(tokens, tracking, tmp_path):
@@ -125,3 +114,37 @@ def test_dvc_md5_matches_dvc(corpus, tmp_path):
     fs = LocalFileSystem()
     _, _, obj = build(HashFileDB(fs, str(tmp_path / "cache")), str(corpus), fs, "md5")
     assert dvc_md5(corpus) == obj.hash_info.value
+
+
+def test_masked_objective_trains_a_bidirectional_model(tokens, nano, tiny_train, tmp_path, capfd):
+    from training.config import TrackingConfig
+
+    result = train(tokens, tmp_path / "model", tiny_train(objective="masked", max_steps=8, lr=1e-2), nano,
+                   TrackingConfig(enabled=False))
+    err = capfd.readouterr().err  # stderr is not a terminal here: plain lines, no redrawn bar
+    assert "\r" not in err and "train: step 8/8 (100%), loss " in err and " tokens/s" in err
+    assert "train: 42,144 parameters: embeddings" in err and "B/param" in err
+    history = read_csv(tmp_path / "model" / "history" / "train.csv")
+    assert float(history[-1][1]) < float(history[1][1]) and result["val_loss"] < 6.3
+    model = load_model(tmp_path / "model")
+    assert model.causal is False and torch.load(tmp_path / "model" / "model.pt")["objective"] == "masked"
+    x = torch.arange(4, 20).view(1, -1)  # bidirectional: the first position sees the last
+    changed = x.clone()
+    changed[0, -1] = 21
+    assert not torch.equal(model(x)[0][0, 0], model(changed)[0][0, 0])
+
+
+def test_first_process_of_the_second_node_is_not_global_rank_zero(tiny_train, monkeypatch):
+    """What decides who opens the MLflow run and moves checkpoints: known when the Trainer is built,
+    before any process group exists (nothing is launched here)."""
+    from training.train import make_trainer
+
+    monkeypatch.setenv("NODE_RANK", "1")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    config = tiny_train(num_nodes=2, strategy="ddp", devices=1)
+    try:
+        trainer = make_trainer(config, "32-true", [])
+        assert trainer.global_rank == 1 and not trainer.is_global_zero and trainer.world_size == 2
+    finally:
+        monkeypatch.setenv("NODE_RANK", "0")
+        assert make_trainer(config, "32-true", []).is_global_zero  # also resets Lightning's rank_zero_only

@@ -1,0 +1,84 @@
+"""The `finetune` section of params.yaml, built with tokenmill.config.build(FinetuneConfig, ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STAGES = ("sft", "reward", "dpo")
+LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # the Linear layers of training.model.Block
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 8  # rank r of the update B @ A; 0 means full fine-tuning (every weight trains)
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.05  # dropout on the adapter's input
+    targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))  # Linear layers (name suffixes)
+    train_new_tokens: bool = True  # also train the embedding rows of the tokens the chat template added
+
+    def __post_init__(self) -> None:
+        if self.rank < 0 or self.alpha <= 0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError("lora needs rank >= 0, alpha > 0 and dropout in [0, 1)")
+        unknown = [t for t in self.targets if t not in LORA_TARGETS]
+        if unknown or (self.rank and not self.targets):
+            raise ValueError(f"lora.targets must be a non-empty subset of {', '.join(LORA_TARGETS)}, "
+                             f"got {self.targets}")
+
+
+@dataclass
+class DpoConfig:
+    beta: float = 0.1  # strength of the KL anchor to the reference: the implicit reward is beta * log-ratio
+    reward_model: str | None = "models/finetune/reward"  # judge of the held-out win rate (null: no win rate)
+    max_new_tokens: int = 48  # tokens generated per held-out prompt when judging the win rate
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or self.max_new_tokens < 1:
+            raise ValueError("dpo.beta must be positive and dpo.max_new_tokens at least 1")
+
+
+@dataclass
+class RegistryConfig:
+    sft: str = "tokenmill-sft"  # registered model names, one per stage
+    reward: str = "tokenmill-reward"
+    dpo: str = "tokenmill-dpo"
+    alias: str = "champion"  # moves to a new version only when its held-out metric is better
+    enabled: bool = True  # false: no registered versions (the run is still tracked)
+
+
+@dataclass
+class FinetuneConfig:
+    base: str = "models/gpt"  # --base for sft and reward: a model directory, an MLflow run id or "champion"
+    sft_model: str = "models/finetune/sft"  # --base for dpo (also its frozen reference)
+    sft_data: str = "examples/finetune/sft.jsonl"  # --data for sft
+    preference_data: str = "examples/finetune/preferences.jsonl"  # --data for reward and dpo
+    out: str = "models/finetune"  # --out is <out>/<stage> unless given
+    system_prompt: str | None = None  # a system turn put before every prompt (null: none)
+    val_fraction: float = 0.2  # share of examples (by hash of their content) held out for evaluation
+    max_steps: int = 200  # optimizer steps
+    batch_size: int = 8  # examples (or pairs) per step
+    lr: float = 1e-3  # peak learning rate (LoRA takes a larger one than full fine-tuning)
+    min_lr: float = 1e-4  # end of the cosine decay
+    warmup_steps: int = 10  # linear warmup
+    weight_decay: float = 0.0  # AdamW decay on trained matrices
+    grad_clip: float = 1.0  # clip the gradient norm (0: no clipping)
+    eval_every: int = 50  # held-out evaluation every this many steps (and at the end)
+    seed: int = 1337  # batch order, LoRA init, dropout
+    device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
+    precision: str = "32-true"  # "32-true" or "bf16-mixed" (autocast on CUDA)
+    merge: bool = False  # write LoRA merged into a plain model (the --merge flag sets it)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("max_steps", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, weight_decay and grad_clip must not be negative")
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ValueError(f"precision must be 32-true or bf16-mixed, got {self.precision!r}")

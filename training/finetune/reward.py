@@ -1,0 +1,59 @@
+"""Reward model: the GPT trunk with its language-model head replaced by a scalar head read at the
+last token (the <|end|> closing the answer), trained with the pairwise Bradley–Terry loss
+-log sigmoid(r(chosen) - r(rejected))."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from training.finetune.data import Encoded, last_token_batch
+from training.model import GPT
+
+
+class RewardModel(nn.Module):
+    def __init__(self, gpt: GPT):
+        super().__init__()
+        gpt.lm_head = nn.Identity()  # the trunk now returns final hidden states (B, T, n_embd)
+        self.gpt, self.config, self.vocab_size = gpt, gpt.config, gpt.vocab_size
+        self.head = nn.Linear(gpt.config.n_embd, 1)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.gpt(ids)
+        return self.head(hidden[torch.arange(ids.size(0), device=ids.device), last]).squeeze(-1).float()
+
+    def score(self, rows: list[Encoded], pad_id: int, device: torch.device) -> torch.Tensor:
+        ids, last = last_token_batch(rows, pad_id, self.config.block_size)
+        return self(ids.to(device), last.to(device))
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def batch_loss(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], pad_id: int,
+               device: torch.device) -> tuple[torch.Tensor, dict]:
+    rewards = model.score([c for c, _ in pairs] + [r for _, r in pairs], pad_id, device)
+    chosen, rejected = rewards.chunk(2)
+    return bradley_terry_loss(chosen, rejected), {"accuracy": float((chosen > rejected).float().mean())}
+
+
+@torch.no_grad()
+def held_out_accuracy(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], pad_id: int, device: torch.device,
+                      batch_size: int) -> dict:
+    """Pairwise accuracy (chosen scored strictly above rejected), mean margin and loss on held-out pairs."""
+    chosen, rejected = [], []
+    for start in range(0, len(pairs), batch_size):
+        part = pairs[start:start + batch_size]
+        rewards = model.score([c for c, _ in part] + [r for _, r in part], pad_id, device)
+        c, r = rewards.chunk(2)
+        chosen.append(c)
+        rejected.append(r)
+    if not chosen:
+        return {"accuracy": float("nan"), "margin": float("nan"), "loss": float("nan"), "pairs": 0}
+    chosen, rejected = torch.cat(chosen), torch.cat(rejected)
+    return {"accuracy": float((chosen > rejected).float().mean()), "margin": float((chosen - rejected).mean()),
+            "loss": float(bradley_terry_loss(chosen, rejected)), "pairs": len(pairs)}
