@@ -196,7 +196,7 @@ def bench_minhash(docs, megabytes, results):
 
 def tokenmill_command(*args: str) -> list[str]:
     """The `tokenmill` command line run by this Python (its module moved from tokenmill/ to pipeline/)."""
-    module = "pipeline.cli" if (ROOT / "pipeline" / "cli.py").exists() else "tokenmill.cli"
+    module = "pipeline.cli"
     return [sys.executable, "-m", module, *args]
 
 

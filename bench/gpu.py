@@ -85,7 +85,7 @@ def tokenmill_train(tokens: Path, work: Path, train_values: dict, devices: int) 
               "tracking": {"enabled": False}}
     work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, "-m", "tokenmill.cli", "train", "--json", "--params",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "--json", "--params",
                            str(work / "params.yaml"), "--tokens", str(tokens), "--out", str(work / "model"),
                            "--checkpoints", str(work / "ckpt")], capture_output=True, text=True, cwd=work,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from crawler.sources import list_sources, validate
-from tokenmill.cli import main
+from pipeline.cli import main
 
 from .hostile import HostileServer, html
 

@@ -72,7 +72,7 @@ def test_unknown_step_names_the_known_ones():
 
 
 def test_help_lists_every_registered_step():
-    out = subprocess.run([sys.executable, "-m", "tokenmill.cli", "prepare", "--help"],
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for name in registry.steps():
         assert f"  {name} " in out

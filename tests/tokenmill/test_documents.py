@@ -135,7 +135,7 @@ def test_truncated_gzip_through_the_cli_is_one_line_and_exit_2(tmp_path: Path):
 
     data = gzip.compress(b"".join(json.dumps({"id": i, "text": "x " * 40}).encode() + b"\n" for i in range(300)))
     (tmp_path / "cut.jsonl.gz").write_bytes(data[:-20])
-    proc = subprocess.run([sys.executable, "-m", "tokenmill.cli", "prepare", "--in", str(tmp_path / "cut.jsonl.gz"),
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "prepare", "--in", str(tmp_path / "cut.jsonl.gz"),
                            "--out", str(tmp_path / "out"), "--steps", "normalize"], capture_output=True, text=True)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line]

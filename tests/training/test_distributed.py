@@ -23,7 +23,7 @@ def run_cli(tmp_path, tokens, *overrides: str) -> subprocess.CompletedProcess:
                         "strategy": "fsdp2"},
               "tracking": {"enabled": False}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    command = [sys.executable, "-m", "tokenmill.cli", "train", "--params", str(tmp_path / "params.yaml"),
+    command = [sys.executable, "-m", "pipeline.cli", "train", "--params", str(tmp_path / "params.yaml"),
                "--tokens", str(tokens), "--out", str(tmp_path / "model"), "--checkpoints", str(tmp_path / "ckpt")]
     for override in overrides:
         command += ["--set", override]

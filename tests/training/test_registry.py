@@ -13,7 +13,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from tokenmill.cli import main
+from pipeline.cli import main
 
 from training import tracking as mlf
 from training.config import EvalConfig, ModelConfig, TrackingConfig

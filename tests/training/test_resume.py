@@ -38,7 +38,7 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 def cli_command(tmp_path: Path, tokens: Path, model: ModelConfig, train_values: dict) -> list[str]:
     params = {"model": to_dict(model), "train": train_values, "tracking": {"enabled": False}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return [sys.executable, "-m", "tokenmill.cli", "train", "--params", str(tmp_path / "params.yaml"),
+    return [sys.executable, "-m", "pipeline.cli", "train", "--params", str(tmp_path / "params.yaml"),
             "--tokens", str(tokens), "--out", str(tmp_path / "model"), "--checkpoints", str(tmp_path / "ckpt")]
 
 

@@ -57,7 +57,7 @@ def test_tracked_registered_and_gated(base_dir, tracking, tmp_path):
 
 def test_cli_bad_data_is_one_line(base_dir, tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "Q", "chosen": "A"}])
-    result = subprocess.run([sys.executable, "-m", "tokenmill.cli", "finetune", "reward", "--data", str(bad),
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "finetune", "reward", "--data", str(bad),
                              "--base", str(base_dir), "--out", str(tmp_path / "out"),
                              "--set", "finetune.device=cpu", "--set", "tracking.enabled=false"],
                             capture_output=True, text=True, cwd=tmp_path)
