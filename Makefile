@@ -101,4 +101,4 @@ serve: site
 	PREFECT_LOGGING_EXTRA_LOGGERS=crawler $(VENV)/bin/python -m flows.serve --start-server
 
 clean:
-	rm -rf data/crawl data/corpus data/tokens models runs metrics.json samples.json report.html
+	rm -rf data/crawl data/corpus data/tokens models runs metrics.json samples.json samples.md evaluation.json registry.json report.html
