@@ -127,11 +127,11 @@ class CrawlConfig:
     shard_size: int = 10_000  # documents per output Parquet shard
     min_text_chars: int = 200  # pages with less extracted text are dropped ("too_short")
     extract_workers: int = 2  # processes extracting text beside the crawl (0: in the crawl's event loop)
-    progress_every: int = 50  # log a progress line every this many pages
+    progress_every_s: float = 10.0  # seconds between progress lines (pages, rate, ETA to max_pages)
 
     def __post_init__(self) -> None:
         positive = ("concurrent_requests", "concurrent_requests_per_domain", "download_timeout",
-                    "max_response_bytes", "shard_size", "progress_every")
+                    "max_response_bytes", "shard_size", "progress_every_s")
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key}: must be > 0, got {getattr(self, key)}")

@@ -71,11 +71,24 @@ class NoDumps(logging.Filter):
         return not str(record.msg).startswith(DUMPS)
 
 
+class NoTraceback(logging.Filter):
+    """A robots.txt that cannot be fetched is an outcome (crawler.middlewares says what follows),
+    not a crash: its one line stays, the traceback goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def quiet_scrapy_dumps() -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("scrapy.crawler", "scrapy.utils.log"):
-        logging.getLogger(name).addFilter(NoDumps())
+        if not any(isinstance(f, NoDumps) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(NoDumps())
+    robots = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+    if not any(isinstance(f, NoTraceback) for f in robots.filters):
+        robots.addFilter(NoTraceback())
 
 
 def source_hosts(source: Source) -> set[str]:

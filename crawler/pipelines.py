@@ -23,7 +23,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.extract import extract_page
-from crawler.items import Page
+from crawler.items import Page, counts_toward_budget
+from tokenmill.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +120,9 @@ class RecordPipeline:
 
     def __init__(self, crawler: Any):
         self.crawler = crawler
-        self.every = crawler.settings.getint("TOKENMILL_PROGRESS_EVERY")
         self.handle: Any = None
         self.pages = self.documents = 0
+        self.bar: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "RecordPipeline":
@@ -129,10 +130,16 @@ class RecordPipeline:
 
     def open_spider(self) -> None:
         self.handle = open(self.crawler.settings.get("TOKENMILL_PAGES_FILE"), "a", encoding="utf-8")
+        spider = self.crawler.spider
+        # the crawl process's output is a pipe: plain periodic lines (count, rate, ETA), not a redrawn bar
+        self.bar = progress(total=spider.source.max_pages, desc=f"crawl {spider.name}", unit="pages",
+                            every_s=self.crawler.settings.getfloat("TOKENMILL_PROGRESS_EVERY_S"))
 
     def close_spider(self) -> None:
         if self.handle is not None:
             self.handle.close()
+        if self.bar is not None:
+            self.bar.close()
         logger.info("%s: %d pages this run, %d documents", self.crawler.spider.name, self.pages, self.documents)
 
     def process_item(self, page: Page) -> Page:
@@ -140,8 +147,8 @@ class RecordPipeline:
         self.handle.flush()
         self.pages += 1
         self.documents += page.text is not None
-        if self.pages % self.every == 0:
-            logger.info("%s: %d pages this run, %d documents", self.crawler.spider.name, self.pages, self.documents)
+        self.bar.set_postfix(documents=self.documents)
+        self.bar.update(int(counts_toward_budget(page.record())))  # pages against max_pages
         page.response = None  # the body is on disk now; let it go
         return page
 

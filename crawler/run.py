@@ -167,8 +167,9 @@ LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ([\w.]+): ?(.*)")
 
 
 def forward_log(stream: Any) -> None:
-    """The child's log lines into the logger `crawler` at their level, INFO at least (lines of a
-    multi-line message, such as a traceback, keep the level of the line they continue)."""
+    """The child's log lines into the logger `crawler` at their level, INFO at least; indented
+    lines (a multi-line message's) keep the level of the line they continue, other lines (progress)
+    are INFO."""
     level = logging.INFO
     for line in stream:
         line = line.rstrip("\n")
@@ -176,6 +177,8 @@ def forward_log(stream: Any) -> None:
         if match:
             level = max(logging.INFO, logging.getLevelName(match.group(1)))
             line = f"{match.group(2)}: {match.group(3)}"
+        elif not line[:1].isspace():
+            level = logging.INFO
         if line:
             scrapy_log.log(level, "%s", line)
 

@@ -86,7 +86,7 @@ def scrapy_settings(config: CrawlConfig, source: Source, jobdir: Path, pages_fil
         "JOBDIR": str(jobdir),
         "TOKENMILL_MIN_TEXT_CHARS": config.min_text_chars,
         "TOKENMILL_EXTRACT_WORKERS": config.extract_workers,
-        "TOKENMILL_PROGRESS_EVERY": config.progress_every,
+        "TOKENMILL_PROGRESS_EVERY_S": config.progress_every_s,
         "TOKENMILL_PAGES_FILE": str(pages_file),
         "TOKENMILL_WARC_FILE": str(warc_file),
     }

@@ -99,4 +99,4 @@ FAST = {"download_delay": 0.0, "concurrent_requests_per_domain": 8, "extract_wor
 
 
 def crawl_config(**fields) -> CrawlConfig:
-    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every": 5} | FAST | fields))
+    return CrawlConfig(**({"min_text_chars": 200, "max_response_bytes": 20_000, "progress_every_s": 1.0} | FAST | fields))
