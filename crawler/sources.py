@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import Source, available_sources, load_source
-from tokenmill.config import _coerce, load_yaml
+from tokenmill.config import coerce, load_yaml
 from tokenmill.errors import ConfigError, UserError
 
 
@@ -33,11 +33,11 @@ def validate_file(path: Path) -> list[str]:
                if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     for key in sorted(set(data) & set(fields)):
         try:
-            _coerce(hints[key], data[key], f"{where}: {key}")
+            coerce(hints[key], data[key], f"{where}: {key}")
         except ConfigError as exc:
             errors.append(str(exc))
     if not errors:
-        values = {key: _coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+        values = {key: coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
         source = object.__new__(Source)  # the checks of Source, all of them, without stopping at the first
         for name, f in fields.items():
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

@@ -53,7 +53,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     values = {}
     for name, field in fields.items():
         if name in data:
-            values[name] = _coerce(hints[name], data[name], _key(where, name))
+            values[name] = coerce(hints[name], data[name], _key(where, name))
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key '{name}'")
     try:
@@ -100,7 +100,7 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
+def coerce(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = get_args(tp)
@@ -111,7 +111,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(option, value, where)
+                return coerce(option, value, where)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: unexpected value {_describe(value)}")
@@ -124,13 +124,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {_describe(value)}")
         (item_tp, *_) = get_args(tp) or (Any,)
-        items = [_coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_describe(value)}")
         _, value_tp = get_args(tp) or (str, Any)
-        return {str(k): _coerce(value_tp, v, _key(where, k)) for k, v in value.items()}
+        return {str(k): coerce(value_tp, v, _key(where, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     return _coerce_scalar(tp, value, where)
