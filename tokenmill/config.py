@@ -101,6 +101,7 @@ def _describe(value: Any) -> str:
 
 
 def coerce(tp: Any, value: Any, where: str) -> Any:
+    """`value` as type `tp` (dataclasses, unions, lists, dicts, scalars); ConfigError naming `where` if not."""
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = get_args(tp)
