@@ -113,6 +113,10 @@ def log_history(tracking: TrackingConfig, run_id: str, stage: str, history: dict
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
 
+def fail_run(tracking: TrackingConfig, run_id: str) -> None:
+    mlf.client(tracking).set_terminated(run_id, "FAILED")
+
+
 def finish_run(tracking: TrackingConfig, run_id: str, out: Path, summary: dict) -> None:
     client = mlf.client(tracking)
     client.log_artifacts(run_id, str(out), "model")
