@@ -136,6 +136,9 @@ def read_checkpoint_info(path: Path) -> dict:
 def newest_readable(directory: Path, move_torn: bool = True) -> tuple[Path | None, dict | None]:
     """The newest checkpoint that loads, and its info. Unreadable ones are renamed *.torn (kept)."""
     directory = Path(directory)
+    if move_torn:  # a write killed before its rename: never a whole checkpoint, so nothing is lost
+        for partial in directory.glob(".*.ckpt.tmp-*"):
+            partial.unlink(missing_ok=True)
     for path in sorted(directory.glob(CHECKPOINT_GLOB), key=_step_of, reverse=True):
         try:
             return path, read_checkpoint_info(path)

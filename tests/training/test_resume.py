@@ -100,10 +100,12 @@ def test_torn_newest_checkpoint_falls_back_to_the_one_before(tokens, dropout_mod
     assert sorted(p.name for p in ckpt.iterdir()) == ["step-00000036.ckpt", "step-00000040.ckpt"]  # keep 2
     newest = ckpt / "step-00000040.ckpt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # copied half-way, disk full, ...
+    (ckpt / ".step-00000044.ckpt.tmp-999").write_bytes(b"PK")  # a save killed before its rename
 
     result = train(tokens, tmp_path / "model", tiny(), dropout_model, NO_TRACKING, checkpoints=ckpt)
     assert result["resumed_from"] == str(ckpt / "step-00000036.ckpt") and result["steps"] == 40
     assert (ckpt / "step-00000040.ckpt.torn").is_file()  # kept, not deleted
+    assert not list(ckpt.glob(".*.tmp-*"))
     assert_bitwise_equal(weights(uninterrupted / "model"), weights(tmp_path / "model"))
 
 

@@ -59,7 +59,8 @@ def held_out_margins(policy, reference, pairs, pad_id: int, beta: float, device:
         return {"loss": float("nan"), "margin": float("nan"), "accuracy": float("nan"), "pairs": 0}
     margins, chosen, rejected = torch.cat(margins), torch.cat(chosen), torch.cat(rejected)
     return {"loss": float(-F.logsigmoid(margins).mean()), "margin": float(margins.mean()),
-            "accuracy": float((margins > 0).float().mean()), "chosen_reward": float(chosen.mean()), "rejected_reward": float(rejected.mean()), "pairs": len(pairs)}
+            "accuracy": float((margins > 0).float().mean()), "chosen_reward": float(chosen.mean()),
+            "rejected_reward": float(rejected.mean()), "pairs": len(pairs)}
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from training.model import GPT
 from training.train import plot_loss
 
 
-def trainable(model: torch.nn.Module, gpt: GPT, config: FinetuneConfig, first_new: int) -> list[dict]:
+def trainable(gpt: GPT, config: FinetuneConfig, first_new: int) -> list[dict]:
     """AdamW groups. Full fine-tuning: every weight (GPT.param_groups). LoRA: the adapters only, plus
     (lora.train_new_tokens) the embedding rows of the added chat tokens, whose gradient is masked to
     those rows so that every base id keeps its vector."""
@@ -75,7 +75,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     first_new = min(tokenizer.token_to_id(t) for t in CHAT_TOKENS)
     gpt = resize_vocab(gpt, max(gpt.vocab_size, tokenizer.get_vocab_size()))
     template = ChatTemplate(tokenizer, config.system_prompt)
-    pad, block_size = template.end_id, gpt.config.block_size
+    block_size = gpt.config.block_size
     device = pick_device(config)
 
     train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
@@ -91,10 +91,59 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
 
     run_id = track.start_run(tracking, stage, config, base_info, data, data_sha256) if tracking.enabled else None
     gpt.to(device)
-    base_state = gpt_record(gpt, eot_id) if config.lora.rank and not merge else None
-    extra: dict = {}
+    base_state = gpt_record(gpt, eot_id) if config.lora.rank and not merge and stage != "reward" else None
+    try:
+        history, extra, model = _train(stage, gpt, train_items, val_items, template, config, reward_model,
+                                       tokenizer, first_new, device)
+        if stage != "reward" and config.lora.rank and merge:
+            merge_lora(gpt)
+        summary = {
+            "stage": f"finetune-{stage}", "out": out.as_posix(), "base": base_info["model"],
+            "data": data.as_posix(), "data_sha256": data_sha256, "eval_set": eval_set,
+            "train_examples": len(train_items), "held_out_examples": len(val_items), "truncated": n_truncated,
+            "steps": config.max_steps, "train_loss": history["train"][-1]["loss"],
+            "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
+            **extra, "run_id": run_id,
+        }
+        with atomic_directory(out) as tmp:
+            if stage == "reward":
+                if config.lora.rank:
+                    merge_lora(gpt)  # a reward model is always saved whole
+                save_reward(tmp, model, tokenizer)
+            else:
+                lora = config.lora if base_state is not None else None
+                save_policy(tmp, gpt, tokenizer, eot_id, config.max_steps, base_state, lora, first_new)
+            write_json(tmp / "finetune.json", {
+                "stage": stage, "base": base_info, "data": {"path": data.as_posix(), "sha256": data_sha256},
+                "chat_tokens": {t: tokenizer.token_to_id(t) for t in CHAT_TOKENS}, "added_tokens": added,
+                "config": to_dict(config)})
+            for split, rows in history.items():
+                _write_csv(tmp / "history" / f"{split}.csv", rows)
+            plot_loss(history, tmp / "plots" / "loss.png")
+            if run_id:
+                write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
+                                              "tracking_uri": tracking.tracking_uri})
+            write_json(tmp / "stats.json", summary)
+    except BaseException:
+        if run_id:
+            track.fail_run(tracking, run_id)
+        raise
+    if run_id:
+        track.log_history(tracking, run_id, stage, history)
+        if config.registry.enabled:
+            metric = track.GATE_METRIC[stage][0]
+            summary["registry"] = track.register(tracking, config, stage, run_id, float(summary[metric]),
+                                                 data_sha256, eval_set)
+        track.finish_run(tracking, run_id, out, summary)
+    return summary
+
+
+def _train(stage: str, gpt: GPT, train_items: list, val_items: list, template: ChatTemplate,
+           config: FinetuneConfig, reward_model: str | None, tokenizer, first_new: int, device: torch.device):
+    """(history, summary figures, the trained module) of one stage."""
+    pad = template.end_id
     if stage == "sft":
-        groups = trainable(gpt, gpt, config, first_new)
+        groups = trainable(gpt, config, first_new)
         history = fit(gpt, groups, train_items, lambda rows: sft.batch_loss(gpt, rows, pad, device),
                       lambda: sft.held_out_loss(gpt, val_items, pad, device, config.batch_size),
                       config, device, "finetune sft")
@@ -102,7 +151,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
         extra = {"val_loss": final["loss"], "val_loss_before": history["val"][0]["loss"]}
     elif stage == "reward":
         model = reward.RewardModel(gpt).to(device)
-        groups = trainable(model, gpt, config, first_new) + [{"params": list(model.head.parameters()),
+        groups = trainable(gpt, config, first_new) + [{"params": list(model.head.parameters()),
                                                                 "weight_decay": 0.0}]
         history = fit(model, groups, train_items, lambda b: reward.batch_loss(model, b, pad, device),
                       lambda: reward.held_out_accuracy(model, val_items, pad, device, config.batch_size),
@@ -112,7 +161,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
                  "val_margin": final["margin"], "held_out_pairs": final["pairs"]}
     else:
         reference = copy.deepcopy(gpt).eval().requires_grad_(False)
-        groups = trainable(gpt, gpt, config, first_new)
+        groups = trainable(gpt, config, first_new)
         beta = config.dpo.beta
         history = fit(gpt, groups, train_items,
                       lambda b: dpo.batch_loss(gpt, reference, b, pad, beta, device),
@@ -122,43 +171,8 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
         extra = {"val_margin": final["margin"], "val_margin_before": history["val"][0]["margin"],
                  "val_accuracy": final["accuracy"], "held_out_pairs": final["pairs"]}
         extra.update(_win_rate(gpt, reference, val_items, template, config, reward_model, tokenizer, device))
+    return history, extra, (model if stage == "reward" else gpt)
 
-    if stage != "reward" and config.lora.rank and merge:
-        merge_lora(gpt)
-    summary = {
-        "stage": f"finetune-{stage}", "out": out.as_posix(), "base": base_info["model"], "data": data.as_posix(),
-        "data_sha256": data_sha256, "eval_set": eval_set, "train_examples": len(train_items), "held_out_examples": len(val_items),
-        "truncated": n_truncated, "steps": config.max_steps, "train_loss": history["train"][-1]["loss"],
-        "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
-        **extra, "run_id": run_id,
-    }
-    with atomic_directory(out) as tmp:
-        if stage == "reward":
-            if config.lora.rank:
-                merge_lora(gpt)  # a reward model is always saved whole
-            save_reward(tmp, model, tokenizer)
-        else:
-            lora = config.lora if base_state is not None else None
-            save_policy(tmp, gpt, tokenizer, eot_id, config.max_steps, base_state, lora, first_new)
-        write_json(tmp / "finetune.json", {
-            "stage": stage, "base": base_info, "data": {"path": data.as_posix(), "sha256": data_sha256},
-            "chat_tokens": {t: tokenizer.token_to_id(t) for t in CHAT_TOKENS}, "added_tokens": added,
-            "config": to_dict(config)})
-        for split, rows in history.items():
-            _write_csv(tmp / "history" / f"{split}.csv", rows)
-        plot_loss(history, tmp / "plots" / "loss.png")
-        if run_id:
-            write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
-                                          "tracking_uri": tracking.tracking_uri})
-        write_json(tmp / "stats.json", summary)
-    if run_id:
-        track.log_history(tracking, run_id, stage, history)
-        if config.registry.enabled:
-            metric = track.GATE_METRIC[stage][0]
-            summary["registry"] = track.register(tracking, config, stage, run_id, float(summary[metric]),
-                                                 data_sha256, eval_set)
-        track.finish_run(tracking, run_id, out, summary)
-    return summary
 
 
 def _win_rate(policy, reference, val_items, template, config: FinetuneConfig, reward_model: str | None,
@@ -172,6 +186,8 @@ def _win_rate(policy, reference, val_items, template, config: FinetuneConfig, re
     if judge_tokenizer.get_vocab(with_added_tokens=True) != tokenizer.get_vocab(with_added_tokens=True):
         raise UserError(f"{judge}: the reward model's tokenizer differs from the policy's")
     prompts = list({tuple(c.ids[: c.mask.index(1)]): None for c, _ in val_items})
+    if not prompts:
+        return {"win_rate": None}
     policy.eval()
     result = dpo.win_rate(policy, reference, judge_model.to(device), [list(p) for p in prompts], template,
                           config.dpo.max_new_tokens, device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -65,7 +66,15 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
     cache = Path(config.out) / ".bases" / key
     if _model_dir_in(cache) is None:
         cache.mkdir(parents=True, exist_ok=True)
-        download_artifacts(artifact_uri=uri, dst_path=str(cache), tracking_uri=tracking.tracking_uri)
+        quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar redraws in stage logs
+        try:
+            download_artifacts(artifact_uri=uri, dst_path=str(cache), tracking_uri=tracking.tracking_uri)
+        finally:
+            if quiet is None:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+            else:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
     found = _model_dir_in(cache)
     if found is None:
         raise UserError(f"--base {base}: its artifacts ({uri}) hold no tokenizer.json with model weights")
@@ -113,6 +122,10 @@ def log_history(tracking: TrackingConfig, run_id: str, stage: str, history: dict
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
 
+def fail_run(tracking: TrackingConfig, run_id: str) -> None:
+    mlf.client(tracking).set_terminated(run_id, "FAILED")
+
+
 def finish_run(tracking: TrackingConfig, run_id: str, out: Path, summary: dict) -> None:
     client = mlf.client(tracking)
     client.log_artifacts(run_id, str(out), "model")
@@ -143,8 +156,10 @@ def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_i
         holder, holder_value = None, None
     if not math.isfinite(value):
         promoted, reason = False, "kept: no held-out data"
-    elif holder is None or holder_value is None or not math.isfinite(holder_value):
+    elif holder is None:
         promoted, reason = True, f"promoted: first version ({metric} {value:.4g})"
+    elif holder_value is None or not math.isfinite(holder_value):
+        promoted, reason = True, f"promoted: champion v{holder.version} has no {metric} ({metric} {value:.4g})"
     elif holder.tags.get("eval_set") != eval_set:
         promoted, reason = False, (f"kept v{holder.version}: not comparable (its held-out set "
                                    f"{holder.tags.get('eval_set')}, this one {eval_set})")

@@ -57,7 +57,7 @@ def test_lora_training_step_leaves_every_base_weight_bit_equal(base_dir, tmp_pat
     config = tiny_finetune(max_steps=5, weight_decay=0.1)
     template = ChatTemplate(tokenizer)
     rows = encode_sft(load_sft(write_jsonl(tmp_path / "s.jsonl", toy_sft(8))), template, 64)
-    groups = trainable(gpt, gpt, config, old_vocab)
+    groups = trainable(gpt, config, old_vocab)
     fit(gpt, groups, rows, lambda b: sft.batch_loss(gpt, b, template.end_id, torch.device("cpu")),
         lambda: {}, config, torch.device("cpu"), "test")
     after = gpt.state_dict()

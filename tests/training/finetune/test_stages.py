@@ -7,6 +7,7 @@ import pytest
 from finetune_samples import tiny_finetune, toy_preferences, toy_sft, write_jsonl
 
 from tokenmill.errors import UserError
+from training.finetune.config import DpoConfig
 from training.finetune.run import finetune
 from training.train import load_model
 
@@ -59,8 +60,8 @@ def test_dpo_raises_the_chosen_over_rejected_margin(sft_dir, preferences, tmp_pa
 
 def test_dpo_win_rate_judged_by_the_reward_model(sft_dir, preferences, tmp_path):
     finetune("reward", preferences, str(sft_dir), tmp_path / "reward", tiny_finetune(max_steps=5, lora={"rank": 0}))
-    stats = finetune("dpo", preferences, str(sft_dir), tmp_path / "dpo", tiny_finetune(max_steps=3),
-                     reward_model=str(tmp_path / "reward"))
+    stats = finetune("dpo", preferences, str(sft_dir), tmp_path / "dpo",
+                     tiny_finetune(max_steps=3, dpo=DpoConfig(max_new_tokens=8)), reward_model=str(tmp_path / "reward"))
     assert 0.0 <= stats["win_rate"] <= 1.0 and stats["win_rate_prompts"] == stats["held_out_pairs"]
 
 

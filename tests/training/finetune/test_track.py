@@ -63,3 +63,22 @@ def test_cli_bad_data_is_one_line(base_dir, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"tokenmill finetune: error: {bad}:1: missing field 'rejected'"
+
+
+def test_base_champion_is_the_registered_pretrained_model(base_dir, tracking, tmp_path):
+    """`--base champion` through the pre-training registry (training.registry's pyfunc) as it is."""
+    from mlflow.entities import RunStatus
+
+    from training import registry
+    from training import tracking as mlf
+
+    client = MlflowClient(tracking.tracking_uri)
+    run_id = client.create_run(mlf.ensure_experiment(tracking)).info.run_id
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    registry.register(tracking, run_id, base_dir, {"bits_per_byte": 2.0}, "causal", "test-set")
+    data = write_jsonl(tmp_path / "sft.jsonl", toy_sft(8))
+    stats = finetune("sft", data, "champion", tmp_path / "sft", tiny_finetune(
+        max_steps=1, out=str(tmp_path / "ft"), registry=RegistryConfig(enabled=False)), tracking)
+    base = json.loads((tmp_path / "sft" / "finetune.json").read_text())["base"]
+    assert base["registered"] == tracking.registered_model and base["run_id"] == run_id
+    assert stats["base"] == "champion" and stats["held_out_examples"] >= 1
