@@ -171,9 +171,11 @@ def counted(docs: Iterable[Document], result: TaskResult) -> Iterator[Document]:
 
 
 def tee_to(docs: Iterable[Document], writer: ShardWriter) -> Iterator[Document]:
+    """Write each document, and pass on only what signing needs (a batch of documents with the
+    per-document steps' cached word lists would hold hundreds of MB)."""
     for doc in docs:
         writer.write(doc)
-        yield doc
+        yield Document(doc.id, doc.text)
 
 
 def merge_counts(into: Any, other: Any) -> None:
