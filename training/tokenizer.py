@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
@@ -118,12 +119,19 @@ def special_ids(tokenizer: Tokenizer, config: TokenizeConfig | None = None) -> d
             zip(("eos", "bos", "pad", "mask"), config.special_tokens())}
 
 
-def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
-    """Train the tokenizer on the training documents of `corpus`, then write the token files to `out`."""
+def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | None = None) -> dict:
+    """Train the tokenizer on the training documents of `corpus`, then write the token files to `out`.
+
+    With `tokenizer` (an existing tokenizer.json, e.g. a trained model's) nothing is trained: the corpus
+    is encoded with that file, copied byte for byte to `out`, so a model can be evaluated on a new corpus."""
     corpus, out = Path(corpus), Path(out)
-    tokenizer = train_tokenizer(
-        (d.text for d in read_documents(corpus) if not is_validation(d.id, config)), config
-    )
+    existing = Path(tokenizer) if tokenizer is not None else None
+    if existing is not None:
+        tokenizer = load_tokenizer(existing)
+    else:
+        tokenizer = train_tokenizer(
+            (d.text for d in read_documents(corpus) if not is_validation(d.id, config)), config
+        )
     ids = special_ids(tokenizer, config)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
@@ -139,10 +147,13 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
             np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
             np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
             np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
-        tokenizer.save(str(tmp / "tokenizer.json"))
+        if existing is not None:
+            shutil.copyfile(existing, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
+        else:
+            tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {
             "corpus": corpus.as_posix(),
-            "kind": config.kind,
+            "kind": tokenizer_kind(tokenizer) if existing is not None else config.kind,
             "dtype": dtype.name,
             "eot_id": ids["eos"],
             "eot_token": config.eot_token,
