@@ -203,3 +203,20 @@ class TrackingConfig:
     registered_model: str = "tokenmill"  # MLflow registered model of the pre-trained GPT (finetune.registry.base reads it)
     register: bool = True  # evaluate registers the pipeline's model and moves alias `champion` if it is better
 
+
+
+@dataclass
+class EvalSetConfig:
+    """How the evaluation set (training/evalset.py) is made. It takes effect only when the set is made: the
+    first time, after `tokenmill evalset --refresh`, or once its directory is deleted; never on a new corpus."""
+
+    fraction: float = 0.05  # share of the corpus's documents (by a hash of their id) frozen as the set
+    seed: int = 1337  # salts that hash (with tokenize.seed's value, the first set is the old id-hash split)
+    max_documents: int = 2000  # at most this many: the lowest hashes
+    source: str = ""  # documents (a .jsonl/.parquet file or a directory of shards) to use instead ("": the corpus)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, got {self.fraction}")
+        if self.max_documents < 1:
+            raise ValueError(f"max_documents must be at least 1, got {self.max_documents}")
