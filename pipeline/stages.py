@@ -25,11 +25,15 @@ class Stage:
     name: str
     sections: tuple[str, ...]  # params sections that change its output (dvc.yaml `params:`)
     outputs: tuple[str, ...]  # fields of params.paths it writes
+    # False: an ad-hoc run moves its output only when it overrides the stage's own params, never because
+    # an earlier stage's changed (the evaluation set stays the versioned one for every corpus variant).
+    follows_upstream: bool = True
 
 
 STAGES = (
     Stage("crawl", ("crawl",), ("crawl",)),
     Stage("prepare", ("prepare",), ("corpus",)),
+    Stage("evalset", ("evalset",), ("evalset",), follows_upstream=False),
     Stage("tokenize", ("tokenize",), ("tokens",)),
     Stage("train", ("model", "train"), ("model", "checkpoints")),
     Stage("evaluate", ("evaluate",), ("metrics",)),
@@ -74,12 +78,33 @@ def step_group(params: Params, group: str, inp: Path | None, out: Path | None,
     return prepare(params, inp, out, step_groups()[group], index=index)
 
 
-def tokenize(params: Params, inp: Path | None = None, out: Path | None = None) -> dict:
+def evalset(params: Params, corpus: Path | None = None, out: Path | None = None, refresh: bool = False) -> dict:
+    """The evaluation set (training/evalset.py): made once from the corpus (or evalset.source), then kept
+    whatever the corpus becomes; `refresh` remakes it."""
+    out = Path(out or params.paths.evalset or "")
+    if not out.name:
+        raise UserError("paths.evalset is empty: there is no evaluation set to make (set it, or --out DIR)")
+    check_replaceable(out, "evalset")
+    from training.evalset import make_evalset
+
+    return make_evalset(Path(corpus or params.paths.corpus), out, params.evalset, refresh=refresh)
+
+
+def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
+             eval_set: Path | str | None = None) -> dict:
+    """`eval_set`: the evaluation set directory (default paths.evalset; "": none, split by document id).
+    One that is not there yet is made first from this corpus, as `tokenmill evalset` would."""
     out = Path(out or params.paths.tokens)
     check_replaceable(out, "tokenize")
+    corpus = Path(inp or params.paths.corpus)
+    eval_set = params.paths.evalset if eval_set is None else str(eval_set)
+    if eval_set and not (Path(eval_set) / "meta.json").is_file():
+        made = evalset(params, corpus, Path(eval_set))
+        print(f"tokenize: made the evaluation set {eval_set} from {corpus} ({made['documents']} documents)",
+              file=sys.stderr)
     from training.tokenizer import tokenize as run_tokenize
 
-    return run_tokenize(Path(inp or params.paths.corpus), out, params.tokenize)
+    return run_tokenize(corpus, out, params.tokenize, eval_set=Path(eval_set) if eval_set else None)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,
