@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import stages
+from tokenmill.documents import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
 
@@ -190,8 +191,10 @@ def _index_option(p: argparse.ArgumentParser) -> None:
 
 
 def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
-    p.add_argument("--in", dest="inp", type=Path, help=f"input file or directory of shards (default: {default_in})")
-    p.add_argument("--out", type=Path, help=f"output directory (default: {default_out})")
+    # A URL (s3://bucket/prefix) stays a str: Path would collapse its //.
+    p.add_argument("--in", dest="inp", type=location, help=f"input file or directory of shards, or a URL "
+                   f"(default: {default_in})")
+    p.add_argument("--out", type=location, help=f"output directory or URL (default: {default_out})")
 
 
 def run_crawl(args, params):

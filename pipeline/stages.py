@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokenmill.documents import join, location
 from tokenmill.errors import UserError
 from tokenmill.stage import check_replaceable, check_replaceable_file
 
@@ -52,23 +53,25 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     return run_crawl(loaded, out, params.crawl)
 
 
-def prepare(params: Params, inp: Path | None = None, out: Path | None = None,
+def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,
             steps: list[str] | None = None, workers: int | None = None,
             index: Path | None = None) -> dict:
     """`workers`: a local Dask cluster of that many processes (else prepare.dask); `index`: a dedup
-    index directory that earlier batches were recorded in (else prepare.index)."""
+    index directory that earlier batches were recorded in (else prepare.index). `inp` and `out` may be
+    URLs (s3://bucket/prefix: read and written through fsspec, see tokenmill/documents.py)."""
     from dataprep.pipeline import run
 
-    out = Path(out or params.paths.corpus)
+    out = location(out or params.paths.corpus)
     check_replaceable(out, "prepare")
     if workers is not None:
         if workers < 1:
             raise UserError(f"--workers must be at least 1, got {workers}")
         params.prepare.dask.workers = workers
-    return run(Path(inp or Path(params.paths.crawl) / "documents"), out, params.prepare, steps, index=index)
+    return run(location(inp or join(location(params.paths.crawl), "documents")), out, params.prepare, steps,
+               index=index)
 
 
-def step_group(params: Params, group: str, inp: Path | None, out: Path | None,
+def step_group(params: Params, group: str, inp: Path | str | None, out: Path | str | None,
                index: Path | None = None) -> dict:
     """`tokenmill normalize|filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
     from dataprep.pipeline import step_groups
