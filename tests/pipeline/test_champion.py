@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -16,6 +17,7 @@ from training import tracking as mlf
 from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig
 from training.evaluate import evaluate
 from training.model import GPT
+from training.registry import CHAMPION
 from training.tokenizer import tokenize
 
 SENTENCES = ["The river runs through the old city of {n} bridges.",
@@ -42,7 +44,8 @@ CONFIGS = {"tokenize": TokenizeConfig(vocab_size=300, val_fraction=0.3, min_freq
 
 
 def crown_a_champion(tmp_path: Path, tracking: TrackingConfig) -> dict:
-    """A nano GPT on corpus-v1's tokens, evaluated and registered: version 1, the champion."""
+    """A nano GPT on corpus-v1's tokens, as the train stage leaves it, evaluated; registered as version 1,
+    the champion."""
     tokens = tmp_path / "v1-tokens"
     tokenize(write_corpus(tmp_path / "v1", 60), tokens, CONFIGS["tokenize"])
     torch.manual_seed(0)
@@ -57,8 +60,13 @@ def crown_a_champion(tmp_path: Path, tracking: TrackingConfig) -> dict:
     for name in ("model.pt", "tokenizer.json"):  # as the train stage logs them
         mlf.client(tracking).log_artifact(run_id, str(model_dir / name))
     (model_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
-    crowned = evaluate(model_dir, tokens, tmp_path / "v1-eval" / "metrics.json", CONFIGS["evaluate"], tracking)
-    assert crowned["registry"]["promoted"]
+    crowned = evaluate(model_dir, tokens, tmp_path / "v1-eval" / "metrics.json", CONFIGS["evaluate"],
+                       dataclasses.replace(tracking, register=False))
+    # Registered and crowned directly (training/registry.py's gate, with its pyfunc, is tested there).
+    client = mlf.client(tracking)
+    client.create_registered_model(tracking.registered_model)
+    version = client.create_model_version(tracking.registered_model, f"runs:/{run_id}/model.pt", run_id=run_id)
+    client.set_registered_model_alias(tracking.registered_model, CHAMPION, version.version)
     return crowned
 
 
