@@ -1,4 +1,4 @@
-"""Configs of the training stages: params.yaml sections tokenize, model, train, evaluate, tracking.
+"""Configs of the training stages: params.yaml sections evalset, tokenize, model, train, evaluate, tracking.
 
 Built with `tokenmill.config.build(Cls, params["train"], "params.yaml: train")`. The defaults suit the
 offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 6 minutes of training).
@@ -35,8 +35,8 @@ class TokenizeConfig:
     kind: str = "bpe"  # "bpe": byte-level BPE; "char": one token per character, unseen ones as UTF-8 bytes
     vocab_size: int = 8192  # vocabulary size including the 256 byte tokens and the 4 special tokens (char: at most)
     min_frequency: int = 2  # BPE: a pair must occur this often to be merged; char: a character this often
-    val_fraction: float = 0.05  # share of documents (by hash of their id) held out for validation
-    seed: int = 1337  # salts the document-id hash that decides the split
+    val_fraction: float = 0.05  # without an evaluation set: share of documents (by hash of their id) held out
+    seed: int = 1337  # salts the document-id hash that decides that split
     eot_token: str = "<|endoftext|>"  # end of a document (EOS), written after every document
     bos_token: str = "<|bos|>"  # start of a document, written before every document
     pad_token: str = "<|pad|>"  # fills batches of unequal length (never in the token files)

@@ -167,6 +167,9 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
         counts = _encode_corpus(split_documents(corpus, config, held_out, excluded), tokenizer, dtype, tmp, config)
         for split in SPLITS:
             if counts[split]["documents"] == 0:
+                if held_out is not None:  # only train can be empty: the evaluation set is never empty
+                    raise UserError(f"{corpus}: every document is in the evaluation set {held_out.path} "
+                                    f"(by id or text): nothing left to train on")
                 raise UserError(f"{corpus}: no documents fell into the {split} split "
                                 f"(tokenize.val_fraction is {config.val_fraction}; add documents or change it)")
         sources, langs = sorted(counts["sources"]), sorted(counts["langs"])

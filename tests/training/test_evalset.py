@@ -127,3 +127,11 @@ def test_bad_evaluation_sets_are_one_line_errors(corpus, evalset, tmp_path):
         load_evalset(edited)
     with pytest.raises(UserError, match="no document's id hash fell below"):
         make_evalset(corpus, tmp_path / "e", EvalSetConfig(fraction=0.001))
+
+
+def test_a_corpus_that_is_all_evaluation_set_is_a_one_line_error(corpus, evalset, tmp_path):
+    only = tmp_path / "only"
+    with ShardWriter(only) as writer:
+        writer.write_all(load_evalset(evalset).documents)
+    with pytest.raises(UserError, match="every document is in the evaluation set"):
+        tokenize(only, tmp_path / "t", TOKENIZE, eval_set=evalset)
