@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import stages
-from tokenmill.documents import location
+from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tokenmill.documents import join, location
+from tokenmill.locations import join, location
 from tokenmill.errors import UserError
 from tokenmill.stage import check_replaceable, check_replaceable_file
 

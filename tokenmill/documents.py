@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenmill.errors import UserError
+from tokenmill.locations import is_url, join, url_fs
 
 SHARD_PATTERN = "part-{:05d}.parquet"
 DOCUMENT_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".ndjson")
@@ -52,32 +53,6 @@ class Document:
 
 
 DocumentFile = Union[Path, str]  # a local path, or the URL of a remote file
-
-
-def is_url(path: str | Path) -> bool:
-    """`proto://...`: a location fsspec resolves (keep it a str: Path("s3://b/x") collapses the //)."""
-    return isinstance(path, str) and "://" in path
-
-
-def url_fs(url: str) -> tuple[Any, str]:
-    """(fsspec filesystem, path without the protocol) of a URL; an unknown protocol or a missing
-    backend (s3fs for s3://) is a one-line UserError."""
-    import fsspec.core
-
-    try:
-        return fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise UserError(f"{url}: {exc}") from None
-
-
-def location(path: str | Path) -> str | Path:
-    """A URL kept as the str it is, anything else a Path."""
-    return path if is_url(path) else Path(path)
-
-
-def join(base: str | Path, *names: str) -> str | Path:
-    """`base`/names for a local path or a URL."""
-    return "/".join([base.rstrip("/"), *names]) if is_url(base) else Path(base).joinpath(*names)
 
 
 def file_name(file: DocumentFile) -> str:

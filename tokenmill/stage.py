@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from tokenmill.documents import is_url, url_fs
+from tokenmill.locations import is_url, url_fs
 from tokenmill.errors import UserError
 
 STATS_FILE = "stats.json"
