@@ -103,7 +103,7 @@ def make_evalset(corpus: Path, out: Path, config: EvalSetConfig, refresh: bool =
     if out.is_dir() and output_stage(out) == STAGE and not refresh:
         return _kept(out, config)
     source = Path(config.source) if config.source else Path(corpus)
-    chosen, scanned = _choose(source, config)
+    chosen, scanned, scanned_bytes = _choose(source, config)
     if not chosen:
         raise UserError(f"{source}: no document's id hash fell below evalset.fraction={config.fraction} "
                         f"(of {scanned} documents; add documents or raise it)")
@@ -124,18 +124,20 @@ def make_evalset(corpus: Path, out: Path, config: EvalSetConfig, refresh: bool =
             for doc in chosen:
                 f.write(json.dumps(doc.to_record(), ensure_ascii=False, sort_keys=True, default=str) + "\n")
         write_json(tmp / "meta.json", meta)
-        StageStats(stage=STAGE, documents_in=scanned, bytes_in=0, documents_out=len(chosen), bytes_out=meta["bytes"],
-                   extra={k: meta[k] for k in ("digest", "rule", "made_from", "by_lang")}).write(tmp)
+        StageStats(stage=STAGE, documents_in=scanned, bytes_in=scanned_bytes, documents_out=len(chosen),
+                   bytes_out=meta["bytes"], extra={k: meta[k] for k in ("digest", "rule", "made_from", "by_lang")}
+                   ).write(tmp)
     return {"stage": STAGE, "kept": False, "path": out.as_posix(), **meta}
 
 
-def _choose(source: Path, config: EvalSetConfig) -> tuple[list[Document], int]:
+def _choose(source: Path, config: EvalSetConfig) -> tuple[list[Document], int, int]:
     """The lowest-hash documents below the fraction (every document of a `source`), one per text."""
     everything = bool(config.source)
     heap: list[tuple[float, int, Document]] = []  # max-heap on rank (negated) of at most max_documents
     seen_keys: dict[str, float] = {}
-    scanned = 0
+    scanned = scanned_bytes = 0
     for scanned, doc in enumerate(progress(read_documents(source), desc="evalset", unit="doc"), 1):
+        scanned_bytes += doc.nbytes
         rank = id_rank(doc.id, config.seed)
         if not everything and rank >= config.fraction:
             continue
@@ -155,7 +157,7 @@ def _choose(source: Path, config: EvalSetConfig) -> tuple[list[Document], int]:
         if key not in keys:
             keys.add(key)
             chosen.append(doc)
-    return chosen, scanned
+    return chosen, scanned, scanned_bytes
 
 
 def _kept(out: Path, config: EvalSetConfig) -> dict:
