@@ -4,6 +4,8 @@
     prepare         (prepare stage, then publish: dvc push, commit dvc.lock, tag corpus-vN)
                     ─ tokenmill.corpus.updated {version, md5} ─►
     train           (tokenize, train, evaluate on exactly that corpus version; then the champion)
+                    ─ tokenmill.corpus.updated ─►
+    evaluate-champion  (the registry's champion measured on that corpus version, with its own tokenizer)
 
 Each stage goes through flows.pipeline.run_stage: skipped when DVC finds it up to date, under its
 lock, reported as an artifact, versioned in DVC.
@@ -75,12 +77,13 @@ def prepare_corpus(params_path: str = "params.yaml") -> dict:
 @task(name="fetch-corpus")
 def fetch_corpus_task(version: str, md5: str, path: str, out: str) -> str:
     """Another version than the workspace's: its corpus from the DVC cache or remote into `out`."""
-    if Path(out).is_dir():
-        from training.tracking import dvc_md5
+    with path_lock(f"fetch-{version}"):  # the train and evaluate-champion flows of one event both fetch it
+        if Path(out).is_dir():
+            from training.tracking import dvc_md5
 
-        if dvc_md5(Path(out)) == md5:
-            return out
-    dvc("get", ".", path, "--rev", version, "-o", out, "--force")
+            if dvc_md5(Path(out)) == md5:
+                return out
+        dvc("get", ".", path, "--rev", version, "-o", out, "--force")
     return out
 
 
@@ -113,3 +116,33 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
         logger.info("MLflow run %s trained on %s%s", run_id, version, ": the new champion" if crowned else "")
         results["run"] = {"run_id": run_id, "corpus_version": version, "champion": crowned}
     return results
+
+
+@flow(name="evaluate-champion", log_prints=True)
+def evaluate_champion(version: str, params_path: str = "params.yaml") -> dict:
+    """Measure the registry's champion (alias `champion` of tracking.registered_model) on corpus `version`,
+    encoded with the champion's own tokenizer; its figures go on the champion's MLflow run as
+    eval/<version>/<key> (pipeline.champion.evaluate_on_corpus). Nothing to do without a champion."""
+    logger = get_run_logger()
+    params = load_params(params_path)
+    if not params.tracking.enabled:
+        logger.info("tracking.enabled is false: there is no registry to take the champion from")
+        return {"corpus_version": version, "champion": None}
+    target = corpus.find(params, version)
+    with path_lock("dvc"):
+        current = corpus.locked_md5(yaml.safe_load(Path(corpus.LOCK).read_text()), params.paths.corpus)
+    if current == target.md5:
+        with path_lock("prepare"):  # the workspace's corpus, not replaced by a prepare meanwhile
+            result = champion.evaluate_on_corpus(Path(params.paths.corpus), version, params.tokenize,
+                                                 params.evaluate, params.tracking)
+    else:
+        out = Path(params.paths.runs) / version / params.paths.corpus
+        fetch_corpus_task(version, target.md5, params.paths.corpus, str(out))
+        result = champion.evaluate_on_corpus(out, version, params.tokenize, params.evaluate, params.tracking)
+    if result is None:
+        logger.info("no champion in %s yet: nothing to evaluate on %s", params.tracking.registered_model, version)
+        return {"corpus_version": version, "champion": None}
+    logger.info("champion %s v%d on %s: %.4f bits per byte (eval set %s)", result["model"], result["version"],
+                version, result["bits_per_byte"], result["eval_set"])
+    return {"corpus_version": version, "champion": result["version"], "run_id": result["run_id"],
+            "bits_per_byte": result["bits_per_byte"], "eval_set": result["eval_set"]}

@@ -95,6 +95,15 @@ def prepare_task(params_path: str, overrides: list[str]) -> dict:
     return _ran("prepare", stages.prepare(params))
 
 
+@task(name="evalset")
+def evalset_task(params_path: str, overrides: list[str]) -> dict:
+    """Kept when it exists (whatever the corpus): only its first run, or a deleted one, makes it."""
+    params = load_params(params_path, overrides)
+    if up_to_date("evalset", params_path, overrides):
+        return _skipped("evalset", params)
+    return _ran("evalset", stages.evalset(params))
+
+
 @task(name="tokenize")
 def tokenize_task(params_path: str, overrides: list[str]) -> dict:
     params = load_params(params_path, overrides)
@@ -172,8 +181,8 @@ def link_mlflow_run(params) -> str | None:
     return run["run_id"]
 
 
-STAGE_TASKS = {"crawl": crawl_task, "prepare": prepare_task, "tokenize": tokenize_task, "train": train_task,
-               "evaluate": evaluate_task, "report": report_task}
+STAGE_TASKS = {"crawl": crawl_task, "prepare": prepare_task, "evalset": evalset_task, "tokenize": tokenize_task,
+               "train": train_task, "evaluate": evaluate_task, "report": report_task}
 
 
 def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> dict:
@@ -187,7 +196,7 @@ def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> d
 
 @flow(name="tokenmill-pipeline", log_prints=True)
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
-    """crawl → prepare → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
+    """crawl → prepare → evalset → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
     overrides = list(overrides or [])
     load_params(params_path, overrides)  # fail fast on a bad params file, before any work
     results = {stage: run_stage(stage, params_path, overrides) for stage in stages.STAGE_NAMES}

@@ -7,6 +7,7 @@ Deployments (prefect.yaml declares the same ones for a work pool, `prefect deplo
                    from its last crawl; at once when it was never crawled or is overdue
   prepare          on tokenmill.crawl.completed
   train            on tokenmill.corpus.updated, with that event's corpus version; one run at a time
+  evaluate-champion  on tokenmill.corpus.updated: the registry's champion measured on that corpus version
   pipeline         the whole pipeline, run on demand (`prefect deployment run tokenmill-pipeline/pipeline`)
 With --start-server a local Prefect server is started on 127.0.0.1 first (its UI on the same port);
 otherwise the server named by PREFECT_API_URL is used.
@@ -26,7 +27,8 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Interval
 from prefect.types.entrypoint import EntrypointType
 
-from flows.operations import CORPUS_UPDATED, CRAWL_COMPLETED, crawl_source, prepare_corpus, train_on_corpus
+from flows.operations import (CORPUS_UPDATED, CRAWL_COMPLETED, crawl_source, evaluate_champion, prepare_corpus,
+                              train_on_corpus)
 from flows.pipeline import pipeline
 from pipeline.params import load_params
 from tokenmill.errors import UserError
@@ -90,6 +92,12 @@ def deployments(params_path: str = "params.yaml") -> list:
                                          parameters={"version": "{{ event.payload.version }}",
                                                      "params_path": params_path})],
         description="Tokenize, train and evaluate on the corpus version of the event; crown the champion."))
+    found.append(evaluate_champion.to_deployment(
+        name="evaluate-champion", **module, parameters={"params_path": params_path},
+        triggers=[DeploymentEventTrigger(expect={CORPUS_UPDATED}, match={"prefect.resource.id": "tokenmill.corpus"},
+                                         parameters={"version": "{{ event.payload.version }}",
+                                                     "params_path": params_path})],
+        description="Evaluate the registry's champion on the corpus version of the event, with its own tokenizer."))
     found.append(pipeline.to_deployment(name="pipeline", **module, parameters={"params_path": params_path},
                                         description="The whole pipeline, stages DVC finds up to date skipped."))
     return found

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import stages
+from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
 
@@ -117,8 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "dedup":
             _index_option(g)
 
+    p = stage("evalset", run_evalset, "freeze the evaluation set from the corpus once; kept across corpus versions")
+    p.add_argument("--corpus", type=Path, help="corpus to freeze it from (default: paths.corpus; evalset.source wins)")
+    p.add_argument("--out", type=Path, help="output directory (default: paths.evalset)")
+    p.add_argument("--refresh", action="store_true", help="remake it from the current corpus (default: keep it)")
+
     p = stage("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
     _in_out(p, "paths.corpus", "paths.tokens")
+    p.add_argument("--eval-set", help="evaluation set directory: the validation split, kept out of training "
+                                      "(default: paths.evalset; '': split by document id hash)")
 
     p = stage("train", run_train, "train the GPT (Lightning; devices/strategy/precision from params)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
@@ -183,8 +191,10 @@ def _index_option(p: argparse.ArgumentParser) -> None:
 
 
 def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
-    p.add_argument("--in", dest="inp", type=Path, help=f"input file or directory of shards (default: {default_in})")
-    p.add_argument("--out", type=Path, help=f"output directory (default: {default_out})")
+    # A URL (s3://bucket/prefix) stays a str: Path would collapse its //.
+    p.add_argument("--in", dest="inp", type=location, help=f"input file or directory of shards, or a URL "
+                   f"(default: {default_in})")
+    p.add_argument("--out", type=location, help=f"output directory or URL (default: {default_out})")
 
 
 def run_crawl(args, params):
@@ -200,8 +210,12 @@ def run_step_group(args, params):
     return stages.step_group(params, args.command, args.inp, args.out, index=getattr(args, "index", None))
 
 
+def run_evalset(args, params):
+    return stages.evalset(params, args.corpus, args.out, refresh=args.refresh)
+
+
 def run_tokenize(args, params):
-    return stages.tokenize(params, args.inp, args.out)
+    return stages.tokenize(params, args.inp, args.out, eval_set=args.eval_set)
 
 
 def run_train(args, params):

@@ -21,7 +21,7 @@ from pipeline.stages import STAGES
 from pipeline.tracking_server import effective_tracking_uri
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
-from training.config import EvalConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
+from training.config import EvalConfig, EvalSetConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
 from training.finetune.config import FinetuneConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -35,6 +35,7 @@ class PathsConfig:
     sites: str = "data/sites"  # offline sites served during a crawl
     crawl: str = "data/crawl"  # raw WARC + extracted documents
     corpus: str = "data/corpus"  # the prepared, DVC-versioned corpus
+    evalset: str = "data/evalset"  # the evaluation set, versioned on its own ("": none, split by id hash)
     tokens: str = "data/tokens"  # tokenizer + train/val memmaps
     model: str = "models/gpt"  # final model, history, MLflow run id
     checkpoints: str = "models/checkpoints"  # in-progress checkpoints (kept across reruns)
@@ -48,6 +49,7 @@ class Params:
     paths: PathsConfig = field(default_factory=PathsConfig)
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    evalset: EvalSetConfig = field(default_factory=EvalSetConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -101,7 +103,8 @@ def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:
     name = run_name(overrides)
     root = Path(params.paths.runs) / name
     moved = {out: (root / _relative(getattr(params.paths, out))).as_posix()
-             for stage in STAGES[min(affected):] for out in stage.outputs}
+             for stage in STAGES[min(affected):] if stage.follows_upstream or sections & set(stage.sections)
+             for out in stage.outputs if getattr(params.paths, out)}
     params = replace(params, paths=replace(params.paths, **moved))
     params.run = name
     return params

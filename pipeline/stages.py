@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokenmill.locations import join, location
 from tokenmill.errors import UserError
 from tokenmill.stage import check_replaceable, check_replaceable_file
 
@@ -25,11 +26,15 @@ class Stage:
     name: str
     sections: tuple[str, ...]  # params sections that change its output (dvc.yaml `params:`)
     outputs: tuple[str, ...]  # fields of params.paths it writes
+    # False: an ad-hoc run moves its output only when it overrides the stage's own params, never because
+    # an earlier stage's changed (the evaluation set stays the versioned one for every corpus variant).
+    follows_upstream: bool = True
 
 
 STAGES = (
     Stage("crawl", ("crawl",), ("crawl",)),
     Stage("prepare", ("prepare",), ("corpus",)),
+    Stage("evalset", ("evalset",), ("evalset",), follows_upstream=False),
     Stage("tokenize", ("tokenize",), ("tokens",)),
     Stage("train", ("model", "train"), ("model", "checkpoints")),
     Stage("evaluate", ("evaluate",), ("metrics",)),
@@ -48,23 +53,25 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     return run_crawl(loaded, out, params.crawl)
 
 
-def prepare(params: Params, inp: Path | None = None, out: Path | None = None,
+def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,
             steps: list[str] | None = None, workers: int | None = None,
             index: Path | None = None) -> dict:
     """`workers`: a local Dask cluster of that many processes (else prepare.dask); `index`: a dedup
-    index directory that earlier batches were recorded in (else prepare.index)."""
+    index directory that earlier batches were recorded in (else prepare.index). `inp` and `out` may be
+    URLs (s3://bucket/prefix: read and written through fsspec, see tokenmill/documents.py)."""
     from dataprep.pipeline import run
 
-    out = Path(out or params.paths.corpus)
+    out = location(out or params.paths.corpus)
     check_replaceable(out, "prepare")
     if workers is not None:
         if workers < 1:
             raise UserError(f"--workers must be at least 1, got {workers}")
         params.prepare.dask.workers = workers
-    return run(Path(inp or Path(params.paths.crawl) / "documents"), out, params.prepare, steps, index=index)
+    return run(location(inp or join(location(params.paths.crawl), "documents")), out, params.prepare, steps,
+               index=index)
 
 
-def step_group(params: Params, group: str, inp: Path | None, out: Path | None,
+def step_group(params: Params, group: str, inp: Path | str | None, out: Path | str | None,
                index: Path | None = None) -> dict:
     """`tokenmill normalize|filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
     from dataprep.pipeline import step_groups
@@ -74,12 +81,33 @@ def step_group(params: Params, group: str, inp: Path | None, out: Path | None,
     return prepare(params, inp, out, step_groups()[group], index=index)
 
 
-def tokenize(params: Params, inp: Path | None = None, out: Path | None = None) -> dict:
+def evalset(params: Params, corpus: Path | None = None, out: Path | None = None, refresh: bool = False) -> dict:
+    """The evaluation set (training/evalset.py): made once from the corpus (or evalset.source), then kept
+    whatever the corpus becomes; `refresh` remakes it."""
+    out = Path(out or params.paths.evalset or "")
+    if not out.name:
+        raise UserError("paths.evalset is empty: there is no evaluation set to make (set it, or --out DIR)")
+    check_replaceable(out, "evalset")
+    from training.evalset import make_evalset
+
+    return make_evalset(Path(corpus or params.paths.corpus), out, params.evalset, refresh=refresh)
+
+
+def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
+             eval_set: Path | str | None = None) -> dict:
+    """`eval_set`: the evaluation set directory (default paths.evalset; "": none, split by document id).
+    One that is not there yet is made first from this corpus, as `tokenmill evalset` would."""
     out = Path(out or params.paths.tokens)
     check_replaceable(out, "tokenize")
+    corpus = Path(inp or params.paths.corpus)
+    eval_set = params.paths.evalset if eval_set is None else str(eval_set)
+    if eval_set and not (Path(eval_set) / "meta.json").is_file():
+        made = evalset(params, corpus, Path(eval_set))
+        print(f"tokenize: made the evaluation set {eval_set} from {corpus} ({made['documents']} documents)",
+              file=sys.stderr)
     from training.tokenizer import tokenize as run_tokenize
 
-    return run_tokenize(Path(inp or params.paths.corpus), out, params.tokenize)
+    return run_tokenize(corpus, out, params.tokenize, eval_set=Path(eval_set) if eval_set else None)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,

@@ -107,3 +107,23 @@ def test_metrics_diff_compares_with_the_committed_run(repo: Path):
 def test_push_sends_the_corpus_to_the_remote(repo: Path):
     run([sys.executable, "-m", "dvc", "push", "-q"], repo)
     assert any((repo.parent / "remote").rglob("*")), "remote holds the pushed objects"
+
+
+def test_a_new_corpus_keeps_the_evaluation_set_and_its_version(repo: Path):
+    """The evalset stage reruns on a new corpus but keeps the set: its hash in dvc.lock stays, and the
+    tokens are evaluated on it."""
+    def locked(stage: str, path: str) -> str:
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())
+        return next(out["md5"] for out in lock["stages"][stage]["outs"] if out["path"] == path)
+
+    evalset_md5, corpus_md5 = locked("evalset", "data/evalset"), locked("prepare", "data/corpus")
+    digest = json.loads((repo / "data/evalset/meta.json").read_text())["digest"]
+    assert json.loads((repo / "data/tokens/meta.json").read_text())["eval_set"]["digest"] == digest
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["pii"]["email_placeholder"] = "<MAIL>"  # the tiny site's pages hold an e-mail address
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([sys.executable, "-m", "dvc", "repro", "evalset"], repo)
+    assert "Running stage 'evalset'" in out and locked("prepare", "data/corpus") != corpus_md5
+    assert "kept=True" in out  # `tokenmill evalset` left the set alone
+    assert locked("evalset", "data/evalset") == evalset_md5
+    assert json.loads((repo / "data/evalset/meta.json").read_text())["digest"] == digest

@@ -2,6 +2,9 @@
 
 A document is `id`, `text` and free metadata (`url`, `source`, `lang`, ...). Unknown fields of
 input records are kept in `meta` and written back as columns, so nothing a user added is lost.
+
+Paths may be URLs (`s3://bucket/prefix`, any `proto://` fsspec knows; s3:// needs the `s3` extra):
+document files are then listed, read and written through fsspec, and named by their URL.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, Union
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenmill.errors import UserError
+from tokenmill.locations import is_url, join, url_fs
 
 SHARD_PATTERN = "part-{:05d}.parquet"
 DOCUMENT_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".ndjson")
@@ -48,8 +52,25 @@ class Document:
         return len(self.text.encode("utf-8"))
 
 
-def document_files(path: str | Path) -> list[Path]:
+DocumentFile = Union[Path, str]  # a local path, or the URL of a remote file
+
+
+def file_name(file: DocumentFile) -> str:
+    return file.name if isinstance(file, Path) else file.rstrip("/").rsplit("/", 1)[-1]
+
+
+def open_binary(file: DocumentFile, mode: str = "rb") -> IO[bytes]:
+    """A local file, or a remote one through fsspec."""
+    if not is_url(file):
+        return open(file, mode)
+    fs, path = url_fs(file)
+    return fs.open(path, mode)
+
+
+def document_files(path: str | Path) -> list[DocumentFile]:
     """The document files at `path`: the file itself, or a directory's shards in name order."""
+    if is_url(path):
+        return _remote_document_files(path)
     path = Path(path)
     if path.is_file():
         return [path]
@@ -61,18 +82,46 @@ def document_files(path: str | Path) -> list[Path]:
     return files
 
 
+def _remote_document_files(url: str) -> list[str]:
+    fs, root = url_fs(url)
+    root = root.rstrip("/")
+    try:
+        fs.invalidate_cache(root)  # another process (or this one, through another call) may have written there
+        if fs.isfile(root):
+            return [url]
+        listing = fs.ls(root, detail=True) if fs.isdir(root) else None
+    except OSError as exc:
+        raise UserError(f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if listing is None:
+        raise UserError(f"{url}: no such file or directory")
+    base = url.rstrip("/")
+    files = sorted(f"{base}/{entry['name'].rstrip('/').rsplit('/', 1)[-1]}" for entry in listing
+                   if entry.get("type") == "file" and entry["name"].endswith(DOCUMENT_SUFFIXES))
+    if not files:
+        raise UserError(f"{url}: no document files (*.parquet, *.jsonl, *.jsonl.gz, *.jsonl.zst)")
+    return files
+
+
 def read_documents(path: str | Path) -> Iterator[Document]:
     """Stream documents from a file or a directory of shards, in a deterministic order."""
     for file in document_files(path):
-        if file.name.endswith(".parquet"):
+        if file_name(file).endswith(".parquet"):
             yield from _read_parquet(file)
         else:
             yield from _read_jsonl(file)
 
 
-def _read_parquet(file: Path) -> Iterator[Document]:
+def _read_parquet(file: DocumentFile) -> Iterator[Document]:
+    if is_url(file):
+        with open_binary(file) as handle:
+            yield from _parquet_documents(handle, file)
+    else:
+        yield from _parquet_documents(file, file)
+
+
+def _parquet_documents(source: Path | IO[bytes], file: DocumentFile) -> Iterator[Document]:
     try:
-        parquet = pq.ParquetFile(file)
+        parquet = pq.ParquetFile(source)
     except (pa.ArrowException, OSError) as exc:
         raise UserError(f"{file}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     missing = {"id", "text"} - set(parquet.schema_arrow.names)
@@ -92,7 +141,7 @@ def _read_parquet(file: Path) -> Iterator[Document]:
             yield Document.from_record(record, f"{file}: row {row}")
 
 
-def _zstd_chunks(handle: IO[bytes], file: Path) -> Iterator[bytes]:
+def _zstd_chunks(handle: IO[bytes], file: DocumentFile) -> Iterator[bytes]:
     """Decompressed bytes of every zstd frame in `handle`; a file cut short is a UserError."""
     import zstandard
 
@@ -131,26 +180,26 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield rest
 
 
-def _raw_lines(file: Path) -> Iterator[bytes]:
+def _raw_lines(file: DocumentFile) -> Iterator[bytes]:
     """The lines of a JSONL file as bytes (.gz and .zst decompressed); damage is a one-line UserError."""
-    if file.name.endswith(".zst"):
-        with open(file, "rb") as handle:
-            yield from _lines(_zstd_chunks(handle, file))
-        return
-    opener = gzip.open if file.name.endswith(".gz") else open
-    try:
-        with opener(file, "rb") as handle:
+    name = file_name(file)
+    with open_binary(file) as raw:
+        if name.endswith(".zst"):
+            yield from _lines(_zstd_chunks(raw, file))
+            return
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if name.endswith(".gz") else raw
+        try:
             yield from handle
-    except EOFError:
-        raise UserError(f"{file}: truncated gzip file (it ends before the end of the compressed stream)") from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise UserError(f"{file}: not a valid gzip file ({exc})") from None
+        except EOFError:
+            raise UserError(f"{file}: truncated gzip file (it ends before the end of the compressed stream)") from None
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise UserError(f"{file}: not a valid gzip file ({exc})") from None
 
 
 JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", list: "list", dict: "object"}
 
 
-def _read_jsonl(file: Path) -> Iterator[Document]:
+def _read_jsonl(file: DocumentFile) -> Iterator[Document]:
     field_types: dict[str, tuple[str, int]] = {}  # field → (JSON type, first line with it)
     for number, raw in enumerate(_raw_lines(file), start=1):
         try:
@@ -182,8 +231,12 @@ class ShardWriter:
     """Writes documents as numbered Parquet shards of at most `shard_size` documents."""
 
     def __init__(self, directory: str | Path, shard_size: int = 10_000):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory if is_url(directory) else Path(directory)  # a URL: written through fsspec
+        if is_url(directory):
+            fs, root = url_fs(directory)
+            fs.makedirs(root, exist_ok=True)
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
         self.buffer: list[dict[str, Any]] = []
         self.shards = 0
@@ -204,7 +257,7 @@ class ShardWriter:
     def flush(self) -> None:
         if not self.buffer:
             return
-        write_parquet(self.buffer, self.directory / SHARD_PATTERN.format(self.shards))
+        write_parquet(self.buffer, join(self.directory, SHARD_PATTERN.format(self.shards)))
         self.shards += 1
         self.buffer = []
 
@@ -227,11 +280,10 @@ def unify_shards(directory: str | Path) -> pa.Schema | None:
     that is null in one shard and a string in another is a string). Shards already in that schema are
     left untouched. Types that cannot be reconciled (a string in one shard, a number in another) are a
     one-line UserError naming the column and both shards. Returns the schema (None: no shards)."""
-    directory = Path(directory)
-    files = sorted(directory.glob("part-*.parquet"))
+    files = _shards(directory)
     if not files:
         return None
-    schemas = [pq.read_schema(f) for f in files]
+    schemas = [_read_schema(f) for f in files]
     first_seen: dict[str, tuple[pa.DataType, Path]] = {}
     fields: dict[str, pa.Field] = {}
     for file, schema in zip(files, schemas):
@@ -249,7 +301,8 @@ def unify_shards(directory: str | Path) -> pa.Schema | None:
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 type0, file0 = first_seen[field.name]
                 raise UserError(
-                    f"{directory}: column '{field.name}' is {type0} in {file0.name} but {field.type} in {file.name}"
+                    f"{directory}: column '{field.name}' is {type0} in {file_name(file0)} but {field.type} in "
+                    f"{file_name(file)}"
                 ) from None
             fields[field.name] = merged.field(field.name).with_nullable(True)
     names = ["id", "text"] + sorted(set(fields) - {"id", "text"})
@@ -257,19 +310,46 @@ def unify_shards(directory: str | Path) -> pa.Schema | None:
     for file, schema in zip(files, schemas):
         if schema.equals(unified):
             continue
-        table = pq.read_table(file)
+        with open_binary(file) as handle:
+            table = pq.read_table(handle)
         columns = [
             table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
             for f in unified
         ]
-        tmp = file.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_arrays(columns, schema=unified), tmp, compression="zstd")
-        tmp.replace(file)
+        unified_table = pa.Table.from_arrays(columns, schema=unified)
+        if is_url(file):  # an object store replaces an object in one PUT: readers see the old or the new
+            _write_table(unified_table, file)
+        else:
+            tmp = file.with_suffix(".parquet.tmp")
+            pq.write_table(unified_table, tmp, compression="zstd")
+            tmp.replace(file)
     return unified
 
 
-def write_parquet(records: list[dict[str, Any]], file: Path) -> None:
+def _shards(directory: str | Path) -> list[DocumentFile]:
+    if not is_url(directory):
+        return sorted(Path(directory).glob("part-*.parquet"))
+    fs, root = url_fs(directory)
+    fs.invalidate_cache(root.rstrip("/"))
+    base = directory.rstrip("/")
+    return sorted(f"{base}/{p.rsplit('/', 1)[-1]}" for p in fs.glob(root.rstrip("/") + "/part-*.parquet"))
+
+
+def _read_schema(file: DocumentFile) -> pa.Schema:
+    with open_binary(file) as handle:
+        return pq.read_schema(handle)
+
+
+def _write_table(table: pa.Table, file: DocumentFile) -> None:
+    with open_binary(file, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def write_parquet(records: list[dict[str, Any]], file: DocumentFile) -> None:
     """One zstd Parquet file with `id` and `text` first; identical records give identical bytes."""
     columns = ["id", "text"] + sorted({k for r in records for k in r} - {"id", "text"})
     table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in records])
-    pq.write_table(table, file, compression="zstd")
+    if is_url(file):
+        _write_table(table, file)
+    else:
+        pq.write_table(table, file, compression="zstd")

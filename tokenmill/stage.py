@@ -4,6 +4,12 @@ A stage replaces only its own earlier output: a directory whose stats.json names
 an empty directory, or nothing). Anything else at the output path (a directory of unrelated files, a
 file) is refused with a one-line UserError, unless the caller runs inside `replacing_anything()`
 (the CLI's `--force`).
+
+An output at a URL (`s3://bucket/prefix`, see tokenmill/documents.py) cannot be renamed into place:
+object stores have no rename. The stage writes to a local temporary directory as always; only after
+it succeeded is the result uploaded. The old output's stats.json is deleted first, then the rest of
+it, the new files are uploaded, and the new stats.json last: an output without stats.json is
+incomplete (a crash during the upload), and no stage reads it as a finished one.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tokenmill.locations import is_url, url_fs
 from tokenmill.errors import UserError
 
 STATS_FILE = "stats.json"
@@ -37,7 +45,11 @@ def replacing_anything() -> Iterator[None]:
 def output_stage(path: str | Path) -> str | None:
     """The stage named in `path`/stats.json, or None when there is no readable one."""
     try:
-        data = json.loads((Path(path) / STATS_FILE).read_text(encoding="utf-8"))
+        if is_url(path):
+            fs, root = url_fs(path)
+            data = json.loads(fs.cat_file(f"{root.rstrip('/')}/{STATS_FILE}").decode("utf-8"))
+        else:
+            data = json.loads((Path(path) / STATS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data.get("stage") if isinstance(data, dict) else None
@@ -45,6 +57,8 @@ def output_stage(path: str | Path) -> str | None:
 
 def check_replaceable(out: str | Path, stage: str) -> None:
     """Refuse (UserError) to replace `out` unless it is absent, empty, or `stage`'s own earlier output."""
+    if is_url(out):
+        return _check_replaceable_url(out, stage)
     out = Path(out)
     if _replace_anything.get() or not (out.exists() or out.is_symlink()):
         return
@@ -75,13 +89,35 @@ def check_replaceable_file(path: str | Path, marker: str) -> None:
                     f"not replacing it (choose another --out, or pass --force to replace it)")
 
 
+def _check_replaceable_url(out: str, stage: str) -> None:
+    fs, root = url_fs(out)
+    root = root.rstrip("/")
+    fs.invalidate_cache(root)
+    if _replace_anything.get() or not fs.exists(root):
+        return
+    if fs.isdir(root):
+        found = output_stage(out)
+        if found == stage or (found is None and not fs.ls(root)):
+            return
+        what = f"the output of stage '{found}'" if found else f"a prefix without a {STATS_FILE}"
+    else:
+        what = "a file"
+    raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
+                    f"(choose another --out, or pass --force to replace it)")
+
+
 @contextmanager
 def atomic_directory(out: str | Path, stage: str | None = None) -> Iterator[Path]:
     """Yield a fresh temporary directory beside `out`; on success it replaces `out` in one rename.
 
     A crash leaves `out` as it was (old result or nothing), never half-written. `out` is replaced
     only when it is the same stage's earlier output (the stage is read from the new stats.json).
+    A URL `out` is uploaded from a local temporary directory once the block succeeded (module docstring).
     """
+    if is_url(out):
+        with _uploaded_directory(out, stage) as tmp:
+            yield tmp
+        return
     out = Path(out)
     if stage is not None:
         check_replaceable(out, stage)
@@ -100,6 +136,33 @@ def atomic_directory(out: str | Path, stage: str | None = None) -> Iterator[Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_path(tmp, out)
+
+
+@contextmanager
+def _uploaded_directory(out: str, stage: str | None) -> Iterator[Path]:
+    if stage is not None:
+        check_replaceable(out, stage)
+    with tempfile.TemporaryDirectory(prefix="tokenmill-out-") as tmpdir:
+        tmp = Path(tmpdir)
+        yield tmp
+        check_replaceable(out, stage or output_stage(tmp) or "")
+        upload_directory(tmp, out)
+
+
+def upload_directory(local: Path, out: str) -> None:
+    """Replace the prefix `out` by the files of `local`, stats.json last (see the module docstring)."""
+    fs, root = url_fs(out)
+    root = root.rstrip("/")
+    fs.invalidate_cache(root)
+    if fs.exists(f"{root}/{STATS_FILE}"):
+        fs.rm_file(f"{root}/{STATS_FILE}")  # first: from here on the old output reads as incomplete
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    stats = local / STATS_FILE
+    for file in [f for f in files if f != stats] + ([stats] if stats in files else []):
+        fs.put_file(str(file), f"{root}/{file.relative_to(local).as_posix()}")
+    fs.invalidate_cache(root)
 
 
 def replace_path(src: Path, dst: Path) -> None:

@@ -1,4 +1,4 @@
-"""Configs of the training stages: params.yaml sections tokenize, model, train, evaluate, tracking.
+"""Configs of the training stages: params.yaml sections evalset, tokenize, model, train, evaluate, tracking.
 
 Built with `tokenmill.config.build(Cls, params["train"], "params.yaml: train")`. The defaults suit the
 offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 6 minutes of training).
@@ -35,8 +35,8 @@ class TokenizeConfig:
     kind: str = "bpe"  # "bpe": byte-level BPE; "char": one token per character, unseen ones as UTF-8 bytes
     vocab_size: int = 8192  # vocabulary size including the 256 byte tokens and the 4 special tokens (char: at most)
     min_frequency: int = 2  # BPE: a pair must occur this often to be merged; char: a character this often
-    val_fraction: float = 0.05  # share of documents (by hash of their id) held out for validation
-    seed: int = 1337  # salts the document-id hash that decides the split
+    val_fraction: float = 0.05  # without an evaluation set: share of documents (by hash of their id) held out
+    seed: int = 1337  # salts the document-id hash that decides that split
     eot_token: str = "<|endoftext|>"  # end of a document (EOS), written after every document
     bos_token: str = "<|bos|>"  # start of a document, written before every document
     pad_token: str = "<|pad|>"  # fills batches of unequal length (never in the token files)
@@ -203,3 +203,20 @@ class TrackingConfig:
     registered_model: str = "tokenmill"  # MLflow registered model of the pre-trained GPT (finetune.registry.base reads it)
     register: bool = True  # evaluate registers the pipeline's model and moves alias `champion` if it is better
 
+
+
+@dataclass
+class EvalSetConfig:
+    """How the evaluation set (training/evalset.py) is made. It takes effect only when the set is made: the
+    first time, after `tokenmill evalset --refresh`, or once its directory is deleted; never on a new corpus."""
+
+    fraction: float = 0.05  # share of the corpus's documents (by a hash of their id) frozen as the set
+    seed: int = 1337  # salts that hash (with tokenize.seed's value, the first set is the old id-hash split)
+    max_documents: int = 2000  # at most this many: the lowest hashes
+    source: str = ""  # documents (a .jsonl/.parquet file or a directory of shards) to use instead ("": the corpus)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"fraction must be between 0 and 1, got {self.fraction}")
+        if self.max_documents < 1:
+            raise ValueError(f"max_documents must be at least 1, got {self.max_documents}")

@@ -6,7 +6,9 @@ What is measured, exactly:
     pseudo-random order of the split's documents until `max_tokens` is reached, then put back in file
     order: every language keeps its share however the corpus is ordered. Its identity `eval_set` is the
     SHA-256 of the documents' text, so runs with other tokenizers or corpora are compared only on the
-    same text (the promotion gate relies on it).
+    same text (the promotion gate relies on it). When the validation split is a frozen evaluation set
+    (training/evalset.py) and all of it fits in `max_tokens`, `eval_set` is that set's digest: the same
+    for every corpus version and tokenizer.
   - Causal models: sliding windows of block_size tokens every `stride` tokens (default block_size // 2);
     each window scores only the targets no earlier window scored, so every target is scored once, with
     at least block_size - stride tokens of context (except at the very start). Context runs across
@@ -26,7 +28,6 @@ registered model (models:/<name>/<version> or models:/<name>@<alias>), and logs 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -46,6 +47,7 @@ from training import tracking as mlf
 from training.config import EvalConfig, TrackingConfig
 from training.model import GPT
 from training.objectives import IGNORE_INDEX, mask_tokens
+from training.evalset import text_digest
 from training.tokenizer import (load_tokenizer, read_documents_index, read_meta, read_tokens, special_ids,
                                 token_byte_lengths)
 
@@ -167,15 +169,20 @@ def evaluation_set(tokens_dir: Path, meta: dict, max_tokens: int, tokenizer) -> 
     doc_of_token = np.repeat(np.arange(len(chosen)), [len(p) for p in pieces])[: len(stream)]
     texts = tokenizer.decode_batch([p.tolist() for p in pieces])
     cut = [f"cut to {len(stream)} tokens"] if len(stream) < sum(len(p) for p in pieces) else []
+    frozen = meta.get("eval_set")
+    if frozen and not cut and len(chosen) == len(ranges):
+        digest = frozen["digest"]  # the whole evaluation set: its own identity, whatever the tokenizer
+    else:
+        digest = _digest(texts + cut)
+        if frozen:
+            print(f"evaluate: evaluate.max_tokens={max_tokens} scores {len(chosen)} of the {len(ranges)} documents "
+                  f"of evaluation set {frozen['digest']}; runs compare only with the same cut (raise it to "
+                  f"score the whole set)", file=sys.stderr)
     return EvalSet(stream, doc_of_token, [str(v) for v in index["lang"][chosen]],
-                   [str(v) for v in index["source"][chosen]], _digest(texts + cut))
+                   [str(v) for v in index["source"][chosen]], digest)
 
 
-def _digest(texts: list[str]) -> str:
-    h = hashlib.sha256()
-    for text in texts:
-        h.update(text.encode("utf-8") + b"\0")
-    return h.hexdigest()[:16]
+_digest = text_digest  # one definition: training/evalset.py's
 
 
 def group_metrics(sums: dict, eval_set: EvalSet, prefix: str = "") -> dict:

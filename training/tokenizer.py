@@ -12,6 +12,10 @@ The special-token behaviour lives in tokenizer.json itself, so any `Tokenizer.fr
   - the special tokens are vocabulary entries, not "added tokens": text is never matched against them,
     so a document containing the literal "<|endoftext|>" is encoded as that text, never as the EOS id.
 
+The validation split is the evaluation set when one is given (`eval_set`, training/evalset.py: the same
+documents for every corpus version; corpus copies of them, by id or text, are left out of training), else
+the documents whose id hashes below `val_fraction`.
+
 Output directory:
   train.bin, val.bin  every document as BOS, its tokens, EOS (raw uint16/uint32, read with
                       np.memmap(path, dtype=meta["dtype"], mode="r"))
@@ -19,19 +23,20 @@ Output directory:
   <split>.source.npy  int16 index into meta["sources"] of each document (doc.meta["source"], else "unknown")
   <split>.lang.npy    int16 index into meta["langs"] of each document (doc.meta["lang"], else "unknown")
   tokenizer.json      Hugging Face tokenizers file
-  meta.json           kind, dtype, vocab size, special ids, sources, langs; per split: tokens, documents and
+  meta.json           kind, dtype, vocab size, special ids, sources, langs, eval_set (its path, digest and the
+                      corpus documents left out as its copies, or null); per split: tokens, documents and
                       bytes overall, "by_source" and "by_lang"
   stats.json          the same counts plus fertility (tokens per whitespace word, specials excluded) per language
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -41,6 +46,7 @@ from tokenmill.errors import UserError
 from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory, write_json
 from training.config import TokenizeConfig
+from training.evalset import EvalDocuments, id_rank, load_evalset
 
 SPLITS = ("train", "val")
 UNKNOWN = "unknown"
@@ -49,9 +55,27 @@ BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")  # the char tokenizer's byte fallbac
 
 
 def is_validation(doc_id: str, config: TokenizeConfig) -> bool:
-    """The split of a document is a pure function of its id: stable as the corpus grows."""
-    digest = hashlib.sha256(f"{config.seed}:{doc_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < config.val_fraction
+    """Without an evaluation set, the split of a document is a pure function of its id: stable as the corpus grows."""
+    return id_rank(doc_id, config.seed) < config.val_fraction
+
+
+def split_documents(corpus: Path, config: TokenizeConfig, eval_set: EvalDocuments | None,
+                    excluded: Counter | None = None) -> Iterator[tuple[str, Document]]:
+    """(split, document) of every document to write. With an evaluation set: its documents are the
+    validation split, and the corpus's documents are training ones, less the copies of evaluation
+    documents (same id or same text; counted in `excluded` by reason). Without one: by id hash."""
+    if eval_set is None:
+        for doc in read_documents(corpus):
+            yield ("val" if is_validation(doc.id, config) else "train"), doc
+        return
+    for doc in eval_set.documents:
+        yield "val", doc
+    for doc in read_documents(corpus):
+        reason = eval_set.excludes(doc)
+        if reason is None:
+            yield "train", doc
+        elif excluded is not None:
+            excluded[reason] += 1
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -118,19 +142,34 @@ def special_ids(tokenizer: Tokenizer, config: TokenizeConfig | None = None) -> d
             zip(("eos", "bos", "pad", "mask"), config.special_tokens())}
 
 
-def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
-    """Train the tokenizer on the training documents of `corpus`, then write the token files to `out`."""
+def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | None = None,
+             eval_set: Path | None = None) -> dict:
+    """Train the tokenizer on the training documents of `corpus`, then write the token files to `out`.
+
+    With `tokenizer` (an existing tokenizer.json, e.g. a trained model's) nothing is trained: the corpus
+    is encoded with that file, copied byte for byte to `out`, so a model can be evaluated on a new corpus.
+    With `eval_set` (a directory made by training/evalset.py) its documents are the validation split and
+    their copies in the corpus are left out of training; without one the split is by document id hash."""
     corpus, out = Path(corpus), Path(out)
-    tokenizer = train_tokenizer(
-        (d.text for d in read_documents(corpus) if not is_validation(d.id, config)), config
-    )
+    held_out = load_evalset(eval_set) if eval_set is not None else None
+    existing = Path(tokenizer) if tokenizer is not None else None
+    if existing is not None:
+        tokenizer = load_tokenizer(existing)
+    else:
+        tokenizer = train_tokenizer(
+            (d.text for split, d in split_documents(corpus, config, held_out) if split == "train"), config
+        )
     ids = special_ids(tokenizer, config)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
     with atomic_directory(out) as tmp:
-        counts = _encode_corpus(corpus, tokenizer, dtype, tmp, config)
+        excluded: Counter = Counter()
+        counts = _encode_corpus(split_documents(corpus, config, held_out, excluded), tokenizer, dtype, tmp, config)
         for split in SPLITS:
             if counts[split]["documents"] == 0:
+                if held_out is not None:  # only train can be empty: the evaluation set is never empty
+                    raise UserError(f"{corpus}: every document is in the evaluation set {held_out.path} "
+                                    f"(by id or text): nothing left to train on")
                 raise UserError(f"{corpus}: no documents fell into the {split} split "
                                 f"(tokenize.val_fraction is {config.val_fraction}; add documents or change it)")
         sources, langs = sorted(counts["sources"]), sorted(counts["langs"])
@@ -139,10 +178,13 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
             np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
             np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
             np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
-        tokenizer.save(str(tmp / "tokenizer.json"))
+        if existing is not None:
+            shutil.copyfile(existing, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
+        else:
+            tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {
             "corpus": corpus.as_posix(),
-            "kind": config.kind,
+            "kind": tokenizer_kind(tokenizer) if existing is not None else config.kind,
             "dtype": dtype.name,
             "eot_id": ids["eos"],
             "eot_token": config.eot_token,
@@ -152,12 +194,18 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig) -> dict:
             "vocab_size": vocab_size,
             "sources": sources,
             "langs": langs,
+            # The validation split's identity when it is an evaluation set: the same on every corpus version.
+            "eval_set": None if held_out is None else {
+                "path": held_out.path.as_posix(), "digest": held_out.digest,
+                "excluded_from_train": {"by_id": excluded["id"], "by_text": excluded["text"]}},
             **{split: {**{k: counts[split][k] for k in ("tokens", "documents", "bytes")},
                        "by_source": _sorted(counts[split]["by_source"]),
                        "by_lang": _sorted(counts[split]["by_lang"])} for split in SPLITS},
         }
         write_json(tmp / "meta.json", meta)
         stats = _stats(counts, meta)
+        # corpus documents that are copies of evaluation documents: not written at all
+        stats.removed.update({f"in_eval_set_by_{reason}": n for reason, n in excluded.items()})
         stats.write(tmp)
     summary = {k: v for k, v in stats.to_dict().items() if k in ("documents_in", "bytes_in", "documents_out", "bytes_out")}
     return {"stage": "tokenize", **summary, **meta, "fertility": stats.extra["fertility"]}
@@ -167,7 +215,8 @@ def _sorted(groups: dict) -> dict:
     return {name: dict(groups[name]) for name in sorted(groups)}
 
 
-def _encode_corpus(corpus: Path, tokenizer: Tokenizer, dtype: np.dtype, out: Path, config: TokenizeConfig) -> dict:
+def _encode_corpus(documents: Iterable[tuple[str, Document]], tokenizer: Tokenizer, dtype: np.dtype, out: Path,
+                   config: TokenizeConfig) -> dict:
     """Append each document's BOS + tokens + EOS to its split's .bin; count tokens, words and bytes."""
     counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [],
                         "words": defaultdict(lambda: [0, 0]),
@@ -175,9 +224,9 @@ def _encode_corpus(corpus: Path, tokenizer: Tokenizer, dtype: np.dtype, out: Pat
     counts["sources"], counts["langs"] = set(), set()
     files = {s: open(out / f"{s}.bin", "wb") for s in SPLITS}
     try:
-        batch: list[Document] = []
-        for doc in progress(read_documents(corpus), desc="tokenize", unit="doc"):
-            batch.append(doc)
+        batch: list[tuple[str, Document]] = []
+        for item in progress(documents, desc="tokenize", unit="doc"):
+            batch.append(item)
             if len(batch) >= config.encode_batch:
                 _write_batch(batch, tokenizer, dtype, files, counts, config)
                 batch = []
@@ -188,13 +237,12 @@ def _encode_corpus(corpus: Path, tokenizer: Tokenizer, dtype: np.dtype, out: Pat
     return counts
 
 
-def _write_batch(docs: list[Document], tokenizer: Tokenizer, dtype: np.dtype, files: dict, counts: dict,
+def _write_batch(docs: list[tuple[str, Document]], tokenizer: Tokenizer, dtype: np.dtype, files: dict, counts: dict,
                  config: TokenizeConfig) -> None:
     if not docs:
         return
-    encodings = tokenizer.encode_batch([d.text for d in docs])  # BOS + text + EOS each
-    for doc, encoding in zip(docs, encodings):
-        split = "val" if is_validation(doc.id, config) else "train"
+    encodings = tokenizer.encode_batch([d.text for _, d in docs])  # BOS + text + EOS each
+    for (split, doc), encoding in zip(docs, encodings):
         ids = np.asarray(encoding.ids, dtype=dtype)
         ids.tofile(files[split])
         c = counts[split]
@@ -238,6 +286,7 @@ def _stats(counts: dict, meta: dict) -> StageStats:
             "splits": {s: {k: meta[s][k] for k in ("tokens", "documents", "bytes")} for s in SPLITS},
             "fertility": fertility,
             "bytes_per_token": round(nbytes / max(1, meta["train"]["tokens"] + meta["val"]["tokens"]), 4),
+            "eval_set": meta["eval_set"],
         },
     )
 

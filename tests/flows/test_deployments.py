@@ -59,9 +59,9 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
         try:
             with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
                 deployments = wait_for("served deployments", lambda: {
-                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 4 else None,
+                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 5 else None,
                     90, serve_log)
-                assert set(deployments) == {"crawl-tiny", "prepare", "train", "pipeline"}
+                assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline"}
                 assert deployments["train"].global_concurrency_limit.limit == 1
                 assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
 
@@ -85,6 +85,15 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
                            payload={"version": "corpus-v1"})
                 runs = wait_for("second training", lambda: trained(2), 120, serve_log)
                 assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
+
+                # Each event also evaluated the champion; the second one found the first training's.
+                def evaluated():
+                    runs = flow_runs(client, "evaluate-champion")
+                    assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
+                    return completed(runs) if len(completed(runs)) >= 2 else None
+
+                evaluations = wait_for("champion evaluations", evaluated, 120, serve_log)
+                assert {r.parameters["version"] for r in evaluations} == {"corpus-v1"}
         finally:
             served.terminate()
             served.wait(timeout=30)
@@ -105,8 +114,11 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
     assert best["tags"]["corpus.version"] == "corpus-v1"
     assert best["tags"]["corpus.dvc_md5"] == corpus_md5
     assert "eval/bits_per_byte" in best["metrics"]
+    with_champion_figures = [r for r in mlflow.MlflowClient(f"sqlite:///{project}/mlflow/mlflow.db").search_runs(
+        [e.experiment_id for e in mlflow.MlflowClient(f"sqlite:///{project}/mlflow/mlflow.db").search_experiments()])
+        if "eval/corpus-v1/bits_per_byte" in r.data.metrics]
+    assert len(with_champion_figures) == 1, "the registry's champion measured on corpus-v1, on its own run"
     assert any((tmp_path / "remote").rglob("*")), "the corpus was pushed to the DVC remote"
-    del mlflow
 
 
 @pytest.mark.skipif(tuple(int(p) for p in __import__("sqlalchemy").__version__.split(".")[:2]) >= (2, 1),

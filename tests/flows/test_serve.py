@@ -41,6 +41,8 @@ def test_prefect_yaml_declares_what_serve_serves(served: dict):
         assert [s["interval"] for s in in_yaml[name].get("schedules", [])] == intervals, name
     assert [t.expect for t in served["prepare"].triggers] == [{CRAWL_COMPLETED}]
     assert [t.expect for t in served["train"].triggers] == [{CORPUS_UPDATED}]
+    assert [t.expect for t in served["evaluate-champion"].triggers] == [{CORPUS_UPDATED}]
+    assert served["evaluate-champion"].triggers[0].parameters["version"] == "{{ event.payload.version }}"
     assert served["train"].triggers[0].parameters["version"] == "{{ event.payload.version }}"
     assert served["train"].concurrency_limit == in_yaml["train"]["concurrency_limit"] == 1
 
@@ -50,7 +52,8 @@ def test_entrypoints_load_as_modules_without_shadowing_the_pipeline_package(monk
 
     monkeypatch.chdir(ROOT)
     names = {load_flow_from_entrypoint(d["entrypoint"]).name for d in declared().values()}
-    assert names == {"crawl-source", "prepare-corpus", "train-on-corpus", "tokenmill-pipeline"}
+    assert names == {"crawl-source", "prepare-corpus", "train-on-corpus", "evaluate-champion",
+                     "tokenmill-pipeline"}
 
 
 def test_recrawl_interval_follows_the_source_and_defaults_to_a_week():

@@ -1,5 +1,6 @@
-"""The DVC remote on S3: a published corpus version goes to the bucket and comes back from it, against
-moto's S3 server on 127.0.0.1 (a real HTTP S3 API; no AWS account, no traffic off the machine)."""
+"""Object storage, against moto's S3 server on 127.0.0.1 (a real HTTP S3 API; no AWS account, no traffic
+off the machine): the DVC remote on S3 (a published corpus version goes to the bucket and comes back), and
+stages reading and writing document shards at s3:// URLs through fsspec (s3fs)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipeline_fixture import init_repo, make_project, project_env, run
 
 pytest.importorskip("moto.server")
 pytest.importorskip("dvc_s3")
+pytest.importorskip("s3fs")
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "tokenmill-test"
@@ -37,7 +39,10 @@ def s3(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(key, value)
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=BUCKET)
+    clear_fsspec_instances = getattr(__import__("s3fs").S3FileSystem, "clear_instance_cache", lambda: None)
+    clear_fsspec_instances()  # fsspec caches filesystems by arguments, not by the endpoint in the environment
     yield endpoint, client
+    clear_fsspec_instances()
     server.stop()
 
 
@@ -68,3 +73,49 @@ def test_corpus_versions_are_pushed_to_and_pulled_from_an_s3_remote(tmp_path: Pa
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((project / "data/corpus/stats.json").read_text())["documents_out"] == 3
+
+
+DOCUMENTS = TEXTS + TEXTS[:2] + [text + " And one more sentence." for text in TEXTS]  # with duplicates
+
+
+def corpus_files(read) -> dict[str, bytes]:
+    return {name: read(name) for name in ("part-00000.parquet", "removed/part-00000.parquet", "stats.json")}
+
+
+def test_prepare_reads_and_writes_shards_on_s3_as_it_does_locally(tmp_path: Path, s3, capsys):
+    from pipeline.cli import main
+    from pipeline_fixture import tiny_params
+    from tokenmill.documents import Document, ShardWriter, read_documents
+
+    _, client = s3
+    params = tiny_params()
+    params["prepare"]["steps"] = ["normalize", "exact_dedup"]
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    docs = [Document(f"tiny/{i}", text, {"source": "tiny"}) for i, text in enumerate(DOCUMENTS)]
+    for where in (str(tmp_path / "crawl/documents"), f"s3://{BUCKET}/crawl/documents"):
+        with ShardWriter(where, shard_size=4) as writer:  # several shards, in one schema
+            writer.write_all(docs)
+    assert [d.id for d in read_documents(f"s3://{BUCKET}/crawl/documents")] == [d.id for d in docs]
+
+    prepare = ["prepare", "--params", str(params_file)]
+    assert main(prepare + ["--in", str(tmp_path / "crawl/documents"), "--out", str(tmp_path / "corpus")]) == 0
+    assert main(prepare + ["--in", f"s3://{BUCKET}/crawl/documents", "--out", f"s3://{BUCKET}/corpus"]) == 0
+    local = corpus_files(lambda name: (tmp_path / "corpus" / name).read_bytes())
+    remote = corpus_files(lambda name: client.get_object(Bucket=BUCKET, Key=f"corpus/{name}")["Body"].read())
+    assert remote == local
+    assert 0 < json.loads(local["stats.json"])["documents_out"] < len(DOCUMENTS)  # duplicates removed
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="corpus/")["Contents"]}
+    assert keys == {f"corpus/{p.relative_to(tmp_path / 'corpus').as_posix()}"
+                    for p in (tmp_path / "corpus").rglob("*") if p.is_file()}
+
+    # Its own earlier output is replaced; anything else at the URL is refused on one line.
+    assert main(prepare + ["--in", f"s3://{BUCKET}/crawl/documents", "--out", f"s3://{BUCKET}/corpus"]) == 0
+    capsys.readouterr()
+    assert main(prepare + ["--in", f"s3://{BUCKET}/corpus", "--out", f"s3://{BUCKET}/crawl/documents"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tokenmill prepare: error: s3://{BUCKET}/crawl/documents: is a prefix without a stats.json, "
+                   "not an earlier prepare output; not replacing it (choose another --out, or pass --force to "
+                   "replace it)"]
+    assert main(prepare + ["--in", f"s3://{BUCKET}/nothing", "--out", f"s3://{BUCKET}/x"]) == 2
+    assert f"s3://{BUCKET}/nothing: no such file or directory" in capsys.readouterr().err

@@ -153,3 +153,62 @@ def test_damaged_parquet_is_a_one_line_error(tmp_path: Path):
         with pytest.raises(UserError, match=rf"{name}: (not a readable|damaged) Parquet") as info:
             list(read_documents(tmp_path / name))
         assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def memory_url(request):
+    """A prefix on fsspec's in-memory filesystem: the URL code path without a server."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/tokenmill-{request.node.name}"
+    yield f"memory://{root}"
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_documents_at_a_url_are_listed_read_and_written_through_fsspec(tmp_path: Path, memory_url):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    records = [{"id": "a", "text": "one", "lang": "en"}, {"id": "b", "text": "دو", "n": 2}]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    fs.pipe(f"{memory_url[len('memory://'):]}/in/x.jsonl.gz", gzip.compress(lines))
+    fs.pipe(f"{memory_url[len('memory://'):]}/in/y.jsonl.zst", zstandard.ZstdCompressor().compress(lines))
+    docs = list(read_documents(f"{memory_url}/in"))
+    assert [(d.id, d.text) for d in docs] == [("a", "one"), ("b", "دو")] * 2
+
+    # Shards written at a URL: byte-identical to local ones, in one schema (the second shard has `n`).
+    for where in (str(tmp_path / "out"), f"{memory_url}/out"):
+        with ShardWriter(where, shard_size=1) as writer:
+            writer.write_all(Document(r["id"], r["text"], {k: v for k, v in r.items() if k not in ("id", "text")})
+                             for r in records)
+    root = memory_url[len("memory://"):]
+    for name in ("part-00000.parquet", "part-00001.parquet"):
+        assert fs.cat_file(f"{root}/out/{name}") == (tmp_path / "out" / name).read_bytes(), name
+    assert [d.meta for d in read_documents(f"{memory_url}/out")] == [{"lang": "en", "n": None}, {"lang": None, "n": 2}]
+    with pytest.raises(UserError, match=f"^{memory_url}/missing: no such file or directory$"):
+        list(read_documents(f"{memory_url}/missing"))
+
+
+def test_an_output_at_a_url_is_uploaded_only_when_the_stage_succeeded(memory_url):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    out, root = f"{memory_url}/corpus", memory_url[len("memory://"):] + "/corpus"
+    with atomic_directory(out, "prepare") as tmp:
+        (tmp / "stats.json").write_text(json.dumps({"stage": "prepare", "v": 1}))
+        (tmp / "plots").mkdir()
+        (tmp / "plots" / "a.csv").write_text("x")
+    assert sorted(fs.find(root)) == [f"{root}/plots/a.csv", f"{root}/stats.json"]
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out, "prepare") as tmp:
+            (tmp / "stats.json").write_text(json.dumps({"stage": "prepare", "v": 2}))
+            raise RuntimeError("the stage failed")
+    assert json.loads(fs.cat_file(f"{root}/stats.json"))["v"] == 1  # the old output, untouched
+    with atomic_directory(out, "prepare") as tmp:  # its own earlier output: replaced whole
+        (tmp / "stats.json").write_text(json.dumps({"stage": "prepare", "v": 3}))
+    assert sorted(fs.find(root)) == [f"{root}/stats.json"]
+    with pytest.raises(UserError, match="is the output of stage 'prepare', not an earlier tokenize output"):
+        with atomic_directory(out, "tokenize"):
+            pass

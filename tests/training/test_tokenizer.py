@@ -107,6 +107,27 @@ def test_tokenize_is_deterministic(corpus, tokens, tokenize_config, tmp_path):
         assert (again / name).read_bytes() == (tokens / name).read_bytes(), name
 
 
+def test_an_existing_tokenizer_encodes_a_new_corpus_without_training(kind_tokens, tokenize_config, tmp_path):
+    """A model's own tokenizer.json on a corpus it never saw (the champion's evaluation on a new corpus)."""
+    new_corpus = tmp_path / "new"
+    texts = [SAMPLES[i % len(SAMPLES)] + f" {i}" for i in range(40)]
+    with ShardWriter(new_corpus) as writer:
+        writer.write_all(Document(f"new-{i}", text, {"lang": "xx"}) for i, text in enumerate(texts))
+    out = tmp_path / "tokens"
+    tokenize(new_corpus, out, tokenize_config, tokenizer=kind_tokens / "tokenizer.json")
+    assert (out / "tokenizer.json").read_bytes() == (kind_tokens / "tokenizer.json").read_bytes()
+    meta = json.loads((out / "meta.json").read_text())
+    original = json.loads((kind_tokens / "meta.json").read_text())
+    assert (meta["kind"], meta["vocab_size"]) == (original["kind"], original["vocab_size"])
+    tokenizer = load_tokenizer(kind_tokens / "tokenizer.json")
+    val = np.fromfile(out / "val.bin", dtype=meta["dtype"])
+    ranges = np.load(out / "val.docs.npy")
+    first = next(t for i, t in enumerate(texts) if is_validation(f"new-{i}", tokenize_config))
+    assert val[ranges[0, 0]:ranges[0, 1]].tolist() == tokenizer.encode(first).ids
+    with pytest.raises(UserError, match="tokenizer file not found"):
+        tokenize(new_corpus, tmp_path / "none", tokenize_config, tokenizer=tmp_path / "missing.json")
+
+
 def test_empty_validation_split_is_a_user_error(corpus, tmp_path):
     with pytest.raises(UserError, match="no documents fell into the val split"):
         tokenize(corpus, tmp_path / "tokens", TokenizeConfig(vocab_size=300, val_fraction=1e-9))
