@@ -14,7 +14,7 @@ SITE := data/sites/debian-handbook
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow/mlflow.db
 
-.PHONY: help venv site demo repro test ui prefect flow deploy serve clean
+.PHONY: help venv site demo repro test test-slow ui prefect flow deploy serve clean
 
 help:
 	@echo "make demo     set up .venv and run the whole pipeline (dvc repro) on the offline default source"
@@ -67,8 +67,14 @@ demo: site
 repro: $(INSTALLED)
 	dvc repro
 
+# `make test`: everything but the few end-to-end tests marked slow (under 10 minutes on 2 cores);
+# `make test-slow`: those (served Prefect deployments, sweeps, whole-pipeline DVC and flow runs,
+# 2-process FSDP, a real Dask scheduler). CI runs both.
 test: $(INSTALLED)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+test-slow: $(INSTALLED)
+	$(VENV)/bin/python -m pytest -q -m slow
 
 report: $(INSTALLED)
 	tokenmill report
