@@ -59,3 +59,15 @@ def test_run_names_are_safe_directory_names():
     odd = run_name(["evaluate.prompts=[a b, ../../etc]"])
     assert "/" not in odd and " " not in odd and not odd.startswith(".")
     assert run_name(["x.y=" + "z" * 200]) != run_name(["x.y=" + "z" * 201])
+
+
+def test_every_path_dvc_yaml_reads_is_in_params_yaml():
+    """dvc.yaml's ${paths.*} come from params.yaml itself (DVC does not know the dataclass defaults)."""
+    import re
+
+    import yaml
+
+    root = Path(__file__).parents[2]
+    used = set(re.findall(r"\$\{paths\.(\w+)\}", (root / "dvc.yaml").read_text()))
+    declared = set(yaml.safe_load(PROJECT_PARAMS.read_text())["paths"])
+    assert used and used <= declared, f"missing from params.yaml paths: {sorted(used - declared)}"
