@@ -59,9 +59,9 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
         try:
             with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
                 deployments = wait_for("served deployments", lambda: {
-                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 4 else None,
+                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 5 else None,
                     90, serve_log)
-                assert set(deployments) == {"crawl-tiny", "prepare", "train", "pipeline"}
+                assert set(deployments) == {"crawl-tiny", "prepare", "train", "pipeline", "finetune"}
                 assert deployments["train"].global_concurrency_limit.limit == 1
                 assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
 
