@@ -112,7 +112,9 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
 
     project = make_project(tmp_path / "project")
     (project / "sources").mkdir()  # flows.serve reads each crawl source's YAML
-    (project / "sources" / "tiny.yaml").write_text(yaml.safe_dump({"name": "tiny", "start_urls": ["/"]}))
+    (project / "sources" / "tiny.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "start_urls": ["http://127.0.0.1:9/"], "max_pages": 1, "max_depth": 0,
+        "allowed_domains": ["127.0.0.1"], "allow_private": True}))  # never crawled: the test ends first
     version = crown(project, base, 2.0)
     env = {**project_env(project), "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect-home"),
            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
