@@ -85,6 +85,12 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
                            payload={"version": "corpus-v1"})
                 runs = wait_for("second training", lambda: trained(2), 120, serve_log)
                 assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
+
+                # The first evaluation made registry version 1 the champion: its event started fine-tuning
+                # (which fails here at once: this project has no examples/finetune data).
+                finetunes = wait_for("fine-tuning on the new champion",
+                                     lambda: flow_runs(client, "finetune-champion"), 60, serve_log)
+                assert [(r.parameters["model"], r.parameters["version"]) for r in finetunes] == [("tokenmill", "1")]
         finally:
             served.terminate()
             served.wait(timeout=30)
