@@ -103,7 +103,6 @@ def test_the_flow_fine_tunes_the_champion_sft_reward_then_dpo(harness, base, tmp
 def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.events import emit_event
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
@@ -132,8 +131,11 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
                 while not any(d.name == "finetune" for d in client.read_deployments()):
                     assert time.monotonic() < deadline and served.poll() is None, serve_log.read_text()[-4000:]
                     time.sleep(1)
-                emit_event(CHAMPION_UPDATED, resource={"prefect.resource.id": CHAMPION_RESOURCE},
-                           payload={"model": "tokenmill", "version": version, "run_id": "unused"})
+                # From another process, as a user would (this one's event worker may still hold another
+                # test's server)
+                subprocess.run(["prefect", "event", "emit", CHAMPION_UPDATED, "--resource-id", CHAMPION_RESOURCE,
+                                "--payload", json.dumps({"model": "tokenmill", "version": version})],
+                               env=env, check=True, capture_output=True, timeout=60)
                 while not [r for r in runs() if r.state and r.state.is_final()]:
                     assert time.monotonic() < deadline, serve_log.read_text()[-4000:]
                     time.sleep(1)
