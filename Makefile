@@ -24,6 +24,7 @@ help:
 	@echo "make prefect  start a Prefect server with its UI on http://127.0.0.1:4200"
 	@echo "make serve    start a local Prefect server and serve the scheduled, event-driven deployments"
 	@echo "make flow     run the pipeline as a Prefect flow"
+	@echo "make finetune SFT, reward model and DPO on the pipeline's model (dvc repro examples/finetune/dvc.yaml)"
 	@echo "make site     fetch the offline default site (Debian package debian-handbook)"
 
 # Without a GPU, torch's CPU build goes in first: a bare `torch` requirement on Linux pulls the
@@ -66,6 +67,11 @@ demo: site
 
 repro: $(INSTALLED)
 	dvc repro
+
+# After `make demo`: the fine-tuning stages of examples/finetune/dvc.yaml on its models/gpt.
+.PHONY: finetune
+finetune: $(INSTALLED)
+	dvc repro examples/finetune/dvc.yaml
 
 # `make test`: everything but the few end-to-end tests marked slow (under 10 minutes on 2 cores);
 # `make test-slow`: those (served Prefect deployments, sweeps, whole-pipeline DVC and flow runs,

@@ -129,7 +129,11 @@ def evaluate_task(params_path: str, overrides: list[str]) -> dict:
     params = load_params(params_path, overrides)
     if up_to_date("evaluate", params_path, overrides):
         return _skipped("evaluate", params)
+    from flows.finetune import announce_champion, champion_version  # flows.finetune imports this module
+
+    before = champion_version(params)
     metrics = stages.evaluate(params)
+    announce_champion(params, before)  # tokenmill.champion.updated when the registry's champion moved
     return _ran("evaluate", {k: v for k, v in metrics.items() if k != "samples"})
 
 

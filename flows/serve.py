@@ -9,6 +9,7 @@ Deployments (prefect.yaml declares the same ones for a work pool, `prefect deplo
   train            on tokenmill.corpus.updated, with that event's corpus version; one run at a time
   evaluate-champion  on tokenmill.corpus.updated: the registry's champion measured on that corpus version
   pipeline         the whole pipeline, run on demand (`prefect deployment run tokenmill-pipeline/pipeline`)
+  finetune         on tokenmill.champion.updated (evaluate moved the registry's champion): SFT, reward, DPO
 With --start-server a local Prefect server is started on 127.0.0.1 first (its UI on the same port);
 otherwise the server named by PREFECT_API_URL is used.
 """
@@ -35,6 +36,7 @@ from tokenmill.errors import UserError
 
 DEFAULT_RECRAWL = timedelta(days=7)
 TRAIN_CONCURRENCY = 1  # one training at a time: they share the workspace's model and checkpoints
+FINETUNE_CONCURRENCY = 1  # one fine-tuning at a time: they share finetune.out
 
 
 # Prefect's scheduler (a loop every minute) schedules only runs not yet due: leave it time to see the first.
@@ -100,7 +102,22 @@ def deployments(params_path: str = "params.yaml") -> list:
         description="Evaluate the registry's champion on the corpus version of the event, with its own tokenizer."))
     found.append(pipeline.to_deployment(name="pipeline", **module, parameters={"params_path": params_path},
                                         description="The whole pipeline, stages DVC finds up to date skipped."))
+    found.extend(finetune_deployments(params_path))
     return found
+
+
+def finetune_deployments(params_path: str) -> list:
+    """finetune: SFT, reward model and DPO on each new pre-training champion (flows/finetune.py)."""
+    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED, finetune_champion
+
+    return [finetune_champion.to_deployment(
+        name="finetune", entrypoint_type=EntrypointType.MODULE_PATH, concurrency_limit=FINETUNE_CONCURRENCY,
+        parameters={"params_path": params_path},
+        triggers=[DeploymentEventTrigger(expect={CHAMPION_UPDATED}, match={"prefect.resource.id": CHAMPION_RESOURCE},
+                                         parameters={"model": "{{ event.payload.model }}",
+                                                     "version": "{{ event.payload.version }}",
+                                                     "params_path": params_path})],
+        description="Fine-tune (SFT, reward model, DPO) each new pre-training champion.")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,9 +59,10 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
         try:
             with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
                 deployments = wait_for("served deployments", lambda: {
-                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 5 else None,
+                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 6 else None,
                     90, serve_log)
-                assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline"}
+                assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline",
+                                            "finetune"}
                 assert deployments["train"].global_concurrency_limit.limit == 1
                 assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
 
@@ -94,6 +95,12 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
 
                 evaluations = wait_for("champion evaluations", evaluated, 120, serve_log)
                 assert {r.parameters["version"] for r in evaluations} == {"corpus-v1"}
+
+                # The first evaluation made registry version 1 the champion: its event started fine-tuning
+                # (which fails here at once: this project has no examples/finetune data).
+                finetunes = wait_for("fine-tuning on the new champion",
+                                     lambda: flow_runs(client, "finetune-champion"), 60, serve_log)
+                assert [(r.parameters["model"], r.parameters["version"]) for r in finetunes] == [("tokenmill", "1")]
         finally:
             served.terminate()
             served.wait(timeout=30)

@@ -47,13 +47,23 @@ def test_prefect_yaml_declares_what_serve_serves(served: dict):
     assert served["train"].concurrency_limit == in_yaml["train"]["concurrency_limit"] == 1
 
 
+def test_finetune_runs_on_each_new_champion_one_at_a_time(served: dict):
+    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
+
+    finetune = served["finetune"]
+    assert [t.expect for t in finetune.triggers] == [{CHAMPION_UPDATED}]
+    assert finetune.triggers[0].match.model_dump() == {"prefect.resource.id": CHAMPION_RESOURCE}
+    assert finetune.triggers[0].parameters["version"] == "{{ event.payload.version }}"
+    assert finetune.concurrency_limit == declared()["finetune"]["concurrency_limit"] == 1
+
+
 def test_entrypoints_load_as_modules_without_shadowing_the_pipeline_package(monkeypatch: pytest.MonkeyPatch):
     from prefect.flows import load_flow_from_entrypoint
 
     monkeypatch.chdir(ROOT)
     names = {load_flow_from_entrypoint(d["entrypoint"]).name for d in declared().values()}
     assert names == {"crawl-source", "prepare-corpus", "train-on-corpus", "evaluate-champion",
-                     "tokenmill-pipeline"}
+                     "tokenmill-pipeline", "finetune-champion"}
 
 
 def test_recrawl_interval_follows_the_source_and_defaults_to_a_week():

@@ -1,0 +1,49 @@
+"""examples/finetune/dvc.yaml in a real git + DVC repo on tiny params: after the pipeline, `dvc repro` of it
+rebuilds the example data and the SFT, reward and DPO models, and finds them up to date the second time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_fixture import ROOT, init_repo, make_project, run
+
+pytestmark = pytest.mark.slow
+
+TINY_FINETUNE = {"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_every": 2, "device": "cpu",
+                 "dpo": {"max_new_tokens": 4}}
+
+
+def test_dvc_repro_rebuilds_the_fine_tuning_outputs_after_the_pipeline(tmp_path: Path):
+    project = make_project(tmp_path / "project")
+    shutil.copytree(ROOT / "examples" / "finetune", project / "examples" / "finetune",
+                    ignore=shutil.ignore_patterns("__pycache__", "dvc.lock"))
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    for key, value in TINY_FINETUNE.items():
+        params["finetune"][key] = {**params["finetune"][key], **value} if isinstance(value, dict) else value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    init_repo(project, tmp_path / "remote")
+    dvc = [sys.executable, "-m", "dvc"]
+    run(dvc + ["repro", "-q"], project)  # the pipeline: models/gpt
+    assert (project / "models" / "gpt").is_dir() and not (project / "models" / "finetune").exists()
+
+    run(dvc + ["repro", "examples/finetune/dvc.yaml"], project)
+    lock = yaml.safe_load((project / "examples" / "finetune" / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"finetune-data", "finetune-sft", "finetune-reward", "finetune-dpo"}
+    assert lock["stages"]["finetune-sft"]["params"]["params.yaml"]["finetune"]["max_steps"] == 2
+    dpo = json.loads((project / "models" / "finetune" / "dpo" / "stats.json").read_text())
+    assert dpo["base"] == "models/finetune/sft" and dpo["reward_model"] == "models/finetune/reward"
+    assert dpo["win_rate"] is not None
+    base = json.loads((project / "models" / "finetune" / "sft" / "finetune.json").read_text())["base"]
+    assert base["path"] == "models/gpt"
+    # the example data rebuilt byte for byte: git sees no change
+    assert run(["git", "status", "--porcelain", "examples/finetune/sft.jsonl",
+                "examples/finetune/preferences.jsonl"], project) == ""
+
+    again = run(dvc + ["repro", "examples/finetune/dvc.yaml"], project)
+    assert "didn't change, skipping" in again and "Running stage" not in again
