@@ -111,7 +111,7 @@ def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:
         if not (model_dir / name).is_file():
             raise UserError(f"{model_dir / name}: not found (run the train stage first)")
     mlf.ensure_experiment(tracking)
-    mlflow.set_tracking_uri(tracking.tracking_uri)
+    mlflow.set_tracking_uri(mlf.store_uri(tracking.tracking_uri))
     quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bar redraws in stage logs (issue 9)
     with tempfile.TemporaryDirectory(prefix="tokenmill-code-") as tmp, _environment(quiet):
         code = [shutil.copytree(PACKAGE_ROOT / package, Path(tmp) / package,

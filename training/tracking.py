@@ -45,7 +45,16 @@ def client(tracking: TrackingConfig):
     from mlflow import MlflowClient
 
     _make_sqlite_dir(tracking.tracking_uri)
-    return MlflowClient(tracking_uri=tracking.tracking_uri)
+    return MlflowClient(tracking_uri=store_uri(tracking.tracking_uri))
+
+
+def store_uri(uri: str) -> str:
+    """`uri` with a relative SQLite path made absolute against the current directory, now.
+
+    MLflow caches one store per URI string for the life of the process: a relative URI would keep
+    pointing at the file of whatever directory the process was in when it first opened it."""
+    path = _sqlite_path(uri)
+    return f"sqlite:///{path.resolve()}" if path is not None and not path.is_absolute() else uri
 
 
 def _make_sqlite_dir(uri: str) -> None:
@@ -163,7 +172,8 @@ def make_logger(tracking: TrackingConfig, run_id: str | None, name: str | None =
     ensure_experiment(tracking)
     if run_id is None:
         run_id = start_run(tracking, name, tags)
-    return MLFlowLogger(experiment_name=tracking.experiment, tracking_uri=tracking.tracking_uri, run_id=run_id)
+    return MLFlowLogger(experiment_name=tracking.experiment, tracking_uri=store_uri(tracking.tracking_uri),
+                        run_id=run_id)
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -189,7 +189,7 @@ def _system_metrics(tracking: TrackingConfig, run_id: str, resumed: bool):
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         monitor = SystemMetricsMonitor(run_id, sampling_interval=10, resume_logging=resumed,
-                                       tracking_uri=tracking.tracking_uri)
+                                       tracking_uri=mlf.store_uri(tracking.tracking_uri))
         monitor.start()
         return monitor
     except Exception as exc:  # psutil missing or the store refused: training goes on without them

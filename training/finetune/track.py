@@ -69,7 +69,8 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
         quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bar redraws in stage logs
         try:
-            download_artifacts(artifact_uri=uri, dst_path=str(cache), tracking_uri=tracking.tracking_uri)
+            download_artifacts(artifact_uri=uri, dst_path=str(cache),
+                               tracking_uri=mlf.store_uri(tracking.tracking_uri))
         finally:
             if quiet is None:
                 os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
