@@ -28,3 +28,15 @@ def tiny_site(tmp_path: Path) -> Path:
     root = tmp_path / "site"
     make_site(root)
     return root
+
+
+@pytest.fixture(autouse=True)
+def fresh_prefect_events_worker():
+    """Prefect keeps one events worker per process, bound to the API it first talked to: a test that
+    served its own Prefect server would leave the next test's events (task runs arrive through them)
+    going to a server that is gone. Drain it after every test that loaded Prefect's events."""
+    yield
+    if "prefect.events.worker" in sys.modules:
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=10)
