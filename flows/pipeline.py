@@ -89,27 +89,18 @@ def crawl_task(params_path: str, overrides: list[str], sources: list[str] | None
 
 @task(name="prepare")
 def prepare_task(params_path: str, overrides: list[str]) -> dict:
-    params = load_params(params_path, overrides)
-    if up_to_date("prepare", params_path, overrides):
-        return _skipped("prepare", params)
-    return _ran("prepare", stages.prepare(params))
+    return _run_stage("prepare", params_path, overrides, stages.prepare)
 
 
 @task(name="evalset")
 def evalset_task(params_path: str, overrides: list[str]) -> dict:
     """Kept when it exists (whatever the corpus): only its first run, or a deleted one, makes it."""
-    params = load_params(params_path, overrides)
-    if up_to_date("evalset", params_path, overrides):
-        return _skipped("evalset", params)
-    return _ran("evalset", stages.evalset(params))
+    return _run_stage("evalset", params_path, overrides, stages.evalset)
 
 
 @task(name="tokenize")
 def tokenize_task(params_path: str, overrides: list[str]) -> dict:
-    params = load_params(params_path, overrides)
-    if up_to_date("tokenize", params_path, overrides):
-        return _skipped("tokenize", params)
-    return _ran("tokenize", stages.tokenize(params))
+    return _run_stage("tokenize", params_path, overrides, stages.tokenize)
 
 
 @task(name="train")
@@ -139,10 +130,7 @@ def evaluate_task(params_path: str, overrides: list[str]) -> dict:
 
 @task(name="report")
 def report_task(params_path: str, overrides: list[str]) -> dict:
-    params = load_params(params_path, overrides)
-    if up_to_date("report", params_path, overrides):
-        return _skipped("report", params)
-    return _ran("report", stages.report(params))
+    return _run_stage("report", params_path, overrides, stages.report)
 
 
 @task(name="version")
@@ -150,6 +138,14 @@ def version_task(stage: str) -> str:
     """Record the stage's outputs in dvc.lock and the DVC cache, as `dvc repro` would."""
     dvc("commit", "--force", stage)
     return stage
+
+
+def _run_stage(stage: str, params_path: str, overrides: list[str], run) -> dict:
+    """`run(params)` (a pipeline.stages function) unless DVC finds the stage up to date."""
+    params = load_params(params_path, overrides)
+    if up_to_date(stage, params_path, overrides):
+        return _skipped(stage, params)
+    return _ran(stage, run(params))
 
 
 def _ran(stage: str, stats: dict) -> dict:
