@@ -2,7 +2,8 @@
 
 A checkpoints directory holds
   step-00000600.ckpt   a Lightning checkpoint (model, optimiser, scheduler, loop counters) plus
-                       "tokenmill": {"identity", "samples_seen", "rng", "history", "mlflow_run_id"}
+                       "tokenmill": {"identity", "samples_seen", "rng", "cpu_threads", "history",
+                       "mlflow_run_id"}
   step-00000400.ckpt   the one before: a torn newest checkpoint falls back to it
   *.ckpt.torn          a checkpoint that could not be read, renamed (kept) so it is not tried again
   aside/<time>-<what differs>/   checkpoints of another run (other model shape, tokenizer, data or
@@ -197,6 +198,21 @@ def choose_resume(directory: Path, identity: dict, may_move: bool) -> tuple[Path
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# ---- CPU threads --------------------------------------------------------------------------------------
+
+def cpu_threads(info: dict | None) -> int:
+    """Intra-op CPU threads for this fit. The thread count decides how CPU kernels (MKL/oneDNN matmuls,
+    reductions) split their sums, so it changes the weights' last bits: a resumed run uses the count its
+    checkpoint was trained with. A fresh run: OMP_NUM_THREADS when set, else the CPUs this process may
+    use -- never whatever an earlier call in the same process left torch.set_num_threads at."""
+    if info and isinstance(info.get("cpu_threads"), int) and info["cpu_threads"] > 0:
+        return info["cpu_threads"]
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # ---- RNG states -------------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ class GPTModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["tokenmill"] = {"identity": self.identity, "mlflow_run_id": self.mlflow_run_id,
                                    "history": self.history, "samples_seen": self.data_position(),
-                                   "rng": self._all_rng_states()}
+                                   "rng": self._all_rng_states(), "cpu_threads": torch.get_num_threads()}
 
     def _all_rng_states(self) -> list[dict]:
         """Every rank's RNG states, in rank order (all ranks call this while a checkpoint is dumped)."""

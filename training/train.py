@@ -35,7 +35,7 @@ from tokenmill.stage import atomic_directory, write_json
 from training import measure
 from training import tracking as mlf
 from training.callbacks import PlainProgress, StepCheckpoints, StepProgressBar
-from training.checkpoints import AtomicCheckpointIO, choose_resume, run_identity, say
+from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
 from training.model import GPT
@@ -88,7 +88,17 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     # Lightning's launcher starts the other ranks inside fit(), after rank 0 has tidied the directory.
     resume_from, info = choose_resume(checkpoints, identity, may_move=trainer.is_global_zero)
     run_id = (info or {}).get("mlflow_run_id")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads(info))  # the weights depend on it: the same count as the resumed run
+    try:
+        return _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precision, identity, data,
+                    saver, trainer, resume_from, run_id)
+    finally:
+        torch.set_num_threads(threads_before)  # in-process callers keep their own setting
 
+
+def _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precision, identity, data, saver,
+         trainer, resume_from, run_id) -> dict | None:
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = GPTModule(model, config, meta["vocab_size"], identity, mask_id=meta.get("mask_id"))
     sizes = _sizes(module.model, config, precision, trainer.world_size)

@@ -2,6 +2,7 @@
 another run's checkpoints set aside rather than deleted."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,14 +43,17 @@ def cli_command(tmp_path: Path, tokens: Path, model: ModelConfig, train_values: 
             "--tokens", str(tokens), "--out", str(tmp_path / "model"), "--checkpoints", str(tmp_path / "ckpt")]
 
 
-def run_until_checkpoint(command: list[str], checkpoint: Path, sig: int, cwd: Path) -> tuple[int, str]:
-    """Start `command`, send `sig` as soon as `checkpoint` exists; return its exit code and stderr."""
+def run_until_checkpoint(command: list[str], checkpoint: Path, sig: int, cwd: Path,
+                         delay: float = 0.0) -> tuple[int, str]:
+    """Start `command`, send `sig` `delay` seconds after `checkpoint` exists; return its exit code and stderr."""
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     deadline = time.monotonic() + 180
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.kill(proc.pid, sig)
+    time.sleep(delay)
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
     _, stderr = proc.communicate(timeout=120)
     return proc.returncode, stderr
 
@@ -72,12 +76,16 @@ def train_values(**overrides) -> dict:
     return {k: v for k, v in to_dict(tiny(**overrides)).items()}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
-                         ids=["SIGKILL", "SIGTERM"])
-def test_killed_training_rerun_with_the_same_command_ends_bitwise_equal(sig, tokens, dropout_model, uninterrupted,
-                                                                         tmp_path):
+@pytest.mark.parametrize(("sig", "after", "delay"), [
+    (signal.SIGKILL, 4, 0.0),  # right after the first checkpoint
+    pytest.param(signal.SIGKILL, 20, 0.0, marks=pytest.mark.slow),  # right after the one saved after validation
+    pytest.param(signal.SIGKILL, 8, 0.7, marks=pytest.mark.slow),  # somewhere between later steps
+    pytest.param(signal.SIGTERM, 4, 0.0, marks=pytest.mark.slow)], ids=["SIGKILL", "SIGKILL-20", "SIGKILL-late",
+                                                                        "SIGTERM"])
+def test_killed_training_rerun_with_the_same_command_ends_bitwise_equal(sig, after, delay, tokens, dropout_model,
+                                                                         uninterrupted, tmp_path):
     command = cli_command(tmp_path, tokens, dropout_model, train_values())
-    code, stderr = run_until_checkpoint(command, tmp_path / "ckpt" / "step-00000004.ckpt", sig, tmp_path)
+    code, stderr = run_until_checkpoint(command, tmp_path / "ckpt" / f"step-{after:08d}.ckpt", sig, tmp_path, delay)
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:  # saved where it stopped, said so on one line, exited with a retryable code
@@ -91,6 +99,28 @@ def test_killed_training_rerun_with_the_same_command_ends_bitwise_equal(sig, tok
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed_from=" in again.stdout and "resumed_from=None" not in again.stdout
+    assert_bitwise_equal(weights(uninterrupted / "model"), weights(tmp_path / "model"))
+
+
+def test_thread_count_is_the_machines_and_a_resume_keeps_its_checkpoints(tokens, dropout_model, uninterrupted,
+                                                                          tmp_path, monkeypatch):
+    """CPU kernels split their sums by thread count (it changes every weight's last bits): neither an earlier
+    torch.set_num_threads in the process nor another OMP_NUM_THREADS at the rerun may change the run."""
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    try:
+        torch.set_num_threads(other)  # left by an earlier caller: a fresh run does not inherit it
+        train(tokens, tmp_path / "fresh", tiny(keep_checkpoints=10), dropout_model, NO_TRACKING,
+              checkpoints=tmp_path / "all")
+        assert torch.get_num_threads() == other  # and gets it back
+        assert_bitwise_equal(weights(uninterrupted / "model"), weights(tmp_path / "fresh"))
+        (tmp_path / "ckpt").mkdir()
+        shutil.copy(tmp_path / "all" / "step-00000004.ckpt", tmp_path / "ckpt")
+        monkeypatch.setenv("OMP_NUM_THREADS", str(other))  # the rerun's shell differs: the checkpoint's count wins
+        result = train(tokens, tmp_path / "model", tiny(), dropout_model, NO_TRACKING, checkpoints=tmp_path / "ckpt")
+    finally:
+        torch.set_num_threads(before)
+    assert result["resumed_from"] == str(tmp_path / "ckpt" / "step-00000004.ckpt")
     assert_bitwise_equal(weights(uninterrupted / "model"), weights(tmp_path / "model"))
 
 
