@@ -22,7 +22,7 @@ def read_csv(path: Path) -> list[list[str]]:
 
 def test_tiny_train_end_to_end_tracked_in_mlflow(corpus, tokens, nano, tracking, tiny_train, tmp_path,
                                                  monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")  # sampled within even a fast tiny run
     result = train(tokens, tmp_path / "model", tiny_train(), nano, tracking)
     out = tmp_path / "model"
     assert result["steps"] == 12 and result["val_loss"] < 6.3  # ln(512) = 6.24 at init
