@@ -18,7 +18,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow/mlflow.db
 
 help:
 	@echo "make demo     set up .venv and run the whole pipeline (dvc repro) on the offline default source"
-	@echo "make test     run the test suite"
+	@echo "make test     run the test suite but its few slow end-to-end tests (make test-slow runs those)"
 	@echo "make ui       the MLflow UI on http://127.0.0.1:5000 (same as make mlflow-server)"
 	@echo "make mlflow-server  MLflow tracking server on 127.0.0.1:5000; trainings log through it while it runs"
 	@echo "make prefect  start a Prefect server with its UI on http://127.0.0.1:4200"
