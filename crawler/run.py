@@ -1,5 +1,9 @@
 """crawl(): sources -> <out>/documents (Parquet), <out>/warc (raw responses), <out>/stats.json.
 
+A crawl of some sources may carry the others over from the crawl already in `<out>` (their pages,
+documents and WARC records as they are): each source refreshes its part of one crawl output on
+its own cadence (the per-source Prefect deployments, `tokenmill crawl SOURCE`).
+
 The work happens in `<out>.partial/` (see crawler/state.py) and is renamed to `<out>` at the end.
 A crawl that is stopped (SIGTERM, Ctrl-C, even SIGKILL) resumes when crawl() is called again
 with the same sources, config and `out`.
@@ -48,19 +52,29 @@ DOCUMENT_COLUMNS = ["id", "text", "canonical_url", "content_sha256", "content_ty
                     "title", "url"]
 
 
-def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
-    """Crawl `sources` into `out`; returns the stats written to `out`/stats.json."""
+def crawl(sources: list[Source], out: Path, config: CrawlConfig, carry_over: list[Source] = ()) -> dict:
+    """Crawl `sources` into `out`; returns the stats written to `out`/stats.json.
+
+    `carry_over`: sources kept in `out` as the crawl already there holds them (not fetched); one
+    that `out` does not hold yet is left out of this crawl, with a warning."""
     out = Path(out)
     if not sources:
         raise UserError("crawl: no sources given")
-    if len({s.name for s in sources}) != len(sources):
+    names = [s.name for s in [*sources, *carry_over]]
+    if len(set(names)) != len(names):
         raise UserError("crawl: two sources have the same name")
     for source in sources:
         if source.serve is not None:
             served_directory(source)  # fail before starting anything
+    carried = []
+    for source in carry_over:
+        if crawled_index(out, source.name).exists():
+            carried.append(source)
+        else:
+            logger.warning("%s: not in %s yet; crawl it to add it", source.name, out)
     state = CrawlState(out.with_name(out.name + ".partial"))
-    ports = start_or_resume(state, sources, config)
-    link_previous(state, sources, out)
+    ports = start_or_resume(state, sources, config, carried)
+    link_previous(state, [s for s in sources if s.recrawl_after is not None] + carried, out)
     with ExitStack() as stack:
         for source in sources:
             if source.serve is not None:
@@ -69,7 +83,7 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
                     state.source_dir(source.name).mkdir(parents=True, exist_ok=True)
                     state.open_marker(source.name).touch()
                 ports[source.name] = port
-        write_job(state, sources, config, ports)
+        write_job(state, sources, config, ports, carried)
         for source in sources:
             state.prepare_run(source.name)
         run_child(state)
@@ -78,16 +92,21 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig) -> dict:
         detail = ", ".join(f"{name} ({reason or 'no reason recorded'})" for name, reason in unfinished.items())
         raise TransientError(f"crawl of {detail} stopped before the end; "
                              f"run it again with the same output ({out}) to resume")
-    return finalise(state, sources, out, config)
+    return finalise(state, sources, out, config, carried)
+
+
+def crawled_index(out: Path, source: str) -> Path:
+    """A finished crawl's page index of a source (crawler.state.read_index reads it)."""
+    return out / "pages" / f"{source}.jsonl.gz"
 
 
 def link_previous(state: CrawlState, sources: list[Source], out: Path) -> None:
-    """For sources with recrawl_after, keep the last crawl in `out` at hand (hard links, so that
-    `out` can be replaced at the end): its page index (with the text) and its WARC."""
+    """Keep the last crawl of `sources` in `out` at hand (hard links, so that `out` can be replaced
+    at the end): its page index (with the text) and its WARC; for a recrawl, or to carry it over."""
     for source in sources:
-        index = out / "pages" / f"{source.name}.jsonl.gz"
+        index = crawled_index(out, source.name)
         target = state.previous_pages(source.name)
-        if source.recrawl_after is None or not index.exists() or target.exists():
+        if not index.exists() or target.exists():
             continue
         state.previous_dir.mkdir(parents=True, exist_ok=True)
         warc = out / "warc" / f"{source.name}.warc.gz"
@@ -112,15 +131,19 @@ def served_origin(source: Source) -> str:
 
 # --- the partial directory ---------------------------------------------------------------------
 
-def job_spec(sources: list[Source], config: CrawlConfig) -> dict[str, Any]:
-    return {"sources": [to_dict(s) for s in sources], "config": to_dict(config)}
+def job_spec(sources: list[Source], config: CrawlConfig, carried: list[Source] = ()) -> dict[str, Any]:
+    spec = {"sources": [to_dict(s) for s in sources], "config": to_dict(config)}
+    if carried:
+        spec["carried"] = [to_dict(s) for s in carried]
+    return spec
 
 
-def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfig) -> dict[str, int]:
+def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfig,
+                    carried: list[Source] = ()) -> dict[str, int]:
     """Resume the partial crawl of the same job, or start afresh; the served ports used before."""
     if state.job_file.exists():
         previous = json.loads(state.job_file.read_text(encoding="utf-8"))
-        if previous.get("spec") == job_spec(sources, config):
+        if previous.get("spec") == job_spec(sources, config, carried):
             logger.info("resuming the crawl in %s", state.root)
             return dict(previous.get("ports", {}))
         logger.warning("%s holds a crawl of other sources or settings; starting afresh", state.root)
@@ -129,7 +152,8 @@ def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfi
     return {}
 
 
-def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, ports: dict[str, int]) -> None:
+def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, ports: dict[str, int],
+              carried: list[Source] = ()) -> None:
     entries = []
     for source in sources:
         urls = UrlMap()
@@ -139,7 +163,7 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
                                          start_urls=[urls.fetch_origin + path for path in source.start_urls],
                                          sitemap_urls=[urls.fetch_origin + path for path in source.sitemap_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
-    write_json(state.job_file, {"spec": job_spec(sources, config), "ports": ports, "config": to_dict(config),
+    write_json(state.job_file, {"spec": job_spec(sources, config, carried), "ports": ports, "config": to_dict(config),
                                 "sources": entries})
 
 
@@ -227,13 +251,20 @@ def stop_gracefully(child: subprocess.Popen) -> Iterator[list[int]]:
 
 # --- the output --------------------------------------------------------------------------------
 
-def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlConfig) -> dict:
+def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlConfig,
+             carried: list[Source] = ()) -> dict:
+    """The output from the pages of this crawl's runs (and the carried sources' from the last crawl);
+    the counts of pages tried, fetched and dropped are this crawl's."""
     staging = state.root / "final"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "warc").mkdir(parents=True)
     stats = StageStats("crawl", extra={"pages_fetched": 0, "sources": {}})
     documents: list[Document] = []
     kept: dict[str, list[dict[str, Any]]] = {}
+    for source in carried:
+        pages = kept[source.name] = [carried_page(p) for p in read_index(state.previous_pages(source.name))]
+        documents += source_documents(source, pages)
+        stats.extra["sources"][source.name] = {**page_stats(pages), "carried_over": True}
     for source in sources:
         pages = kept[source.name] = outcomes(read_pages(state.pages_file(source.name)))
         documents += source_documents(source, pages)
@@ -245,7 +276,7 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
         stats.removed.update(source_stats["dropped"])
         if source_stats["documents"] == 0:
             logger.warning("%s: no documents (%s)", source.name, describe_losses(source_stats))
-    stats.extra["refused"] = dict(sorted(sum((Counter(s["refused"]) for s in stats.extra["sources"].values()),
+    stats.extra["refused"] = dict(sorted(sum((Counter(stats.extra["sources"][s.name]["refused"]) for s in sources),
                                              Counter()).items()))
     if not documents:
         stats.write(state.root)  # for a look; the output is not replaced
@@ -255,11 +286,11 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
     (staging / "pages").mkdir()
-    for source in sources:
+    for source in [*carried, *sources]:
         pages = kept[source.name]
         write_warc(state.warc_dir, state.previous_dir, pages, staging / "warc" / f"{source.name}.warc.gz")
         write_index(pages, staging / "pages" / f"{source.name}.jsonl.gz")
-        if state.previous_pages(source.name).exists():
+        if source in sources and state.previous_pages(source.name).exists():
             stats.extra["sources"][source.name]["recrawl"] = recrawl_stats(read_index(state.previous_pages(source.name)),
                                                                            pages)
     stats.write(staging)
@@ -267,6 +298,11 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     shutil.rmtree(state.root, ignore_errors=True)
     logger.info("crawl: %d pages fetched, %d documents in %s", stats.extra["pages_fetched"], len(documents), out)
     return stats.to_dict()
+
+
+def carried_page(record: dict[str, Any]) -> dict[str, Any]:
+    """A page of the last crawl, kept as it is: its WARC record is in the previous crawl's file."""
+    return {**record, "warc": {**record["warc"], "previous": True}} if record.get("warc") else record
 
 
 def empty_crawl_error(stats: StageStats, stats_file: Path) -> Exception:

@@ -38,12 +38,12 @@ def source_resource(name: str) -> str:
 
 @flow(name="crawl-source", log_prints=True)
 def crawl_source(source: str, params_path: str = "params.yaml") -> dict:
-    """Re-crawl (the crawl stage re-fetches every configured source: its output is one directory),
-    version it, and say so with `tokenmill.crawl.completed`."""
+    """Re-crawl `source` (the other sources in the crawl output carried over as they are), version
+    the crawl output, and say so with `tokenmill.crawl.completed`."""
     params = load_params(params_path)
     if source not in params.crawl.sources:
         raise UserError(f"{params_path}: crawl.sources does not list {source!r}")
-    stats = run_stage("crawl", params_path, [], force=True)
+    stats = run_stage("crawl", params_path, [], sources=[source], force=True)
     emit_event(CRAWL_COMPLETED, resource={"prefect.resource.id": source_resource(source)},
                payload={"documents": stats.get("documents_out"), "pages": stats.get("pages_fetched")})
     return stats

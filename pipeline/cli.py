@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("crawl", run_crawl, "crawl sources into WARC files and document shards")
     p.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="source name under sources/ or path to a source YAML (default: crawl.sources)")
+                   help="source name under sources/ or path to a source YAML (default: crawl.sources); "
+                        "the other crawl.sources that --out already holds are kept as they are")
     p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
 
     from dataprep import registry  # the one list of dataprep steps and their groups

@@ -44,13 +44,17 @@ STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 
 def crawl(params: Params, sources: list[str] | None = None, out: Path | None = None) -> dict:
+    """Every `crawl.sources`; or only `sources`, the other `crawl.sources` that `out` already
+    holds carried over as they are (one source refreshed in the shared crawl output)."""
     from crawler.config import load_source
     from crawler.run import crawl as run_crawl
 
     out = Path(out or params.paths.crawl)
     loaded = [load_source(name, Path(params.paths.sources)) for name in (sources or params.crawl.sources)]
+    names = {source.name for source in loaded}
+    others = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources] if sources else []
     check_replaceable(out, "crawl")
-    return run_crawl(loaded, out, params.crawl)
+    return run_crawl(loaded, out, params.crawl, carry_over=[s for s in others if s.name not in names])
 
 
 def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,

@@ -52,3 +52,44 @@ def test_a_recrawl_fetches_only_what_changed(tmp_path):
         assert documents(tmp_path / "out") == texts
     finally:
         server.stop()
+
+
+def test_a_crawl_of_one_source_carries_the_others_over_as_they_are(tmp_path):
+    """The per-source deployments: refreshing one source leaves the other sources' documents and
+    WARC records in the shared output byte for byte, and fetches nothing of theirs."""
+    one = write_site(tmp_path / "one", {"index.html": page("One index", ["x.html"]), "x.html": page("Old one x")})
+    two = write_site(tmp_path / "two", {"index.html": page("Two index", ["y.html"]), "y.html": page("Old two y")})
+    servers = [HttpServer(one), HttpServer(two)]
+    try:
+        first, second = (source_for(server, tmp_path, name=name) for server, name in zip(servers, ["one", "two"]))
+        crawl([first, second], tmp_path / "out", crawl_config())
+        two_warc = (tmp_path / "out" / "warc" / "two.warc.gz").read_bytes()
+        write_site(one, {"x.html": page("New one x")})
+        write_site(two, {"y.html": page("New two y")})
+        servers[1].stop()  # nothing of `two` may be fetched: a request would fail
+
+        stats = crawl([first], tmp_path / "out", crawl_config(), carry_over=[second])
+
+        texts = {(d.meta["source"], d.meta["url"].rsplit("/", 1)[1]): d.text
+                 for d in read_documents(tmp_path / "out" / "documents")}
+        assert sorted(texts) == [("one", "index.html"), ("one", "x.html"), ("two", "index.html"), ("two", "y.html")]
+        assert texts["one", "x.html"].startswith("New one x") and texts["two", "y.html"].startswith("Old two y")
+        assert (tmp_path / "out" / "warc" / "two.warc.gz").read_bytes() == two_warc
+        assert stats["sources"]["two"]["carried_over"] and stats["sources"]["two"]["documents"] == 2
+        assert stats["pages_fetched"] == stats["sources"]["one"]["pages_fetched"] == 2
+        assert stats["documents_out"] == 4
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_source_not_crawled_yet_is_not_carried_over(tmp_path):
+    root = write_site(tmp_path / "one", {"index.html": page("One index")})
+    server = HttpServer(root)
+    try:
+        first = source_for(server, tmp_path, name="one")
+        absent = source_for(server, tmp_path, name="absent")
+        stats = crawl([first], tmp_path / "out", crawl_config(), carry_over=[absent])
+        assert set(stats["sources"]) == {"one"} and stats["documents_out"] == 1
+    finally:
+        server.stop()

@@ -112,8 +112,11 @@ def test_crawl_is_retried_on_a_transient_fault_and_never_on_a_user_error(project
     real_crawl = stages.crawl
     calls: list[str] = []
 
+    asked = []
+
     def crawl_that_crashes_once(params, sources=None, out=None):
         calls.append("crawl")
+        asked.append(sources)
         if len(calls) == 1:
             raise TransientError("the crawler exited with status -9; run the crawl again to resume")
         return real_crawl(params, sources, out)
@@ -129,6 +132,7 @@ def test_crawl_is_retried_on_a_transient_fault_and_never_on_a_user_error(project
     state = crawl_source(source="tiny", return_state=True)  # the served crawl flow: crawl, version, event
     assert state.is_completed(), state
     assert calls == ["crawl", "crawl"]
+    assert asked == [["tiny"], ["tiny"]], "the source's own crawl; the others are carried over"
     assert (project / "data/crawl/stats.json").is_file()
 
     calls.clear()
