@@ -51,24 +51,30 @@ def split_words(text: str, lang: str | None = None) -> list[str]:
     return WORD_SPLITTERS.get(lang or "default", split_spaced)(text)
 
 
-_tables: dict[str, np.ndarray] = {}
+ALNUM, SPACE, LETTER, CJK = 1, 2, 4, 8  # bits of `char_classes()`
+_classes: np.ndarray | None = None
+
+
+def char_classes() -> np.ndarray:
+    """One uint8 per code point: ALNUM (re's `[^\\W_]`, str.isalnum), SPACE (`\\s`, str.isspace),
+    LETTER (`[^\\W\\d_]`) and CJK (the Han/kana ranges of CJK_WORD) bits; built once (~0.1 s)."""
+    global _classes
+    if _classes is None:
+        every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        classes = np.zeros(0x110000, dtype=np.uint8)
+        for bit, pattern in ((ALNUM, r"[^\W_]+"), (SPACE, r"\s+"), (LETTER, r"[^\W\d_]+")):
+            for m in re.finditer(pattern, every):  # a few hundred runs
+                classes[m.start() : m.end()] |= bit
+        for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
+            classes[lo : hi + 1] |= CJK
+        _classes = classes
+    return _classes
 
 
 def char_table(name: str) -> np.ndarray:
-    """For every code point, whether it is 'alnum' (re's `[^\\W_]`, str.isalnum), 'space' (`\\s`,
-    str.isspace), 'letter' (`[^\\W\\d_]`) or 'cjk' (the Han/kana ranges of CJK_WORD); built once."""
-    if not _tables:
-        every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
-        for key, pattern in (("alnum", r"[^\W_]+"), ("space", r"\s+"), ("letter", r"[^\W\d_]+")):
-            table = np.zeros(0x110000, dtype=bool)
-            for m in re.finditer(pattern, every):  # a few hundred runs
-                table[m.start() : m.end()] = True
-            _tables[key] = table
-        cjk = np.zeros(0x110000, dtype=bool)
-        for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
-            cjk[lo : hi + 1] = True
-        _tables["cjk"] = cjk
-    return _tables[name]
+    """For every code point, whether it is 'alnum', 'space', 'letter' or 'cjk' (bool)."""
+    bit = {"alnum": ALNUM, "space": SPACE, "letter": LETTER, "cjk": CJK}[name]
+    return (char_classes() & bit).astype(bool)
 
 
 _HASH_P = np.uint64(0x100000001B3)
@@ -100,14 +106,15 @@ def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
     return out
 
 
-def spaced_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
     its first to its last letter/digit; a token without one has no word."""
-    alnum = char_table("alnum")[points]
-    nonspace = ~char_table("space")[points]
+    if classes is None:
+        classes = char_classes()[points]
+    nonspace = (classes & SPACE) == 0
     token_start = nonspace & ~_shifted(nonspace, False)
-    token = np.cumsum(token_start)  # the token number (from 1) of every character
-    found = np.flatnonzero(alnum)
+    token = np.cumsum(token_start, dtype=np.int32)  # the token number (from 1) of every character
+    found = np.flatnonzero(classes & ALNUM)
     if not len(found):
         return found, found, int(token[-1]) if len(token) else 0
     owner = token[found]
@@ -117,10 +124,12 @@ def spaced_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return found[first], found[last] + 1, int(token[-1])
 
 
-def cjk_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """split_cjk as code point spans: every Han/kana character, and runs of other letters/digits."""
-    cjk = char_table("cjk")[points]
-    other = char_table("alnum")[points] & ~cjk
+    if classes is None:
+        classes = char_classes()[points]
+    cjk = (classes & CJK) != 0
+    other = ((classes & ALNUM) != 0) & ~cjk
     before, after = _shifted(other, False), np.empty_like(other)
     if len(other):
         after[:-1] = other[1:]
@@ -154,7 +163,10 @@ class TextView:
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        return PARAGRAPH_BREAK.split(self.text.strip())
+        text = self.text.strip()
+        if "\n\n\n" not in text:  # every break is exactly two newlines: str.split does it
+            return text.split("\n\n")
+        return PARAGRAPH_BREAK.split(text)
 
     @cached_property
     def tokens(self) -> list[str]:
@@ -181,8 +193,13 @@ class TextView:
         return np.frombuffer(self.text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
     @cached_property
+    def classes(self) -> np.ndarray:
+        """`char_classes()` bits of each code point."""
+        return char_classes()[self.points]
+
+    @cached_property
     def _spaced(self) -> tuple[np.ndarray, np.ndarray, int]:
-        return spaced_spans(self.points)
+        return spaced_spans(self.points, self.classes)
 
     @cached_property
     def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -191,7 +208,7 @@ class TextView:
         if splitter is split_spaced:
             return self._spaced[:2]
         if splitter is split_cjk:
-            return cjk_spans(self.points)
+            return cjk_spans(self.points, self.classes)
         return None
 
     @cached_property
@@ -221,8 +238,10 @@ class TextView:
         """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
         letter/digit) holds all their letters."""
         starts, ends, _ = self._spaced
-        letters = np.zeros(len(self.points) + 1, dtype=np.int64)
-        np.cumsum(char_table("letter")[self.points], out=letters[1:])
+        if not len(starts):
+            return 0
+        letters = np.zeros(len(self.points) + 1, dtype=np.int32)
+        np.cumsum((self.classes & LETTER) != 0, out=letters[1:])
         return int(np.count_nonzero(letters[ends] > letters[starts]))
 
     def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
