@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from dataprep.dedup import Decisions, Dedup, Signed, apply, resolve, sign_documents
+from dataprep.memory import give_back, lean_allocators
 from dataprep.step import Step
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents
 from tokenmill.progress import progress
@@ -123,6 +124,7 @@ def run_task(
     count_input: bool,
 ) -> TaskResult:
     """One shard through one segment (see the module docstring); runs in a worker or in this process."""
+    lean_allocators()  # in a Dask worker too
     result = TaskResult()
     out = Path(workdir)
     removed = ShardWriter(out / f"removed-{number:05d}", shard_size)
@@ -160,6 +162,7 @@ def run_task(
     result.kept_documents, result.kept_bytes = kept.documents, kept.bytes
     result.removed_files = [str(p) for p in sorted(removed.directory.glob("part-*.parquet"))]
     result.removed_bytes = removed.bytes
+    give_back()  # this shard's documents and arrays are freed: hand the pages back before the next
     return result
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from dataprep import registry
 from dataprep.distributed import dask_client, execute, open_index
+from dataprep.memory import lean_allocators
 from dataprep.plots import write_plots
 from dataprep.report import write_report
 from dataprep.step import RemoveCallback, Step
@@ -52,6 +53,7 @@ def run(
     `index`: a dedup index directory (default `config.index`; "" for none). `client`: a Dask client
     (or scheduler address) to run on; by default one is made from `config.dask` when it asks for one.
     """
+    lean_allocators()
     names = list(config.steps if steps is None else steps)
     document_files(inp)  # a missing or empty input fails here, before `out` is touched
     stats = StageStats(stage="prepare")

@@ -20,7 +20,7 @@ import io
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -33,14 +33,13 @@ EXAMPLE_CHARS = 300
 BINS_PER_DECADE = 4
 
 
-def shard_columns(directory: Path, columns: list[str]) -> list[dict[str, list]]:
-    """The given columns (those present) of every shard in `directory`, shard by shard."""
-    out = []
+def shard_columns(directory: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+    """The given columns (those present) of every shard in `directory`, one shard at a time (a shard's
+    columns are let go before the next is read: the whole output's text is never in memory at once)."""
     for shard in sorted(directory.glob("part-*.parquet")):
         names = set(pq.read_schema(shard).names)
         table = pq.read_table(shard, columns=[c for c in columns if c in names])
-        out.append({c: table.column(c) for c in table.column_names})
-    return out
+        yield {c: table.column(c) for c in table.column_names}
 
 
 def text_lengths(directory: Path) -> list[int]:
@@ -108,18 +107,30 @@ def lengths_figure(edges: list[int], before: list[int], after: list[int]) -> Fig
 def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
     """The first few removed documents per reason (shard order), text cut to EXAMPLE_CHARS."""
     examples: dict[str, list[dict[str, str]]] = {}
-    for shard in shard_columns(directory, ["id", "reason", "text", "url", "duplicate_of"]):
-        rows = {name: column.to_pylist() for name, column in shard.items()}
-        for i, reason in enumerate(rows.get("reason", [])):
-            bucket = examples.setdefault(str(reason), [])
-            if len(bucket) < EXAMPLES_PER_REASON:
-                text = rows["text"][i] or ""
-                bucket.append({
-                    "id": str(rows["id"][i]),
-                    "url": str((rows.get("url") or [None] * (i + 1))[i] or ""),
-                    "duplicate_of": str((rows.get("duplicate_of") or [None] * (i + 1))[i] or ""),
-                    "text": text[:EXAMPLE_CHARS] + ("…" if len(text) > EXAMPLE_CHARS else ""),
-                })
+    for shard in sorted(directory.glob("part-*.parquet")):
+        names = set(pq.read_schema(shard).names)
+        if "reason" not in names:
+            continue
+        reasons = pq.read_table(shard, columns=["reason"]).column("reason").to_pylist()
+        wanted: list[int] = []  # rows that become examples: only their texts are turned into Python strings
+        for i, reason in enumerate(reasons):
+            taken = examples.setdefault(str(reason), [])
+            if len(taken) < EXAMPLES_PER_REASON:
+                taken.append({})
+                wanted.append(i)
+        if not wanted:
+            continue
+        table = pq.read_table(shard, columns=[c for c in ("id", "text", "url", "duplicate_of") if c in names])
+        rows = table.take(wanted).to_pydict()
+        for k, i in enumerate(wanted):
+            text = rows["text"][k] or ""
+            bucket = examples[str(reasons[i])]
+            bucket[bucket.index({})] = {
+                "id": str(rows["id"][k]),
+                "url": str((rows.get("url") or [None] * (k + 1))[k] or ""),
+                "duplicate_of": str((rows.get("duplicate_of") or [None] * (k + 1))[k] or ""),
+                "text": text[:EXAMPLE_CHARS] + ("…" if len(text) > EXAMPLE_CHARS else ""),
+            }
     return dict(sorted(examples.items()))
 
 

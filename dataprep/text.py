@@ -13,6 +13,8 @@ import re
 from functools import cached_property
 from typing import Callable
 
+import numpy as np
+
 from tokenmill.documents import Document
 
 # A word: from the first to the last letter/digit of a whitespace token ('(hello),' → 'hello').
@@ -49,8 +51,101 @@ def split_words(text: str, lang: str | None = None) -> list[str]:
     return WORD_SPLITTERS.get(lang or "default", split_spaced)(text)
 
 
+ALNUM, SPACE, LETTER, CJK = 1, 2, 4, 8  # bits of `char_classes()`
+_classes: np.ndarray | None = None
+
+
+def char_classes() -> np.ndarray:
+    """One uint8 per code point: ALNUM (re's `[^\\W_]`, str.isalnum), SPACE (`\\s`, str.isspace),
+    LETTER (`[^\\W\\d_]`) and CJK (the Han/kana ranges of CJK_WORD) bits; built once (~0.1 s)."""
+    global _classes
+    if _classes is None:
+        every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        classes = np.zeros(0x110000, dtype=np.uint8)
+        for bit, pattern in ((ALNUM, r"[^\W_]+"), (SPACE, r"\s+"), (LETTER, r"[^\W\d_]+")):
+            for m in re.finditer(pattern, every):  # a few hundred runs
+                classes[m.start() : m.end()] |= bit
+        for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
+            classes[lo : hi + 1] |= CJK
+        _classes = classes
+    return _classes
+
+
+def char_table(name: str) -> np.ndarray:
+    """For every code point, whether it is 'alnum', 'space', 'letter' or 'cjk' (bool)."""
+    bit = {"alnum": ALNUM, "space": SPACE, "letter": LETTER, "cjk": CJK}[name]
+    return (char_classes() & bit).astype(bool)
+
+
+_HASH_P = np.uint64(0x100000001B3)
+_HASH_MIX = np.uint64(0x94D049BB133111EB)
+
+
+def span_hashes(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each span [start, end) of code points: equal strings get equal hashes (a
+    polynomial over the code points, mixed with the length; different strings collide with
+    probability about 2^-64 per pair)."""
+    from dataprep.minhash import mix64, powers
+
+    pw, inv = powers(len(points) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(points) + 1, dtype=np.uint64)
+        np.multiply(points, pw[: len(points)], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * inv[starts]
+        hashes ^= (ends - starts).astype(np.uint64) * _HASH_MIX
+        return mix64(hashes)
+
+
+def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
+    """mask moved one place right (the previous character's value), `fill` first."""
+    out = np.empty_like(mask)
+    if len(mask):
+        out[0] = fill
+        out[1:] = mask[:-1]
+    return out
+
+
+def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
+    its first to its last letter/digit; a token without one has no word."""
+    if classes is None:
+        classes = char_classes()[points]
+    nonspace = (classes & SPACE) == 0
+    token_start = nonspace & ~_shifted(nonspace, False)
+    token = np.cumsum(token_start, dtype=np.int32)  # the token number (from 1) of every character
+    found = np.flatnonzero(classes & ALNUM)
+    if not len(found):
+        return found, found, int(token[-1]) if len(token) else 0
+    owner = token[found]
+    change = owner[1:] != owner[:-1]
+    first = np.concatenate(([True], change))
+    last = np.concatenate((change, [True]))
+    return found[first], found[last] + 1, int(token[-1])
+
+
+def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """split_cjk as code point spans: every Han/kana character, and runs of other letters/digits."""
+    if classes is None:
+        classes = char_classes()[points]
+    cjk = (classes & CJK) != 0
+    other = ((classes & ALNUM) != 0) & ~cjk
+    before, after = _shifted(other, False), np.empty_like(other)
+    if len(other):
+        after[:-1] = other[1:]
+        after[-1] = False
+    starts = np.flatnonzero(cjk | (other & ~before))
+    ends = np.flatnonzero(cjk | (other & ~after)) + 1
+    return starts, ends
+
+
 class TextView:
-    """Lazily computed, cached parts of one text (in one language)."""
+    """Lazily computed, cached parts of one text (in one language).
+
+    Rules that need only word lengths, counts or identities read the array forms (`word_lengths`,
+    `word_ids`, `alpha_token_count`, `token_count`): computed over the text's code points in numpy,
+    no Python string per word. They agree with the lists (`words`, `spaced_words`, `tokens`) exactly
+    (word ids are 64-bit hashes: equal words, equal ids)."""
 
     def __init__(self, text: str, lang: str | None):
         self.text = text
@@ -64,11 +159,14 @@ class TextView:
     @cached_property
     def nonempty_lines(self) -> list[str]:
         """Lines stripped of surrounding whitespace, blank ones left out."""
-        return [s for s in (line.strip() for line in self.lines) if s]
+        return list(filter(None, map(str.strip, self.lines)))
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        return PARAGRAPH_BREAK.split(self.text.strip())
+        text = self.text.strip()
+        if "\n\n\n" not in text:  # every break is exactly two newlines: str.split does it
+            return text.split("\n\n")
+        return PARAGRAPH_BREAK.split(text)
 
     @cached_property
     def tokens(self) -> list[str]:
@@ -88,6 +186,78 @@ class TextView:
     @cached_property
     def lower_words(self) -> list[str]:
         return [w.lower() for w in self.words]
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        """The text's code points (uint32)."""
+        return np.frombuffer(self.text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+    @cached_property
+    def classes(self) -> np.ndarray:
+        """`char_classes()` bits of each code point."""
+        return char_classes()[self.points]
+
+    @cached_property
+    def _spaced(self) -> tuple[np.ndarray, np.ndarray, int]:
+        return spaced_spans(self.points, self.classes)
+
+    @cached_property
+    def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(starts, ends) in code points of each of `words`; None for a splitter this module does not know."""
+        splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
+        if splitter is split_spaced:
+            return self._spaced[:2]
+        if splitter is split_cjk:
+            return cjk_spans(self.points, self.classes)
+        return None
+
+    @cached_property
+    def word_lengths(self) -> np.ndarray:
+        """len() of each of `words` (int64)."""
+        spans = self.word_spans
+        if spans is None:
+            return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
+        return (spans[1] - spans[0]).astype(np.int64)
+
+    @cached_property
+    def word_ids(self) -> np.ndarray:
+        """One uint64 per word of `words`: equal words, equal ids."""
+        spans = self.word_spans
+        if spans is None:
+            ids = {w: i for i, w in enumerate(dict.fromkeys(self.words))}
+            return np.fromiter((ids[w] for w in self.words), dtype=np.uint64, count=len(self.words))
+        return span_hashes(self.points, *spans)
+
+    @cached_property
+    def token_count(self) -> int:
+        """len(tokens): whitespace tokens."""
+        return self._spaced[2]
+
+    @cached_property
+    def alpha_token_count(self) -> int:
+        """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
+        letter/digit) holds all their letters."""
+        starts, ends, _ = self._spaced
+        if not len(starts):
+            return 0
+        letters = np.zeros(len(self.points) + 1, dtype=np.int32)
+        np.cumsum((self.classes & LETTER) != 0, out=letters[1:])
+        return int(np.count_nonzero(letters[ends] > letters[starts]))
+
+    def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
+        """How many of `lower_words` are in `vocabulary`, counting up to `enough` (then it stops)."""
+        splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
+        pattern = {split_spaced: SPACED_WORD, split_cjk: CJK_WORD}.get(splitter)
+        words = (m.group() for m in pattern.finditer(self.text)) if pattern is not None else iter(self.words)
+        found = 0
+        if found >= enough:
+            return found
+        for word in words:
+            if word.lower() in vocabulary:
+                found += 1
+                if found >= enough:
+                    break
+        return found
 
 
 def view(doc: Document) -> TextView:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
 from operator import itemgetter, not_
 
 from dataprep.registry import register_step
@@ -83,14 +83,15 @@ class GopherQuality(Filter):
         self.config = config
 
     def reject(self, doc: Document) -> str | None:
+        # Word counts, lengths and letters come from the view's arrays (no Python string per word).
         v = view(doc)
-        c, text, words = self.config.for_language(v.lang), v.text, v.words
-        n_words = len(words)
+        c, text, lengths = self.config.for_language(v.lang), v.text, v.word_lengths
+        n_words = len(lengths)
         if n_words < c.min_words:
             return "quality:min_words"
         if n_words > c.max_words:
             return "quality:max_words"
-        mean_length = sum(map(len, words)) / n_words
+        mean_length = int(lengths.sum()) / n_words
         if mean_length < c.min_mean_word_length:
             return "quality:min_mean_word_length"
         if mean_length > c.max_mean_word_length:
@@ -100,14 +101,14 @@ class GopherQuality(Filter):
         if (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
             return "quality:symbol_word_ratio"
         lines = v.nonempty_lines
-        if sum(line.startswith(BULLETS) for line in lines) / len(lines) > c.max_bullet_lines:
+        if sum(map(str.startswith, lines, repeat(BULLETS))) / len(lines) > c.max_bullet_lines:
             return "quality:bullet_lines"
-        if sum(line.endswith(ELLIPSES) for line in lines) / len(lines) > c.max_ellipsis_lines:
+        if sum(map(str.endswith, lines, repeat(ELLIPSES))) / len(lines) > c.max_ellipsis_lines:
             return "quality:ellipsis_lines"
-        if alphabetic_tokens(v.spaced_words) / len(v.tokens) < c.min_alpha_words:
+        if v.alpha_token_count / v.token_count < c.min_alpha_words:
             return "quality:alpha_words"
         stop_words = stop_words_for(v.lang)
         if stop_words is not None and c.min_stop_words > 0:
-            if sum(w in stop_words for w in v.lower_words) < c.min_stop_words:
+            if v.count_words_in(stop_words, c.min_stop_words) < c.min_stop_words:
                 return "quality:stop_words"
         return None

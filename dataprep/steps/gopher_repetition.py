@@ -48,16 +48,10 @@ class RepetitionConfig:
 
 
 def find_duplicates(parts: list[str]) -> tuple[int, int]:
-    """(parts that repeat an earlier part, characters in those repeats)."""
-    seen: set[str] = set()
-    dup_parts = dup_chars = 0
-    for part in parts:
-        if part in seen:
-            dup_parts += 1
-            dup_chars += len(part)
-        else:
-            seen.add(part)
-    return dup_parts, dup_chars
+    """(parts that repeat an earlier part, characters in those repeats): every part but the first
+    occurrence of each distinct one."""
+    distinct = set(parts)
+    return len(parts) - len(distinct), sum(map(len, parts)) - sum(map(len, distinct))
 
 
 def top_ngram_chars(words: list[str], n: int) -> int:
@@ -93,11 +87,17 @@ class NgramIndex:
     polynomial hashes of the word ids: two different n-grams of one document collide with probability
     about 2^-64 per pair."""
 
-    def __init__(self, words: list[str]):
-        ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
-        self.ids = np.array([ids[w] for w in words], dtype=np.uint64)
-        self.cum = np.zeros(len(words) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.cum[1:])
+    def __init__(self, words: list[str] | None = None, *, ids: np.ndarray | None = None,
+                 lengths: np.ndarray | None = None):
+        """From `words`, or from `ids` (equal words, equal ids: uint64) and `lengths` (len of each word)."""
+        if words is not None:
+            index = {w: i for i, w in enumerate(dict.fromkeys(words))}
+            ids = np.array([index[w] for w in words], dtype=np.uint64)
+            lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        assert ids is not None and lengths is not None
+        self.ids = ids
+        self.cum = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.cum[1:])
 
     def keys(self, n: int, positions: np.ndarray | None = None) -> np.ndarray:
         """The key of the n-gram starting at each of `positions` (None: at every position)."""
@@ -117,19 +117,49 @@ class NgramIndex:
         count = max(len(self.cum) - n, 0)
         return self.cum[n : n + count] - self.cum[:count]
 
-    def repeats(self, n: int, candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(positions, ids, counts) of the n-grams that occur more than once: their start positions
-        (ascending), a small id per distinct n-gram and its count. Only `candidates` are looked at:
-        positions holding every repeated n-gram (a repeated n-gram starts where a repeated shorter
-        one does, so the repeats of n-1 are candidates for n); None looks at every position."""
+    def repeats(self, n: int, candidates: np.ndarray | None = None,
+                keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, keys, counts) of the n-grams that occur more than once: their start positions
+        (ascending), their keys and counts. Only `candidates` are looked at: positions holding every
+        repeated n-gram (a repeated n-gram starts where a repeated shorter one does, so the repeats of
+        n-1 are candidates for n); None looks at every position. `keys`: the (n-1)-gram keys at the
+        candidates (as returned for n-1), extended by one word instead of hashed anew."""
         count = max(len(self.ids) - n + 1, 0)
-        positions = np.arange(count) if candidates is None else candidates[candidates < count]
+        if candidates is None:
+            positions = np.arange(count)
+            keys = None
+        else:
+            inside = candidates < count
+            positions = candidates[inside]
+            if keys is not None:
+                keys = keys[inside]
         if len(positions) == 0:
-            return positions, positions, positions
-        _, inverse, counts = np.unique(self.keys(n, positions), return_inverse=True, return_counts=True)
-        per_position = counts[inverse]
+            return positions, positions.astype(np.uint64), positions
+        if keys is None:
+            k = self.keys(n, positions)
+        else:
+            with np.errstate(over="ignore"):
+                k = keys * _MULTIPLIER + self.ids[positions + (n - 1)]
+        order = np.argsort(k)
+        ordered = k[order]
+        new = np.empty(len(k), dtype=bool)
+        new[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, len(k)))
+        per_position = np.empty(len(k), dtype=np.int64)
+        per_position[order] = np.repeat(sizes, sizes)
         repeated = per_position >= 2
-        return positions[repeated], inverse[repeated], per_position[repeated]
+        return positions[repeated], k[repeated], per_position[repeated]
+
+    def covered_chars(self, positions: np.ndarray, n: int) -> int:
+        """Characters of the words covered by the n-grams starting at `positions` (ascending), each
+        word counted once: a bound on what any longer repeated n-gram can add (see `reject`)."""
+        if not len(positions):
+            return 0
+        ends = np.maximum.accumulate(positions + n)
+        stops = np.minimum(ends, np.append(positions[1:], ends[-1]))
+        return int((self.cum[stops] - self.cum[positions]).sum())
 
     def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
         """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
@@ -137,8 +167,8 @@ class NgramIndex:
         if len(positions) == 0:
             return 0
         top = counts.max()
-        start = int(positions[counts == top][0])
-        return int(self.gram_chars(n)[start] + n - 1) * int(top)
+        start = int(positions[int(np.argmax(counts))])  # argmax: the first (earliest) of the ties
+        return int(self.cum[start + n] - self.cum[start] + n - 1) * int(top)
 
     def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES,
                          candidates: np.ndarray | None = None) -> dict[int, int]:
@@ -146,22 +176,34 @@ class NgramIndex:
         Only repeated n-grams can change the scan (a unique one is added to `seen` and never looked
         up again), so it visits only their positions."""
         result: dict[int, int] = {}
+        keys = None
         for n in sizes:
-            positions, ids, _ = self.repeats(n, candidates)
-            result[n] = scan_repeats(positions.tolist(), ids.tolist(), self.gram_chars(n)[positions].tolist(), n)
-            candidates = positions
+            candidates, keys, _ = self.repeats(n, candidates, keys)
+            result[n] = self.scan(candidates, keys, n)
         return result
+
+    def scan(self, positions: np.ndarray, keys: np.ndarray, n: int) -> int:
+        """scan_repeats over the repeated n-grams at `positions` with their `keys`."""
+        if not len(positions):
+            return 0
+        chars = self.cum[positions + n] - self.cum[positions]
+        return scan_repeats(positions.tolist(), keys.tolist(), chars.tolist(), n)
 
     def profile(self) -> tuple[dict[int, int], dict[int, int]]:
         """(top n-gram characters for n = 2, 3, 4; duplicated n-gram characters for n = 5..10), each n
         looking only at the repeats of n-1: one sort over the whole document, then ever fewer positions."""
-        top: dict[int, int] = {}
-        candidates = None
-        for n in TOP_NGRAM_SIZES:
-            found = self.repeats(n, candidates)
-            top[n] = self.top_chars(n, found)
-            candidates = found[0]
+        top, (candidates, _) = self.top_profile()
         return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
+
+    def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray]]:
+        """(top n-gram characters for n = 2, 3, 4; positions and keys of the repeated 4-grams)."""
+        top: dict[int, int] = {}
+        candidates = keys = None
+        for n in TOP_NGRAM_SIZES:
+            found = self.repeats(n, candidates, keys)
+            top[n] = self.top_chars(n, found)
+            candidates, keys = found[0], found[1]
+        return top, (candidates, keys)
 
 
 def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:
@@ -199,17 +241,27 @@ class GopherRepetition(Filter):
             return "repetition:dup_para_frac"
         if dup_chars / length > c.max_dup_para_char_frac:
             return "repetition:dup_para_char_frac"
-        lines = [line for line in v.lines if line]
+        lines = list(filter(None, v.lines))
         dup_lines, dup_chars = find_duplicates(lines)
         if dup_lines / max(len(lines), 1) > c.max_dup_line_frac:
             return "repetition:dup_line_frac"
         if dup_chars / length > c.max_dup_line_char_frac:
             return "repetition:dup_line_char_frac"
-        top, duplicated = NgramIndex(v.words).profile()
+        grams = NgramIndex(ids=v.word_ids, lengths=v.word_lengths)
+        top, (candidates, keys) = grams.top_profile()
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
             if top[n] / length > limit:
                 return f"repetition:top_{n}gram"
-        for n, limit in zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac):
-            if duplicated[n] / length > limit:
+        # Each n scans only the repeats of n-1. A repeated n-gram is covered by repeated (n-1)-grams
+        # and the scan counts non-overlapping n-grams, so the characters covered by the repeated
+        # (n-1)-grams bound what this and every longer n can count: once that bound is within every
+        # remaining limit, no rule can fire and the scans are skipped (the decision is the same).
+        limits = list(zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac))
+        for i, (n, limit) in enumerate(limits):
+            bound = grams.covered_chars(candidates, n - 1) / length
+            if all(bound <= rest for _, rest in limits[i:]):
+                return None
+            candidates, keys, _ = grams.repeats(n, candidates, keys)
+            if grams.scan(candidates, keys, n) / length > limit:
                 return f"repetition:dup_{n}gram"
         return None

@@ -90,3 +90,40 @@ def test_words_are_split_once_per_document_text():
 def test_words_per_language():
     assert view(Document("fa", "می‌خواهم این را (بخوانم).", {"lang": "fa"})).words == ["می‌خواهم", "این", "را", "بخوانم"]
     assert view(Document("zh", "我们在北京。", {"lang": "zh"})).words == ["我", "们", "在", "北", "京"]
+
+
+def test_code_point_classes_match_str_and_re():
+    import re
+
+    from dataprep.text import ALNUM, LETTER, SPACE, char_classes
+
+    classes = char_classes()
+    for c in range(0, 0x110000, 7):
+        ch = chr(c)
+        assert bool(classes[c] & ALNUM) == ch.isalnum(), hex(c)
+        assert bool(classes[c] & SPACE) == ch.isspace(), hex(c)
+        assert bool(classes[c] & LETTER) == bool(re.fullmatch(r"[^\W\d_]", ch)), hex(c)
+
+
+def test_array_forms_agree_with_the_word_lists():
+    from dataprep.steps.gopher_quality import alphabetic_tokens
+
+    texts = [
+        ("en", "Hello, world -- (again). 3.14 x_y _a_ don't  İstanbul\u00a0ΟΔΟΣ. 42 -- ... …\n\n#tag"),
+        ("zh", "我们在北京。Hello, 世界 don't ｶﾀｶﾅ 123 ・x"),
+        ("ja", "これは テスト です。abc_def"),
+        ("pl", ""),
+        ("fa", "   \n\t "),
+        ("de", "a\u2003b\x1cc\x85d e\u200bf"),
+    ]
+    for lang, text in texts:
+        v = view(Document("d", text, {"lang": lang}))
+        assert v.word_lengths.tolist() == [len(w) for w in v.words], (lang, text)
+        ids = v.word_ids.tolist()
+        assert all((ids[i] == ids[j]) == (v.words[i] == v.words[j]) for i in range(len(ids)) for j in range(len(ids)))
+        assert v.token_count == len(v.tokens)
+        assert v.alpha_token_count == alphabetic_tokens(v.spaced_words)
+        vocabulary = {"hello", "istanbul", "テ"}
+        every = sum(w in vocabulary for w in v.lower_words)
+        assert v.count_words_in(vocabulary, 100) == every
+        assert v.count_words_in(vocabulary, 1) == min(every, 1)
