@@ -47,14 +47,15 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     """Every `crawl.sources`; or only `sources`, the other `crawl.sources` that `out` already
     holds carried over as they are (one source refreshed in the shared crawl output)."""
     from crawler.config import load_source
-    from crawler.run import crawl as run_crawl
+    from crawler.run import crawl as run_crawl, crawled_index
 
     out = Path(out or params.paths.crawl)
     loaded = [load_source(name, Path(params.paths.sources)) for name in (sources or params.crawl.sources)]
     names = {source.name for source in loaded}
-    others = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources] if sources else []
+    others = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources
+              if sources and name not in names and crawled_index(out, name).exists()]
     check_replaceable(out, "crawl")
-    return run_crawl(loaded, out, params.crawl, carry_over=[s for s in others if s.name not in names])
+    return run_crawl(loaded, out, params.crawl, carry_over=others)
 
 
 def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,
