@@ -25,6 +25,7 @@ from scrapy.link import Link
 from scrapy.utils.misc import arg_to_iter
 from scrapy.utils.python import unique as unique_list
 from trafilatura.utils import load_html
+from w3lib.encoding import html_to_unicode
 from w3lib.html import get_base_url, strip_html5_whitespace
 from w3lib.url import safe_url_string
 from warcio.statusandheaders import StatusAndHeaders
@@ -110,9 +111,11 @@ def page_links(root: HtmlElement, text: str, response_url: str, encoding: str, r
     return [link.url for link in links]
 
 
-def analyse_page(text: str, url: str, response_url: str, encoding: str, rules: Rules | None,
+def analyse_page(body: bytes, url: str, response_url: str, encoding: str, rules: Rules | None,
                  warc: WarcInput | None) -> Analysis:
-    """Extraction, links (when `rules` is given) and the WARC record (when `warc` is) of one page."""
+    """Extraction, links (when `rules` is given) and the WARC record (when `warc` is) of one page:
+    its body, decoded as Scrapy's TextResponse.text decodes it (`encoding`: response.encoding)."""
+    text = html_to_unicode(f"charset={encoding}", body)[1]
     tree = load_html(text)
     links = None
     if rules is not None:

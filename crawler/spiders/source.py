@@ -147,7 +147,7 @@ class SourceSpider(scrapy.Spider):
         else:
             # text, links and WARC record, parsed once, off the reactor's thread (crawler.analyse)
             wants_links = page.depth < self.source.max_depth and self.fetched < self.source.max_pages
-            page.analysis = await self.analyser.run(response.text, page.url, response.url, response.encoding,
+            page.analysis = await self.analyser.run(response.body, page.url, response.url, response.encoding,
                                                     self.rules if wants_links else None, warc_input(page, response))
             if wants_links:
                 page.links = sorted({self.urls.stable(url) for url in page.analysis.links if self.in_scope(url)})
