@@ -129,6 +129,10 @@ def analyse_page(body: bytes, url: str, response_url: str, encoding: str, rules:
     return Analysis(extracted, links, warc_record(warc) if warc is not None else None)
 
 
+def ready() -> None:
+    """A task that only loads this module (and trafilatura, Scrapy) in a worker."""
+
+
 class Analyser:
     """analyse_page in a pool of `workers` processes, or in the caller's thread for 0."""
 
@@ -136,6 +140,10 @@ class Analyser:
         # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) \
             if workers > 0 else None
+        # start the workers now (a pool spawns them as work comes): their imports (~1 s of CPU each)
+        # overlap Scrapy's start-up instead of holding up the first page, whose links the crawl waits for
+        for _ in range(workers):
+            self.pool.submit(ready)
 
     async def run(self, *args: Any) -> Analysis:
         if self.pool is None:

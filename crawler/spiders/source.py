@@ -54,6 +54,12 @@ class SourceSpider(scrapy.Spider):
         self.previous = {canonical(r["url"]): r for r in read_index(previous_file) if r.get("text")} \
             if previous_file else {}
 
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SourceSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.analyser  # noqa: B018 (starts the extraction workers)
+        return spider
+
     async def start(self) -> AsyncIterator[Request | Page]:
         async for item in self.revisit():
             yield item
