@@ -4,8 +4,9 @@
 
 Crawls a local site over HTTP on 127.0.0.1 three ways, each in its own process, one after the other:
 
-  pool     tokenmill's crawl (crawler.run.crawl), extraction in N worker processes (crawl.extract_workers)
-  in-loop  the same crawl with extract_workers 0: trafilatura in the reactor's thread (the old design)
+  pool     tokenmill's crawl (crawler.run.crawl), each page analysed in N worker processes
+           (crawl.extract_workers; crawler/analyse.py: text, links and WARC record from one parse)
+  in-loop  the same crawl with extract_workers 0: that analysis in the reactor's thread (the old design)
   plain    a plain Scrapy spider that follows every link and calls trafilatura.extract per response
 
 and prints pages/s, MB/s of HTML and the peak RSS of each (the sum over the process and its

@@ -126,7 +126,7 @@ class CrawlConfig:
     max_response_bytes: int = 5 * 1024 * 1024  # larger responses are dropped ("too_large")
     shard_size: int = 10_000  # documents per output Parquet shard
     min_text_chars: int = 200  # pages with less extracted text are dropped ("too_short")
-    extract_workers: int = 2  # processes extracting text beside the crawl (0: in the crawl's event loop)
+    extract_workers: int = 2  # processes parsing pages beside the crawl (0: in its event loop)
     progress_every_s: float = 10.0  # seconds between progress lines (pages, rate, ETA to max_pages)
 
     def __post_init__(self) -> None:

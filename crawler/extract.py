@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import trafilatura
+from lxml import etree
 from lxml.html import HtmlElement
 from trafilatura.metadata import extract_title
 from trafilatura.utils import load_html
@@ -12,6 +13,10 @@ from trafilatura.utils import load_html
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ZWNJ = "\u200c"  # zero-width non-joiner: part of Persian spelling, which trafilatura drops as unprintable
 ZWNJ_STAND_IN = "\u2e3b"  # a printable character trafilatura keeps, put in ZWNJ's place meanwhile
+
+
+HAS_ZWNJ = etree.XPath(f'boolean(//text()[contains(., "{ZWNJ}")])')
+HAS_STAND_IN = etree.XPath(f'boolean(//text()[contains(., "{ZWNJ_STAND_IN}")])')
 
 
 @dataclass
@@ -24,8 +29,11 @@ class Extracted:
 def extract_page(html: str | bytes, url: str | None = None) -> Extracted | None:
     """The main text of a page; None when the input is not an HTML document."""
     tree = load_html(html)
-    if tree is None:
-        return None
+    return extract_tree(tree, url) if tree is not None else None
+
+
+def extract_tree(tree: HtmlElement, url: str | None = None) -> Extracted:
+    """extract_page on a tree that trafilatura's load_html gave (left as it was but for ZWNJ)."""
     title, lang = page_title(tree), page_lang(tree)
     protected = protect_zwnj(tree)
     # bare_extraction works on a copy of the tree; comments under an article are not its text.
@@ -46,8 +54,8 @@ def tidy_lines(text: str) -> str:
 def protect_zwnj(tree: HtmlElement) -> bool:
     """Swap ZWNJ for its stand-in in the tree's text; False (tree untouched) when there is none,
     or when the page itself uses the stand-in and swapping back would be ambiguous."""
-    texts = list(tree.itertext())
-    if not any(ZWNJ in t for t in texts) or any(ZWNJ_STAND_IN in t for t in texts):
+    # XPath looks through the text in C: most pages have no ZWNJ and are left at that
+    if not HAS_ZWNJ(tree) or HAS_STAND_IN(tree):
         return False
     for element in tree.iter():
         if element.text and ZWNJ in element.text:

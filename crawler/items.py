@@ -34,10 +34,15 @@ class Page:
     title: str | None = None
     lang: str | None = None  # the page's HTML lang attribute
     response: Response | None = field(default=None, repr=False)  # in-process only: for WARC + text
+    # in-process only: what crawler.analyse worked out off the reactor's thread (text, WARC record)
+    analysis: Any = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         """The JSON-ready form kept in the crawl's state (everything but the response)."""
-        return {k: v for k, v in self.__dict__.items() if k != "response"}
+        return {k: v for k, v in self.__dict__.items() if k not in IN_PROCESS}
+
+
+IN_PROCESS = {"response", "analysis"}
 
 
 def counts_toward_budget(record: dict[str, Any]) -> bool:

@@ -8,62 +8,37 @@ an orphan that the final WARC leaves out (crawler.run.write_warc), so the two al
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from http import HTTPStatus
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from scrapy.http import TextResponse
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
-
-from crawler.extract import extract_page
+from crawler.analyse import warc_input, warc_record
 from crawler.items import Page, counts_toward_budget
 from tokenmill.progress import progress
 
 logger = logging.getLogger(__name__)
 
-# headers that described the bytes on the wire, not the (decoded) body we store
-WIRE_HEADERS = {b"content-encoding", b"transfer-encoding", b"content-length"}
-
 
 class ExtractPipeline:
     """Main text, title and lang of HTML pages; pages with too little text are dropped.
 
-    Extraction (trafilatura, CPU-bound) runs in a pool of `crawl.extract_workers` processes, so
-    that the reactor goes on downloading meanwhile; 0 runs it in the reactor's thread. The order in
-    which pages finish does not matter: the crawl's outputs are sorted by URL."""
+    The extraction itself (trafilatura, CPU-bound) ran off the reactor's thread while the spider
+    waited for the page's links (crawler.analyse, in `crawl.extract_workers` processes); this puts
+    its outcome on the page. The order in which pages finish does not matter: the crawl's outputs
+    are sorted by URL."""
 
-    def __init__(self, min_text_chars: int, workers: int):
+    def __init__(self, min_text_chars: int):
         self.min_text_chars = min_text_chars
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "ExtractPipeline":
-        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"), crawler.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
+        return cls(crawler.settings.getint("TOKENMILL_MIN_TEXT_CHARS"))
 
-    def open_spider(self) -> None:
-        if self.workers > 0:
-            # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-
-    def close_spider(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    async def process_item(self, page: Page) -> Page:
-        if page.dropped is not None or not isinstance(page.response, TextResponse):
+    def process_item(self, page: Page) -> Page:
+        if page.dropped is not None or page.analysis is None:
             return page
-        if self.pool is not None:
-            extracted = await asyncio.wrap_future(self.pool.submit(extract_page, page.response.text, page.url))
-        else:
-            extracted = extract_page(page.response.text, url=page.url)
+        extracted = page.analysis.extracted
         if extracted is None:
             page.dropped = "not_html"
             return page
@@ -76,12 +51,12 @@ class ExtractPipeline:
 
 
 class WarcPipeline:
-    """Every response the spider saw, as a gzipped WARC response record (one file per run)."""
+    """Every response the spider saw, as a gzipped WARC response record (one file per run): built
+    off the reactor's thread with the page's analysis, else (error pages, non-HTML) here."""
 
     def __init__(self, crawler: Any):
         self.crawler = crawler
         self.handle: Any = None
-        self.writer: WARCWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "WarcPipeline":
@@ -91,7 +66,6 @@ class WarcPipeline:
         self.path = Path(self.crawler.settings.get("TOKENMILL_WARC_FILE"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "ab")
-        self.writer = WARCWriter(self.handle, gzip=True)
 
     def close_spider(self) -> None:
         if self.handle is not None:
@@ -99,19 +73,15 @@ class WarcPipeline:
 
     def process_item(self, page: Page) -> Page:
         response = page.response
-        if response is None or self.writer is None or page.dropped == "max_pages":
+        if response is None or self.handle is None or page.dropped == "max_pages":
             return page
-        headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                   for k, values in response.headers.items() if k.lower() not in WIRE_HEADERS for v in values]
-        headers.append(("Content-Length", str(len(response.body))))
-        status = StatusAndHeaders(f"{response.status} {http_reason(response.status)}", headers, protocol="HTTP/1.1")
-        # the page's stable URL, as in the documents (a served site's ephemeral port replaced)
-        record = self.writer.create_warc_record(page.url, "response", payload=BytesIO(response.body),
-                                                http_headers=status)
+        record = page.analysis.warc_record if page.analysis is not None else None
+        if record is None:
+            record = warc_record(warc_input(page, response))
         offset = self.handle.tell()
-        self.writer.write_record(record)
+        self.handle.write(record)
         self.handle.flush()
-        page.warc = {"file": self.path.name, "offset": offset, "length": self.handle.tell() - offset}
+        page.warc = {"file": self.path.name, "offset": offset, "length": len(record)}
         return page
 
 
@@ -149,12 +119,6 @@ class RecordPipeline:
         self.documents += page.text is not None
         self.bar.set_postfix(documents=self.documents)
         self.bar.update(int(counts_toward_budget(page.record())))  # pages against max_pages
-        page.response = None  # the body is on disk now; let it go
+        page.response = page.analysis = None  # the body is on disk now; let it go
         return page
 
-
-def http_reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""

@@ -45,6 +45,10 @@ DEPTH_PRIORITY = 1
 SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 
+# a response gives one page and its links' requests: Scrapy starts this many asyncio tasks per
+# response to take them through the pipelines (its default, 100, cost more than the rest of a page)
+CONCURRENT_ITEMS = 8
+
 RETRY_ENABLED = True
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False  # no consoles or control servers listening on the machine

@@ -24,7 +24,8 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 from twisted.python.failure import Failure
 
 from crawler.config import Source
-from crawler.items import Page, counts_toward_budget
+from crawler.analyse import Analyser, rules_of, warc_input
+from crawler.items import IN_PROCESS, Page, counts_toward_budget
 from crawler.middlewares import AddressRefused, RobotsUnavailable
 from crawler.state import read_index, read_pages
 from crawler.urls import UrlMap, canonical
@@ -41,6 +42,8 @@ class SourceSpider(scrapy.Spider):
         self.allowed_domains = list(source.allowed_domains)  # read by Scrapy's OffsiteMiddleware
         # domains are checked by host in in_scope (LinkExtractor's allow_domains compares host:port)
         self.links = LinkExtractor(allow=source.allow, deny=source.deny)
+        self.rules = rules_of(source.allow, source.deny)  # the same rules, for crawler.analyse
+        self._analyser: Analyser | None = None  # started at the first page (workers read from settings)
         earlier = resume_point(read_pages(pages_file), source.max_depth)
         self.done: set[str] = earlier.done  # canonical stable URLs with a final outcome already
         self.frontier: list[tuple[str, int]] = earlier.frontier
@@ -50,6 +53,12 @@ class SourceSpider(scrapy.Spider):
         # an incremental recrawl: the previous crawl's pages with a document, by canonical URL
         self.previous = {canonical(r["url"]): r for r in read_index(previous_file) if r.get("text")} \
             if previous_file else {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SourceSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.analyser  # noqa: B018 (starts the extraction workers)
+        return spider
 
     async def start(self) -> AsyncIterator[Request | Page]:
         async for item in self.revisit():
@@ -122,7 +131,7 @@ class SourceSpider(scrapy.Spider):
         self.fetched += counts_toward_budget(page.record())
         return True
 
-    def parse(self, response: Response) -> Iterator[Page | Request]:
+    async def parse(self, response: Response) -> AsyncIterator[Page | Request]:
         page = self.page(response.request, response.url, status=response.status, response=response)
         previous = self.previous.get(canonical(page.url))
         if response.status == 304 and previous is not None:
@@ -133,18 +142,34 @@ class SourceSpider(scrapy.Spider):
             return
         if page.recrawl == "not_modified":
             yield page
-            yield from self.follow(page)
+            for request in self.follow(page):
+                yield request
             return
         if self.previous:
             page.recrawl = "new" if previous is None else (
                 "unchanged" if previous.get("content_sha256") == page.content_sha256 else "changed")
         if not isinstance(response, HtmlResponse):
             page.dropped = "not_html"
-        elif page.depth < self.source.max_depth and self.fetched < self.source.max_pages:
-            found = (link.url for link in self.links.extract_links(response))
-            page.links = sorted({self.urls.stable(url) for url in found if self.in_scope(url)})
+        else:
+            # text, links and WARC record, parsed once, off the reactor's thread (crawler.analyse)
+            wants_links = page.depth < self.source.max_depth and self.fetched < self.source.max_pages
+            page.analysis = await self.analyser.run(response.body, page.url, response.url, response.encoding,
+                                                    self.rules if wants_links else None, warc_input(page, response))
+            if wants_links:
+                page.links = sorted({self.urls.stable(url) for url in page.analysis.links if self.in_scope(url)})
         yield page
-        yield from self.follow(page)
+        for request in self.follow(page):
+            yield request
+
+    @property
+    def analyser(self) -> Analyser:
+        if self._analyser is None:
+            self._analyser = Analyser(self.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
+        return self._analyser
+
+    def closed(self, reason: str) -> None:
+        if self._analyser is not None:
+            self._analyser.close()
 
     def follow(self, page: Page) -> Iterator[Request]:
         for link in page.links if page.depth < self.source.max_depth else ():
@@ -216,7 +241,7 @@ class SourceSpider(scrapy.Spider):
 def carried_fields(record: dict[str, Any]) -> dict[str, Any]:
     """A previous crawl's page record as the fields of a Page of this crawl (its WARC record is
     the previous crawl's, see crawler.run.write_warc)."""
-    fields = {k: v for k, v in record.items() if k in Page.__dataclass_fields__ and k != "response"}
+    fields = {k: v for k, v in record.items() if k in Page.__dataclass_fields__ and k not in IN_PROCESS}
     if fields.get("warc"):
         fields["warc"] = {**fields["warc"], "previous": True}
     return fields
