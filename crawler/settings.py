@@ -51,6 +51,9 @@ CONCURRENT_ITEMS = 8
 
 RETRY_ENABLED = True
 COOKIES_ENABLED = False
+# no proxy from http_proxy/https_proxy: through a proxy the address connected to is the proxy's, and
+# the address guard (crawler/resolver.py) could no longer judge the page's own address
+HTTPPROXY_ENABLED = False
 TELNETCONSOLE_ENABLED = False  # no consoles or control servers listening on the machine
 REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"

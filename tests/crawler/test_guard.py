@@ -46,3 +46,19 @@ def test_redirects_are_checked_like_requests(tmp_path):
     assert urls == [f"{server.url}/index.html"]
     assert stats["refused"] == {"loopback": 1}
     assert stats["removed"]["private_address"] == 1
+
+
+def test_a_proxy_from_the_environment_cannot_carry_a_request_past_the_guard(tmp_path, monkeypatch):
+    """Through a proxy the address connected to is the proxy's, never the page's: the crawler takes
+    no proxy from http_proxy/https_proxy, so the guard keeps judging the page's own address."""
+    with HostileServer({}, host="127.0.0.2") as proxy, HostileServer({"/index.html": html("Home")}) as site:
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.2:{proxy.port}")
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        # the proxy's address is allowed, the page's (localhost: 127.0.0.1, ::1) is not
+        source = source_for(site, tmp_path, start_urls=[f"http://localhost:{site.port}/index.html"],
+                            allowed_domains=["localhost"], allow_private=["127.0.0.2"])
+        with pytest.raises(UserError, match="refused addresses: loopback 1"):
+            crawl([source], tmp_path / "out", crawl_config())
+        assert proxy.hits == [] and site.hits == []
