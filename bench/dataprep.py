@@ -120,9 +120,13 @@ def bench_gopher(docs, megabytes, inp, work, python, results):
     from dataprep.config import PrepareConfig
 
     print("1. Gopher quality + repetition (chained)")
-    quality, repetition = build_steps(["quality", "repetition"], PrepareConfig(), None)
+    ours: dict = {}
+    quality, repetition = build_steps(["quality", "repetition"], PrepareConfig(),
+                                      lambda doc, reason: ours.__setitem__(doc.id, reason))
+    copies = [type(d)(d.id, d.text, dict(d.meta)) for d in docs]  # no view cached from an earlier part
     start = time.perf_counter()
-    ours = {d.id: quality.reject(d) or repetition.reject(d) for d in docs}
+    for doc in repetition.run(quality.run(copies)):  # the steps chained as the prepare pipeline runs them
+        ours[doc.id] = None
     ours_s = time.perf_counter() - start
     print(line("tokenmill quality + repetition", ours_s, len(docs), megabytes))
     _, _, out = measured_child([str(python), str(HERE / "datatrove_ref.py"), "gopher", str(inp), str(work / "gopher")])

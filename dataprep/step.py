@@ -7,6 +7,7 @@ A step that removes a document hands it to `on_remove(doc, reason)` (the pipelin
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
 from tokenmill.documents import Document
@@ -43,18 +44,33 @@ class Step:
 
 
 class Filter(Step):
-    """A step that keeps or removes each document on its own: subclasses implement `reject`."""
+    """A step that keeps or removes each document on its own: subclasses implement `reject`, or
+    `reject_batch` to judge `batch_size` documents at a time (numpy over a whole batch instead of
+    many small calls per document); the decisions are the same either way."""
+
+    batch_size = 1
 
     def reject(self, doc: Document) -> str | None:
         """The reason to remove `doc` (e.g. 'quality:min_words'), or None to keep it."""
-        raise NotImplementedError
+        return self.reject_batch([doc])[0]
+
+    def reject_batch(self, docs: list[Document]) -> list[str | None]:
+        """`reject` of each of `docs`."""
+        return [self.reject(doc) for doc in docs]
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
-        for doc in docs:
-            self.documents_in += 1
-            reason = self.reject(doc)
-            if reason is None:
-                self.documents_out += 1
-                yield doc
-            else:
-                self.remove(doc, reason)
+        for batch in batched(docs, self.batch_size):
+            self.documents_in += len(batch)
+            for doc, reason in zip(batch, self.reject_batch(batch)):
+                if reason is None:
+                    self.documents_out += 1
+                    yield doc
+                else:
+                    self.remove(doc, reason)
+
+
+def batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    """Lists of `size` items (the last one shorter)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

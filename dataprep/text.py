@@ -109,6 +109,12 @@ def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
 def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
     its first to its last letter/digit; a token without one has no word."""
+    starts, ends, token = _spaced_words(points, classes)
+    return starts, ends, int(token[-1]) if len(token) else 0
+
+
+def _spaced_words(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """spaced_spans' (starts, ends) and the token number (from 1) of every code point."""
     if classes is None:
         classes = char_classes()[points]
     nonspace = (classes & SPACE) == 0
@@ -116,12 +122,14 @@ def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple
     token = np.cumsum(token_start, dtype=np.int32)  # the token number (from 1) of every character
     found = np.flatnonzero(classes & ALNUM)
     if not len(found):
-        return found, found, int(token[-1]) if len(token) else 0
+        return found, found, token
     owner = token[found]
-    change = owner[1:] != owner[:-1]
-    first = np.concatenate(([True], change))
-    last = np.concatenate((change, [True]))
-    return found[first], found[last] + 1, int(token[-1])
+    change = np.flatnonzero(owner[1:] != owner[:-1])  # the last letter/digit of every word but the last
+    starts = np.empty(len(change) + 1, dtype=found.dtype)
+    starts[0], starts[1:] = found[0], found[change + 1]
+    ends = np.empty(len(change) + 1, dtype=found.dtype)
+    ends[:-1], ends[-1] = found[change], found[-1]
+    return starts, ends + 1, token
 
 
 def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -258,6 +266,51 @@ class TextView:
                 if found >= enough:
                     break
         return found
+
+
+def prepare_views(docs: list[Document]) -> list[TextView]:
+    """The views of `docs`, their array forms (`word_lengths`, `word_ids`, `token_count`,
+    `alpha_token_count`) computed for all of them at once: one pass of numpy over the documents' code
+    points joined by newlines (a newline ends every token, so no word spans two documents), then each
+    view gets its slice. Same values as each view computes alone (hashes do not depend on position)."""
+    views = [view(doc) for doc in docs]
+    for splitter in (split_spaced, split_cjk):
+        group = [v for v in views if "word_lengths" not in v.__dict__
+                 and WORD_SPLITTERS.get(v.lang or "default", split_spaced) is splitter]
+        if group:
+            _fill_views(group, cjk=splitter is split_cjk)
+    return views
+
+
+def _fill_views(views: list[TextView], cjk: bool) -> None:
+    texts = [v.text for v in views]
+    points = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    begins = np.zeros(len(texts), dtype=np.int64)
+    np.cumsum(sizes[:-1] + 1, out=begins[1:])
+    classes = char_classes()[points]
+    starts, ends, token = _spaced_words(points, classes)
+    # whitespace tokens per text: the token number at its last character minus the one before it
+    token_at = np.zeros(len(points) + 1, dtype=np.int32)
+    token_at[1:] = token
+    tokens = (token_at[begins + sizes] - token_at[begins]).tolist()
+    # tokens holding a letter: their word (first to last letter/digit) holds all their letters
+    letters = np.zeros(len(points) + 1, dtype=np.int32)
+    np.cumsum((classes & LETTER) != 0, out=letters[1:])
+    alpha = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(letters[ends] > letters[starts], out=alpha[1:])
+    bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
+    alphas = (alpha[bounds[1:]] - alpha[bounds[:-1]]).tolist()
+    if cjk:
+        starts, ends = cjk_spans(points, classes)
+        bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
+    lengths = (ends - starts).astype(np.int64)
+    ids = span_hashes(points, starts, ends)
+    cut = bounds.tolist()
+    for i, v in enumerate(views):
+        lo, hi = cut[i], cut[i + 1]
+        v.__dict__.update(word_lengths=lengths[lo:hi], word_ids=ids[lo:hi], token_count=tokens[i],
+                          alpha_token_count=alphas[i])
 
 
 def view(doc: Document) -> TextView:

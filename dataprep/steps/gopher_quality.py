@@ -25,7 +25,7 @@ from operator import itemgetter, not_
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.stopwords import stop_words_for
-from dataprep.text import view
+from dataprep.text import prepare_views, view
 from tokenmill.documents import Document
 
 BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")
@@ -78,9 +78,15 @@ class QualityConfig(QualityThresholds):
 class GopherQuality(Filter):
     """Removes documents that do not look like prose: too short/long, symbol-heavy, list-like."""
 
+    batch_size = 16
+
     def __init__(self, config: QualityConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)
         self.config = config
+
+    def reject_batch(self, docs: list[Document]) -> list[str | None]:
+        prepare_views(docs)  # word arrays of the whole batch in one pass of numpy
+        return [self.reject(doc) for doc in docs]
 
     def reject(self, doc: Document) -> str | None:
         # Word counts, lengths and letters come from the view's arrays (no Python string per word).

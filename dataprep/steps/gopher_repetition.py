@@ -22,7 +22,8 @@ import numpy as np
 
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
-from dataprep.text import view
+from dataprep.minhash import mix64
+from dataprep.text import prepare_views, view
 from tokenmill.documents import Document
 
 TOP_NGRAM_SIZES = (2, 3, 4)
@@ -85,11 +86,16 @@ class NgramIndex:
     """One document's words as integer ids with n-gram keys, so each rule is a few numpy operations
     plus (for duplicated n-grams) one loop over integers instead of tuples of strings. Keys are 64-bit
     polynomial hashes of the word ids: two different n-grams of one document collide with probability
-    about 2^-64 per pair."""
+    about 2^-64 per pair.
+
+    It can hold a batch of documents (`bounds`: where each one's words begin, then the end): no n-gram
+    spans two documents, equal n-grams of different documents are told apart (their keys are grouped
+    with the document's salt) and the `*_per_doc` methods give one value per document."""
 
     def __init__(self, words: list[str] | None = None, *, ids: np.ndarray | None = None,
-                 lengths: np.ndarray | None = None):
-        """From `words`, or from `ids` (equal words, equal ids: uint64) and `lengths` (len of each word)."""
+                 lengths: np.ndarray | None = None, bounds: np.ndarray | None = None):
+        """From `words`, or from `ids` (equal words, equal ids: uint64) and `lengths` (len of each word);
+        `bounds`: word offsets of the documents (default: one document)."""
         if words is not None:
             index = {w: i for i, w in enumerate(dict.fromkeys(words))}
             ids = np.array([index[w] for w in words], dtype=np.uint64)
@@ -98,6 +104,16 @@ class NgramIndex:
         self.ids = ids
         self.cum = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.cum[1:])
+        self.bounds = np.array([0, len(ids)]) if bounds is None else np.asarray(bounds, dtype=np.int64)
+        sizes = np.diff(self.bounds)
+        self.docs = len(sizes)
+        self.doc_of = np.repeat(np.arange(self.docs), sizes)  # the document of every word
+        self.doc_end = np.repeat(self.bounds[1:], sizes)  # where the words of that document end
+        self.salt = mix64(self.doc_of.astype(np.uint64) + np.uint64(1)) if self.docs > 1 else None
+
+    def valid(self, n: int) -> np.ndarray:
+        """The positions where an n-gram starts and ends inside one document."""
+        return np.flatnonzero(self.doc_end - np.arange(len(self.ids)) >= n)
 
     def keys(self, n: int, positions: np.ndarray | None = None) -> np.ndarray:
         """The key of the n-gram starting at each of `positions` (None: at every position)."""
@@ -105,7 +121,7 @@ class NgramIndex:
         if count <= 0:
             return np.zeros(0, dtype=np.uint64)
         if positions is None:
-            positions = np.arange(count)
+            positions = self.valid(n)
         with np.errstate(over="ignore"):
             h = self.ids[positions]
             for k in range(1, n):
@@ -124,12 +140,11 @@ class NgramIndex:
         repeated n-gram (a repeated n-gram starts where a repeated shorter one does, so the repeats of
         n-1 are candidates for n); None looks at every position. `keys`: the (n-1)-gram keys at the
         candidates (as returned for n-1), extended by one word instead of hashed anew."""
-        count = max(len(self.ids) - n + 1, 0)
         if candidates is None:
-            positions = np.arange(count)
+            positions = self.valid(n)
             keys = None
         else:
-            inside = candidates < count
+            inside = candidates + n <= self.doc_end[candidates]
             positions = candidates[inside]
             if keys is not None:
                 keys = keys[inside]
@@ -140,8 +155,9 @@ class NgramIndex:
         else:
             with np.errstate(over="ignore"):
                 k = keys * _MULTIPLIER + self.ids[positions + (n - 1)]
-        order = np.argsort(k)
-        ordered = k[order]
+        grouped = k if self.salt is None else k ^ self.salt[positions]  # one document's n-grams together
+        order = np.argsort(grouped)
+        ordered = grouped[order]
         new = np.empty(len(k), dtype=bool)
         new[0] = True
         np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
@@ -160,6 +176,39 @@ class NgramIndex:
         ends = np.maximum.accumulate(positions + n)
         stops = np.minimum(ends, np.append(positions[1:], ends[-1]))
         return int((self.cum[stops] - self.cum[positions]).sum())
+
+    def covered_chars_per_doc(self, positions: np.ndarray, n: int) -> np.ndarray:
+        """`covered_chars` of each document (positions ascending; an n-gram never leaves its document,
+        so the running maximum of the ends never carries from one document into the next)."""
+        if not len(positions):
+            return np.zeros(self.docs, dtype=np.int64)
+        ends = np.maximum.accumulate(positions + n)
+        stops = np.minimum(ends, np.append(positions[1:], ends[-1]))
+        chars = self.cum[stops] - self.cum[positions]
+        return np.bincount(self.doc_of[positions], weights=chars, minlength=self.docs).astype(np.int64)
+
+    def top_chars_per_doc(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """`top_chars` of each document from the repeats of n (all documents')."""
+        positions, _, counts = found
+        result = np.zeros(self.docs, dtype=np.int64)
+        if not len(positions):
+            return result
+        doc = self.doc_of[positions]
+        first = np.flatnonzero(np.concatenate(([True], doc[1:] != doc[:-1])))  # each document's first repeat
+        top = np.maximum.reduceat(counts, first)
+        at_top = np.flatnonzero(counts == np.repeat(top, np.diff(np.append(first, len(counts)))))
+        earliest = at_top[np.concatenate(([True], doc[at_top][1:] != doc[at_top][:-1]))]  # first among ties
+        start = positions[earliest]
+        result[doc[first]] = (self.cum[start + n] - self.cum[start] + n - 1) * top
+        return result
+
+    def scan_per_doc(self, positions: np.ndarray, keys: np.ndarray, n: int, docs: np.ndarray) -> dict[int, int]:
+        """`scan` of each of `docs` (document numbers) over its part of the repeats at `positions`."""
+        cut = np.searchsorted(positions, self.bounds).tolist()
+        chars = (self.cum[positions + n] - self.cum[positions]).tolist()
+        where, keys_ = positions.tolist(), keys.tolist()
+        return {d: scan_repeats(where[cut[d]:cut[d + 1]], keys_[cut[d]:cut[d + 1]], chars[cut[d]:cut[d + 1]], n)
+                for d in docs.tolist()}
 
     def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
         """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
@@ -195,6 +244,16 @@ class NgramIndex:
         top, (candidates, _) = self.top_profile()
         return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
 
+    def top_profile_per_doc(self) -> tuple[dict[int, list[int]], tuple[np.ndarray, np.ndarray]]:
+        """As `top_profile`, with each document's top n-gram characters."""
+        top: dict[int, list[int]] = {}
+        candidates = keys = None
+        for n in TOP_NGRAM_SIZES:
+            found = self.repeats(n, candidates, keys)
+            top[n] = self.top_chars_per_doc(n, found).tolist()
+            candidates, keys = found[0], found[1]
+        return top, (candidates, keys)
+
     def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray]]:
         """(top n-gram characters for n = 2, 3, 4; positions and keys of the repeated 4-grams)."""
         top: dict[int, int] = {}
@@ -228,13 +287,15 @@ def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int
 class GopherRepetition(Filter):
     """Removes documents that repeat themselves: duplicate lines/paragraphs and n-grams."""
 
+    batch_size = 16
+
     def __init__(self, config: RepetitionConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)
         self.config = config
 
-    def reject(self, doc: Document) -> str | None:
-        c, v = self.config, view(doc)
-        length = max(len(v.text), 1)
+    def lines_reason(self, v) -> str | None:
+        """The duplicate paragraph and line rules."""
+        c, length = self.config, max(len(v.text), 1)
         paragraphs = v.paragraphs
         dup_paras, dup_chars = find_duplicates(paragraphs)
         if dup_paras / len(paragraphs) > c.max_dup_para_frac:
@@ -247,21 +308,45 @@ class GopherRepetition(Filter):
             return "repetition:dup_line_frac"
         if dup_chars / length > c.max_dup_line_char_frac:
             return "repetition:dup_line_char_frac"
-        grams = NgramIndex(ids=v.word_ids, lengths=v.word_lengths)
-        top, (candidates, keys) = grams.top_profile()
+        return None
+
+    def reject_batch(self, docs: list[Document]) -> list[str | None]:
+        c, views = self.config, prepare_views(docs)
+        reasons = [self.lines_reason(v) for v in views]
+        todo = [i for i, reason in enumerate(reasons) if reason is None]  # judged on their n-grams
+        if not todo:
+            return reasons
+        sizes = [len(views[i].word_ids) for i in todo]
+        grams = NgramIndex(ids=np.concatenate([views[i].word_ids for i in todo]),
+                           lengths=np.concatenate([views[i].word_lengths for i in todo]),
+                           bounds=np.concatenate(([0], np.cumsum(sizes))))
+        length = [max(len(views[i].text), 1) for i in todo]
+        active = np.ones(len(todo), dtype=bool)  # documents no rule has decided yet
+
+        def decide(j: int, reason: str | None) -> None:
+            reasons[todo[j]] = reason
+            active[j] = False
+
+        top, (candidates, keys) = grams.top_profile_per_doc()
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
-            if top[n] / length > limit:
-                return f"repetition:top_{n}gram"
+            for j in np.flatnonzero(active).tolist():
+                if top[n][j] / length[j] > limit:
+                    decide(j, f"repetition:top_{n}gram")
         # Each n scans only the repeats of n-1. A repeated n-gram is covered by repeated (n-1)-grams
         # and the scan counts non-overlapping n-grams, so the characters covered by the repeated
         # (n-1)-grams bound what this and every longer n can count: once that bound is within every
-        # remaining limit, no rule can fire and the scans are skipped (the decision is the same).
+        # remaining limit, no rule can fire and the document is kept without scanning.
         limits = list(zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac))
         for i, (n, limit) in enumerate(limits):
-            bound = grams.covered_chars(candidates, n - 1) / length
-            if all(bound <= rest for _, rest in limits[i:]):
-                return None
-            candidates, keys, _ = grams.repeats(n, candidates, keys)
-            if grams.scan(candidates, keys, n) / length > limit:
-                return f"repetition:dup_{n}gram"
-        return None
+            bound = grams.covered_chars_per_doc(candidates, n - 1).tolist()
+            for j in np.flatnonzero(active).tolist():
+                if all(bound[j] / length[j] <= rest for _, rest in limits[i:]):
+                    decide(j, None)
+            if not active.any():
+                break
+            still = active[grams.doc_of[candidates]]
+            candidates, keys, _ = grams.repeats(n, candidates[still], keys[still])
+            for j, chars in grams.scan_per_doc(candidates, keys, n, np.flatnonzero(active)).items():
+                if chars / length[j] > limit:
+                    decide(j, f"repetition:dup_{n}gram")
+        return reasons

@@ -174,3 +174,20 @@ def test_alphabetic_tokens_counted_from_words_equal_a_count_over_tokens():
     text = "-- 12 a1 1a _x_ x_y 3.14 (see) «ok» 12:30 ... ١٢٣ ۱۲ abc " + ENGLISH + PERSIAN + POLISH
     with_letter = [t for t in text.split() if re.search(r"[^\W\d_]", t)]
     assert alphabetic_tokens(split_words(text)) == len(with_letter)
+
+
+def test_repetition_batch_decides_as_one_document_at_a_time():
+    import random
+
+    rng = random.Random(7)
+    vocabulary = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
+    texts = [ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH, "", "word " * 40, ENGLISH + " " + ENGLISH]
+    for size in (3, 30, 120, 400):
+        for pool in (3, 8):  # few distinct words: repeated n-grams of every length
+            texts.append(" ".join(rng.choice(vocabulary[:pool]) for _ in range(size)))
+    texts.append(" ".join(f"w{i}" for i in range(300)) + " " + " ".join(f"w{i}" for i in range(40)))
+    docs = [Document(str(i), text, {"lang": "en"}) for i, text in enumerate(texts)]
+    step = GopherRepetition(RepetitionConfig())
+    alone = [step.reject_batch([Document(d.id, d.text, dict(d.meta))])[0] for d in docs]
+    assert step.reject_batch(docs) == alone
+    assert len(set(alone)) > 2  # the texts exercise several rules

@@ -127,3 +127,17 @@ def test_array_forms_agree_with_the_word_lists():
         every = sum(w in vocabulary for w in v.lower_words)
         assert v.count_words_in(vocabulary, 100) == every
         assert v.count_words_in(vocabulary, 1) == min(every, 1)
+
+
+def test_batch_views_agree_with_each_view_alone():
+    from dataprep.text import TextView, prepare_views
+
+    texts = [("en", "Hello, world -- (again). 3.14 x_y don't\n\n#tag ..."), ("zh", "我们在北京。Hello, 世界 don't"),
+             ("pl", ""), ("fa", "   \n\t "), ("ja", "これは テスト です。abc_def"), ("de", "a\u2003b\x1cc\x85d e\u200bf"),
+             ("en", "-- ' x")]
+    docs = [Document(str(i), text, {"lang": lang}) for i, (lang, text) in enumerate(texts)]
+    for doc, batch in zip(docs, prepare_views(docs)):
+        alone = TextView(doc.text, batch.lang)
+        assert batch.word_lengths.tolist() == alone.word_lengths.tolist()
+        assert batch.word_ids.tolist() == alone.word_ids.tolist()
+        assert (batch.token_count, batch.alpha_token_count) == (alone.token_count, alone.alpha_token_count)
