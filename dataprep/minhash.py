@@ -75,6 +75,20 @@ def powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _powers, _inverse_powers
 
 
+def span_hashes(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each span [start, end) of code points: equal strings get equal hashes (a
+    polynomial over the code points, mixed with the length; different strings collide with
+    probability about 2^-64 per pair)."""
+    pw, inv = powers(len(points) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(points) + 1, dtype=np.uint64)
+        np.multiply(points, pw[: len(points)], out=prefix[1:])
+        np.cumsum(prefix[1:], out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * inv[starts]
+        hashes ^= (ends - starts).astype(np.uint64) * _M2
+        return mix64(hashes)
+
+
 def _cumulative(base: np.uint64, size: int) -> np.ndarray:
     """base ** 0, base ** 1, ... (mod 2**64)."""
     values = np.full(size, base, dtype=np.uint64)
@@ -105,14 +119,7 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         is_word[1:-1] = table[points]
         edges = np.flatnonzero(is_word[1:] != is_word[:-1])
         starts, ends = edges[0::2], edges[1::2]
-        pw, inv = powers(len(points) + 1)
-        with np.errstate(over="ignore"):
-            prefix = np.zeros(len(points) + 1, dtype=np.uint64)
-            np.multiply(points, pw[: len(points)], out=prefix[1:])
-            np.cumsum(prefix[1:], out=prefix[1:])
-            hashes = (prefix[ends] - prefix[starts]) * inv[starts]
-            hashes ^= (ends - starts).astype(np.uint64) * _M2
-            all_hashes.append(mix64(hashes))
+        all_hashes.append(span_hashes(points, starts, ends))
         text_starts = np.zeros(hi - lo, dtype=np.int64)
         np.cumsum([len(t) + 1 for t in lowered[:-1]], out=text_starts[1:])
         owner = np.searchsorted(text_starts, starts, side="right") - 1

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from dataprep.minhash import span_hashes
 from tokenmill.documents import Document
 
 # A word: from the first to the last letter/digit of a whitespace token ('(hello),' → 'hello').
@@ -75,26 +76,6 @@ def char_table(name: str) -> np.ndarray:
     """For every code point, whether it is 'alnum', 'space', 'letter' or 'cjk' (bool)."""
     bit = {"alnum": ALNUM, "space": SPACE, "letter": LETTER, "cjk": CJK}[name]
     return (char_classes() & bit).astype(bool)
-
-
-_HASH_P = np.uint64(0x100000001B3)
-_HASH_MIX = np.uint64(0x94D049BB133111EB)
-
-
-def span_hashes(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each span [start, end) of code points: equal strings get equal hashes (a
-    polynomial over the code points, mixed with the length; different strings collide with
-    probability about 2^-64 per pair)."""
-    from dataprep.minhash import mix64, powers
-
-    pw, inv = powers(len(points) + 1)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(len(points) + 1, dtype=np.uint64)
-        np.multiply(points, pw[: len(points)], out=prefix[1:])
-        np.cumsum(prefix[1:], out=prefix[1:])
-        hashes = (prefix[ends] - prefix[starts]) * inv[starts]
-        hashes ^= (ends - starts).astype(np.uint64) * _HASH_MIX
-        return mix64(hashes)
 
 
 def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
