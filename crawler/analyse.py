@@ -9,9 +9,11 @@ there too. The reactor only downloads, schedules and writes what comes back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from http import HTTPStatus
@@ -32,6 +34,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from crawler.extract import Extracted, extract_tree
+
+logger = logging.getLogger(__name__)
 
 # gzip's (and zlib's) default level: 1% larger than warcio's level 9 on HTML at 0.6x its CPU
 WARC_GZIP_LEVEL = 6
@@ -137,17 +141,31 @@ class Analyser:
     """analyse_page in a pool of `workers` processes, or in the caller's thread for 0."""
 
     def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = self.start_pool() if workers > 0 else None
+
+    def start_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) \
-            if workers > 0 else None
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         # start the workers now (a pool spawns them as work comes): their imports (~1 s of CPU each)
         # overlap Scrapy's start-up instead of holding up the first page, whose links the crawl waits for
-        for _ in range(workers):
-            self.pool.submit(ready)
+        for _ in range(self.workers):
+            pool.submit(ready)
+        return pool
 
     async def run(self, *args: Any) -> Analysis:
+        """The page's analysis; a worker that died meanwhile (killed, out of memory) breaks the whole
+        pool: a fresh one is started and the page tried once more there."""
         if self.pool is None:
             return analyse_page(*args)
+        pool = self.pool
+        try:
+            return await asyncio.wrap_future(pool.submit(analyse_page, *args))
+        except BrokenProcessPool:
+            if self.pool is pool:  # the first page to find it broken replaces it for all
+                logger.warning("an extraction worker died; starting the pool again")
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self.start_pool()
         return await asyncio.wrap_future(self.pool.submit(analyse_page, *args))
 
     def close(self) -> None:

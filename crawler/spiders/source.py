@@ -153,10 +153,15 @@ class SourceSpider(scrapy.Spider):
         else:
             # text, links and WARC record, parsed once, off the reactor's thread (crawler.analyse)
             wants_links = page.depth < self.source.max_depth and self.fetched < self.source.max_pages
-            page.analysis = await self.analyser.run(response.body, page.url, response.url, response.encoding,
-                                                    self.rules if wants_links else None, warc_input(page, response))
-            if wants_links:
-                page.links = sorted({self.urls.stable(url) for url in page.analysis.links if self.in_scope(url)})
+            try:
+                page.analysis = await self.analyser.run(response.body, page.url, response.url, response.encoding,
+                                                        self.rules if wants_links else None, warc_input(page, response))
+            except Exception as exc:  # a page the extractor cannot take: recorded with the reason, not lost
+                self.logger.warning("%s: extraction failed (%s: %s)", page.url, type(exc).__name__, exc)
+                page.dropped = "extract_error"
+            else:
+                if wants_links:
+                    page.links = sorted({self.urls.stable(url) for url in page.analysis.links if self.in_scope(url)})
         yield page
         for request in self.follow(page):
             yield request
