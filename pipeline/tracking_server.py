@@ -25,11 +25,17 @@ def effective_tracking_uri(configured: str, server_file: Path = SERVER_FILE) -> 
     return url if is_local_and_listening(url) else configured
 
 
+def is_loopback_http(url: str) -> bool:
+    """`url` is http on the loopback interface, with a port (decided without any traffic)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in LOOPBACK and parts.port is not None
+
+
 def is_local_and_listening(url: str, timeout_s: float = 0.5) -> bool:
     """True when `url` is http on the loopback interface and something accepts connections there."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK or parts.port is None:
+    if not is_loopback_http(url):
         return False
+    parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s):
             return True

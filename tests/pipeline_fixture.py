@@ -6,7 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -86,3 +88,25 @@ def init_repo(root: Path, remote: Path) -> Path:
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project"], root)
     return root
+
+
+@contextmanager
+def served_deployments(project: Path, home: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen, Path]]:
+    """A local Prefect server on 127.0.0.1 (its home and log under `home`) and `python -m flows.serve`
+    serving `project`'s deployments there: yields (API URL, the served process's environment, that
+    process, its log file)."""
+    from flows.server import free_port, local_server
+
+    env = {**project_env(project), "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(home / "prefect-home"),
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    serve_log = home / "serve.log"
+    with local_server(free_port(), home=home / "prefect-home", log=home / "server.log") as api_url:
+        env["PREFECT_API_URL"] = api_url
+        with open(serve_log, "wb") as log:
+            served = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=project, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            yield api_url, env, served, serve_log
+        finally:
+            served.terminate()
+            served.wait(timeout=30)

@@ -223,11 +223,8 @@ def dvc_md5(path: Path) -> str:
 
 
 def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def log_corpus_input(tracking: TrackingConfig, run_id: str, corpus: Path) -> dict:

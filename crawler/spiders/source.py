@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.exceptions import CannotResolveHostError, CloseSpider, DownloadCancelledError, DownloadTimeoutError, IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response, TextResponse
-from scrapy.linkextractors import LinkExtractor
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -24,7 +23,7 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 from twisted.python.failure import Failure
 
 from crawler.config import Source
-from crawler.analyse import Analyser, rules_of, warc_input
+from crawler.analyse import Analyser, link_extractor, rules_of, warc_input
 from crawler.items import IN_PROCESS, Page, counts_toward_budget
 from crawler.middlewares import AddressRefused, RobotsUnavailable
 from crawler.state import read_index, read_pages
@@ -41,9 +40,9 @@ class SourceSpider(scrapy.Spider):
         self.urls = urls
         self.allowed_domains = list(source.allowed_domains)  # read by Scrapy's OffsiteMiddleware
         # domains are checked by host in in_scope (LinkExtractor's allow_domains compares host:port)
-        self.links = LinkExtractor(allow=source.allow, deny=source.deny)
-        self.rules = rules_of(source.allow, source.deny)  # the same rules, for crawler.analyse
-        self._analyser: Analyser | None = None  # started at the first page (workers read from settings)
+        self.rules = rules_of(source.allow, source.deny)  # crawler.analyse applies them to each page's links
+        self.links = link_extractor(self.rules)
+        self.analyser: Analyser | None = None  # made by from_crawler (its size is a setting)
         earlier = resume_point(read_pages(pages_file), source.max_depth)
         self.done: set[str] = earlier.done  # canonical stable URLs with a final outcome already
         self.frontier: list[tuple[str, int]] = earlier.frontier
@@ -57,7 +56,8 @@ class SourceSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SourceSpider":
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.analyser  # noqa: B018 (starts the extraction workers)
+        # the workers start now: their imports overlap Scrapy's start-up
+        spider.analyser = Analyser(crawler.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
         return spider
 
     async def start(self) -> AsyncIterator[Request | Page]:
@@ -166,15 +166,9 @@ class SourceSpider(scrapy.Spider):
         for request in self.follow(page):
             yield request
 
-    @property
-    def analyser(self) -> Analyser:
-        if self._analyser is None:
-            self._analyser = Analyser(self.settings.getint("TOKENMILL_EXTRACT_WORKERS"))
-        return self._analyser
-
     def closed(self, reason: str) -> None:
-        if self._analyser is not None:
-            self._analyser.close()
+        if self.analyser is not None:
+            self.analyser.close()
 
     def follow(self, page: Page) -> Iterator[Request]:
         for link in page.links if page.depth < self.source.max_depth else ():

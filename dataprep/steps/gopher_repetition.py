@@ -23,7 +23,7 @@ import numpy as np
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.minhash import mix64
-from dataprep.text import prepare_views, view
+from dataprep.text import prepare_views
 from tokenmill.documents import Document
 
 TOP_NGRAM_SIZES = (2, 3, 4)
@@ -168,18 +168,11 @@ class NgramIndex:
         repeated = per_position >= 2
         return positions[repeated], k[repeated], per_position[repeated]
 
-    def covered_chars(self, positions: np.ndarray, n: int) -> int:
-        """Characters of the words covered by the n-grams starting at `positions` (ascending), each
-        word counted once: a bound on what any longer repeated n-gram can add (see `reject`)."""
-        if not len(positions):
-            return 0
-        ends = np.maximum.accumulate(positions + n)
-        stops = np.minimum(ends, np.append(positions[1:], ends[-1]))
-        return int((self.cum[stops] - self.cum[positions]).sum())
-
     def covered_chars_per_doc(self, positions: np.ndarray, n: int) -> np.ndarray:
-        """`covered_chars` of each document (positions ascending; an n-gram never leaves its document,
-        so the running maximum of the ends never carries from one document into the next)."""
+        """Per document, the characters of the words covered by the n-grams starting at `positions`
+        (ascending), each word counted once: a bound on what any longer repeated n-gram can add (see
+        `reject_batch`). An n-gram never leaves its document, so the running maximum of the ends never
+        carries from one document into the next."""
         if not len(positions):
             return np.zeros(self.docs, dtype=np.int64)
         ends = np.maximum.accumulate(positions + n)
@@ -188,7 +181,8 @@ class NgramIndex:
         return np.bincount(self.doc_of[positions], weights=chars, minlength=self.docs).astype(np.int64)
 
     def top_chars_per_doc(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """`top_chars` of each document from the repeats of n (all documents')."""
+        """Per document, `top_ngram_chars` from the repeats of n (all documents'): the most frequent
+        n-gram (earliest among ties), space-joined, times its count."""
         positions, _, counts = found
         result = np.zeros(self.docs, dtype=np.int64)
         if not len(positions):
@@ -203,7 +197,8 @@ class NgramIndex:
         return result
 
     def scan_per_doc(self, positions: np.ndarray, keys: np.ndarray, n: int, docs: np.ndarray) -> dict[int, int]:
-        """`scan` of each of `docs` (document numbers) over its part of the repeats at `positions`."""
+        """scan_repeats of each of `docs` (document numbers) over its part of the repeated n-grams at
+        `positions` with their `keys`."""
         cut = np.searchsorted(positions, self.bounds).tolist()
         chars = (self.cum[positions + n] - self.cum[positions]).tolist()
         where, keys_ = positions.tolist(), keys.tolist()
@@ -211,13 +206,9 @@ class NgramIndex:
                 for d in docs.tolist()}
 
     def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
-        """As `top_ngram_chars`: the most frequent n-gram (earliest among ties), space-joined, times its count."""
-        positions, _, counts = self.repeats(n) if found is None else found
-        if len(positions) == 0:
-            return 0
-        top = counts.max()
-        start = int(positions[int(np.argmax(counts))])  # argmax: the first (earliest) of the ties
-        return int(self.cum[start + n] - self.cum[start] + n - 1) * int(top)
+        """As `top_ngram_chars`, for a one-document index: the most frequent n-gram (earliest among
+        ties), space-joined, times its count."""
+        return int(self.top_chars_per_doc(n, self.repeats(n) if found is None else found)[0])
 
     def duplicated_chars(self, sizes: tuple[int, ...] = DUP_NGRAM_SIZES,
                          candidates: np.ndarray | None = None) -> dict[int, int]:
@@ -232,11 +223,8 @@ class NgramIndex:
         return result
 
     def scan(self, positions: np.ndarray, keys: np.ndarray, n: int) -> int:
-        """scan_repeats over the repeated n-grams at `positions` with their `keys`."""
-        if not len(positions):
-            return 0
-        chars = self.cum[positions + n] - self.cum[positions]
-        return scan_repeats(positions.tolist(), keys.tolist(), chars.tolist(), n)
+        """scan_repeats over the repeated n-grams at `positions` with their `keys` (one-document index)."""
+        return self.scan_per_doc(positions, keys, n, np.zeros(1, dtype=np.int64))[0]
 
     def profile(self) -> tuple[dict[int, int], dict[int, int]]:
         """(top n-gram characters for n = 2, 3, 4; duplicated n-gram characters for n = 5..10), each n
@@ -245,7 +233,8 @@ class NgramIndex:
         return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
 
     def top_profile_per_doc(self) -> tuple[dict[int, list[int]], tuple[np.ndarray, np.ndarray]]:
-        """As `top_profile`, with each document's top n-gram characters."""
+        """(each document's top n-gram characters for n = 2, 3, 4; positions and keys of the repeated
+        4-grams), each n looking only at the repeats of n-1."""
         top: dict[int, list[int]] = {}
         candidates = keys = None
         for n in TOP_NGRAM_SIZES:
@@ -255,14 +244,10 @@ class NgramIndex:
         return top, (candidates, keys)
 
     def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray]]:
-        """(top n-gram characters for n = 2, 3, 4; positions and keys of the repeated 4-grams)."""
-        top: dict[int, int] = {}
-        candidates = keys = None
-        for n in TOP_NGRAM_SIZES:
-            found = self.repeats(n, candidates, keys)
-            top[n] = self.top_chars(n, found)
-            candidates, keys = found[0], found[1]
-        return top, (candidates, keys)
+        """(top n-gram characters for n = 2, 3, 4; positions and keys of the repeated 4-grams) of a
+        one-document index."""
+        top, found = self.top_profile_per_doc()
+        return {n: chars[0] for n, chars in top.items()}, found
 
 
 def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:

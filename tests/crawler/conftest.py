@@ -37,7 +37,7 @@ def small_site(root: Path) -> Path:
     return write_site(root, {
         "robots.txt": "User-agent: *\nDisallow: /private/\n",
         "index.html": page("Home", ["a.html", "a.html#part", "b.html", "private/secret.html", "big.html",
-                                    "data.txt", "short.html", "deep/d1.html", "http://example.com/off.html"],
+                                    "data.txt", "short.html", "deep/d1.html", "http://127.0.0.2/off.html"],
                            lang="en"),
         "a.html": page("Alpha", ["index.html", "b.html"]),
         "b.html": page("Beta", ["a.html"], lang="pl-PL"),

@@ -37,7 +37,7 @@ def small_crawl(small_server, tmp_path_factory):
 def test_crawl_fetches_in_scope_html_and_nothing_else(small_crawl):
     server, out, stats = small_crawl
     documents = {d.meta["url"].removeprefix(server.url): d for d in read_documents(out / "documents")}
-    # d3 is deeper than max_depth 2; example.com is off-domain; the rest was dropped for a reason
+    # d3 is deeper than max_depth 2; 127.0.0.2 is off-domain; the rest was dropped for a reason
     assert sorted(documents) == ["/a.html", "/b.html", "/deep/d1.html", "/deep/d2.html", "/index.html"]
     assert stats["removed"] == {"not_html": 1, "robots": 1, "too_large": 1, "too_short": 1}
     source = stats["sources"]["small"]

@@ -24,7 +24,7 @@ def test_adding_a_source_is_one_yaml_file(tmp_path, capsys):
     routes = {"/index.html": html("Home", ["/linked.html"]), "/linked.html": html("Linked"),
               "/only-in-sitemap.html": html("Only in the sitemap"), "/denied/x.html": html("Denied")}
     with HostileServer(routes) as server:
-        pages = [f"{server.url}/only-in-sitemap.html", f"{server.url}/denied/x.html", "http://elsewhere.example/x"]
+        pages = [f"{server.url}/only-in-sitemap.html", f"{server.url}/denied/x.html", "http://127.0.0.2/x"]
         leaf = gzip.compress(sitemap(pages))
         routes["/sitemap-index.xml"] = lambda n: (200, {"Content-Type": "application/xml"},
                                                   sitemap([f"{server.url}/sitemap-1.xml.gz"], index=True))

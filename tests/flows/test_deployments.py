@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline_fixture import init_repo, make_project, project_env
+from pipeline_fixture import init_repo, make_project, served_deployments
 
 pytestmark = pytest.mark.slow
 
@@ -43,67 +42,55 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.operations import CORPUS_RESOURCE, CORPUS_UPDATED
-    from flows.server import free_port, local_server
     from pipeline.champion import champion
     from pipeline.params import load_params
 
     project = init_repo(make_project(tmp_path / "project"), tmp_path / "remote")
-    env = {**project_env(project), "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect-home"),
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    serve_log = tmp_path / "serve.log"
-    with local_server(free_port(), home=tmp_path / "prefect-home", log=tmp_path / "server.log") as api_url:
-        env["PREFECT_API_URL"] = api_url
-        with open(serve_log, "wb") as log:
-            served = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=project, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-                deployments = wait_for("served deployments", lambda: {
-                    d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 6 else None,
-                    90, serve_log)
-                assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline",
-                                            "finetune"}
-                assert deployments["train"].global_concurrency_limit.limit == 1
-                assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
+    with served_deployments(project, tmp_path) as (api_url, env, served, serve_log):
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            deployments = wait_for("served deployments", lambda: {
+                d.name: d for d in client.read_deployments()} if len(client.read_deployments()) >= 6 else None,
+                90, serve_log)
+            assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline",
+                                        "finetune"}
+            assert deployments["train"].global_concurrency_limit.limit == 1
+            assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
 
-                client.create_flow_run_from_deployment(deployments["crawl-tiny"].id)
-                completed = lambda runs: [r for r in runs if r.state and r.state.is_completed()]  # noqa: E731
-                failed = lambda runs: [r for r in runs if r.state and r.state.is_final() and  # noqa: E731
-                                       not r.state.is_completed()]
+            client.create_flow_run_from_deployment(deployments["crawl-tiny"].id)
+            completed = lambda runs: [r for r in runs if r.state and r.state.is_completed()]  # noqa: E731
+            failed = lambda runs: [r for r in runs if r.state and r.state.is_final() and  # noqa: E731
+                                   not r.state.is_completed()]
 
-                def trained(count: int):
-                    runs = [r for name in ("crawl-source", "prepare-corpus", "train-on-corpus")
-                            for r in flow_runs(client, name)]
-                    assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
-                    done = completed(flow_runs(client, "train-on-corpus"))
-                    return done if len(done) >= count else None
+            def trained(count: int):
+                runs = [r for name in ("crawl-source", "prepare-corpus", "train-on-corpus")
+                        for r in flow_runs(client, name)]
+                assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
+                done = completed(flow_runs(client, "train-on-corpus"))
+                return done if len(done) >= count else None
 
-                first = wait_for("triggered training", lambda: trained(1), 240, serve_log)[0]
-                assert first.parameters["version"] == "corpus-v1"
+            first = wait_for("triggered training", lambda: trained(1), 240, serve_log)[0]
+            assert first.parameters["version"] == "corpus-v1"
 
-                # The event itself, emitted again for the same version: a second training on it.
-                emit_event(CORPUS_UPDATED, resource={"prefect.resource.id": CORPUS_RESOURCE},
-                           payload={"version": "corpus-v1"})
-                runs = wait_for("second training", lambda: trained(2), 120, serve_log)
-                assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
+            # The event itself, emitted again for the same version: a second training on it.
+            emit_event(CORPUS_UPDATED, resource={"prefect.resource.id": CORPUS_RESOURCE},
+                       payload={"version": "corpus-v1"})
+            runs = wait_for("second training", lambda: trained(2), 120, serve_log)
+            assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
 
-                # Each event also evaluated the champion; the second one found the first training's.
-                def evaluated():
-                    runs = flow_runs(client, "evaluate-champion")
-                    assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
-                    return completed(runs) if len(completed(runs)) >= 2 else None
+            # Each event also evaluated the champion; the second one found the first training's.
+            def evaluated():
+                runs = flow_runs(client, "evaluate-champion")
+                assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
+                return completed(runs) if len(completed(runs)) >= 2 else None
 
-                evaluations = wait_for("champion evaluations", evaluated, 120, serve_log)
-                assert {r.parameters["version"] for r in evaluations} == {"corpus-v1"}
+            evaluations = wait_for("champion evaluations", evaluated, 120, serve_log)
+            assert {r.parameters["version"] for r in evaluations} == {"corpus-v1"}
 
-                # The first evaluation made registry version 1 the champion: its event started fine-tuning
-                # (which fails here at once: this project has no examples/finetune data).
-                finetunes = wait_for("fine-tuning on the new champion",
-                                     lambda: flow_runs(client, "finetune-champion"), 60, serve_log)
-                assert [(r.parameters["model"], r.parameters["version"]) for r in finetunes] == [("tokenmill", "1")]
-        finally:
-            served.terminate()
-            served.wait(timeout=30)
+            # The first evaluation made registry version 1 the champion: its event started fine-tuning
+            # (which fails here at once: this project has no examples/finetune data).
+            finetunes = wait_for("fine-tuning on the new champion",
+                                 lambda: flow_runs(client, "finetune-champion"), 60, serve_log)
+            assert [(r.parameters["model"], r.parameters["version"]) for r in finetunes] == [("tokenmill", "1")]
 
     # corpus-v1 is a git tag on a commit of dvc.lock; the training's MLflow run names exactly that corpus.
     git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,  # noqa: E731

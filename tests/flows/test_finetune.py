@@ -106,8 +106,7 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
-    from flows.server import free_port, local_server
-    from pipeline_fixture import project_env
+    from pipeline_fixture import served_deployments
 
     project = make_project(tmp_path / "project")
     (project / "sources").mkdir()  # flows.serve reads each crawl source's YAML
@@ -115,34 +114,23 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
         "name": "tiny", "start_urls": ["http://127.0.0.1:9/"], "max_pages": 1, "max_depth": 0,
         "allowed_domains": ["127.0.0.1"], "allow_private": True}))  # never crawled: the test ends first
     version = crown(project, base, 2.0)
-    env = {**project_env(project), "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect-home"),
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    serve_log = tmp_path / "serve.log"
-    with local_server(free_port(), home=tmp_path / "prefect-home", log=tmp_path / "server.log") as api_url:
-        env["PREFECT_API_URL"] = api_url
-        with open(serve_log, "wb") as log:
-            served = subprocess.Popen([sys.executable, "-m", "flows.serve"], cwd=project, env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-                runs = lambda: client.read_flow_runs(  # noqa: E731
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=["finetune-champion"])))
-                deadline = time.monotonic() + 120
-                while not any(d.name == "finetune" for d in client.read_deployments()):
-                    assert time.monotonic() < deadline and served.poll() is None, serve_log.read_text()[-4000:]
-                    time.sleep(1)
-                # From another process, as a user would (this one's event worker may still hold another
-                # test's server)
-                subprocess.run(["prefect", "event", "emit", CHAMPION_UPDATED, "--resource-id", CHAMPION_RESOURCE,
-                                "--payload", json.dumps({"model": "tokenmill", "version": version})],
-                               env=env, check=True, capture_output=True, timeout=60)
-                while not [r for r in runs() if r.state and r.state.is_final()]:
-                    assert time.monotonic() < deadline, serve_log.read_text()[-4000:]
-                    time.sleep(1)
-                run = runs()[0]
-                assert run.state.is_completed(), (run.state.message, serve_log.read_text()[-4000:])
-                assert run.parameters["version"] == version
-        finally:
-            served.terminate()
-            served.wait(timeout=30)
+    with served_deployments(project, tmp_path) as (api_url, env, served, serve_log):
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            runs = lambda: client.read_flow_runs(  # noqa: E731
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["finetune-champion"])))
+            deadline = time.monotonic() + 120
+            while not any(d.name == "finetune" for d in client.read_deployments()):
+                assert time.monotonic() < deadline and served.poll() is None, serve_log.read_text()[-4000:]
+                time.sleep(1)
+            # From another process, as a user would (this one's event worker may still hold another
+            # test's server)
+            subprocess.run(["prefect", "event", "emit", CHAMPION_UPDATED, "--resource-id", CHAMPION_RESOURCE,
+                            "--payload", json.dumps({"model": "tokenmill", "version": version})],
+                           env=env, check=True, capture_output=True, timeout=60)
+            while not [r for r in runs() if r.state and r.state.is_final()]:
+                assert time.monotonic() < deadline, serve_log.read_text()[-4000:]
+                time.sleep(1)
+            run = runs()[0]
+            assert run.state.is_completed(), (run.state.message, serve_log.read_text()[-4000:])
+            assert run.parameters["version"] == version
     assert (project / "models" / "finetune" / "dpo" / "stats.json").is_file()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.tracking_server import LOCAL_STORE, effective_tracking_uri, is_local_and_listening
+from pipeline.tracking_server import LOCAL_STORE, effective_tracking_uri, is_loopback_http
 
 
 @pytest.fixture
@@ -41,8 +41,9 @@ def test_a_stale_server_file_changes_nothing(tmp_path: Path, listener: str):
 @pytest.mark.parametrize("url", ["http://10.1.2.3:5000", "http://192.168.0.2:5000", "http://example.org:5000",
                                  "https://127.0.0.1:5000", "http://127.0.0.1"])
 def test_only_loopback_http_addresses_are_used(url: str):
-    """Decided without connecting: non-loopback addresses are refused before any traffic."""
-    assert not is_local_and_listening(url)
+    """A pure decision (no connection is tried here, whatever the code does): only http on loopback
+    with a port is ever connected to."""
+    assert not is_loopback_http(url)
 
 
 def test_load_params_uses_the_running_server(tmp_path: Path, listener: str, monkeypatch: pytest.MonkeyPatch):
