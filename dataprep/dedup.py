@@ -145,7 +145,7 @@ class NearDedup(Dedup):
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.config
-        return {"minhash": "mix64-mulshift-v1", "ngram_size": c.ngram_size, "bands": c.bands, "rows": c.rows, "seed": c.seed}
+        return {"minhash": "mix64-mulshift32-v2", "ngram_size": c.ngram_size, "bands": c.bands, "rows": c.rows, "seed": c.seed}
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "guard": dict(sorted(self.guard.items()))}

@@ -3,11 +3,13 @@
 Signing: every `\\w+` word of the lower-cased text is hashed in numpy over its code points (no
 Python loop per word); a shingle's hash combines the hashes of its `n` words with 64-bit
 multiply-xor arithmetic over the whole batch at once; the `num_perm` permutations are
-`a * x (mod 2**64)` with random odd `a` (multiply-shift hashing: a bijection of the well-mixed shingle
-hashes; estimates are unbiased with binomial variance, tested), and a signature value is the top 32
-bits of the minimum (taking the top bits commutes with the minimum, so the shift runs once per
-value, not once per shingle). Everything is a function of the text and the seed: the same text
-gets the same signature in any process, batch or order.
+`a * x (mod 2**32)` of the shingle hash's well-mixed top 32 bits `x`, with random odd `a`
+(multiply-shift hashing: bijections; estimates are unbiased with binomial variance, tested), and a
+signature value is the minimum. 32-bit products are vectorised (64-bit ones are not on AVX2) and
+half the memory traffic: signing takes half the time of the earlier 64-bit products, whose
+signatures differed only as another seed's would (on the 60 MB bench corpus 1,392 removals became
+1,400, 1,363 in both; the 66 that changed sit at the threshold: exact Jaccard median 0.69). Everything is a function of the
+text and the seed: the same text gets the same signature in any process, batch or order.
 
 Clustering: per band, the `rows` values of a signature are folded into one 64-bit key; documents
 are sorted by key, and every run of equal keys is joined to its first member (a star, not all
@@ -112,18 +114,26 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         while hi < len(texts) and (hi == lo or chars + len(texts[hi]) <= CHUNK_CHARS):
             chars += len(texts[hi]) + 1
             hi += 1
-        lowered = [t.lower() for t in texts[lo:hi]]  # (may change lengths: 'İ' becomes two characters)
-        joined = "\x00".join(lowered)  # NUL is not a word character
-        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        # NUL is neither a word character nor cased nor case-ignorable: lower-casing the joined texts
+        # equals joining the lower-cased ones (final sigma included). Lengths rarely change ('İ'
+        # becomes two characters); when they do, the texts are lower-cased one by one for their lengths.
+        joined = "\x00".join(texts[lo:hi])
+        lowered = joined.lower()
+        if len(lowered) == len(joined):
+            lengths = [len(t) for t in texts[lo:hi]]
+        else:
+            each = [t.lower() for t in texts[lo:hi]]
+            lengths = [len(t) for t in each]
+            lowered = "\x00".join(each)
+        points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         is_word = np.zeros(len(points) + 2, dtype=bool)
-        is_word[1:-1] = table[points]
+        np.take(table, points, out=is_word[1:-1])
         edges = np.flatnonzero(is_word[1:] != is_word[:-1])
         starts, ends = edges[0::2], edges[1::2]
         all_hashes.append(span_hashes(points, starts, ends))
-        text_starts = np.zeros(hi - lo, dtype=np.int64)
-        np.cumsum([len(t) + 1 for t in lowered[:-1]], out=text_starts[1:])
-        owner = np.searchsorted(text_starts, starts, side="right") - 1
-        counts[lo:hi] = np.bincount(owner, minlength=hi - lo)
+        bounds = np.zeros(hi - lo + 1, dtype=np.int64)  # where each text starts in `points`, and the end
+        np.cumsum(np.asarray(lengths, dtype=np.int64) + 1, out=bounds[1:])
+        counts[lo:hi] = np.diff(np.searchsorted(starts, bounds))  # words never span texts (NUL between)
         lo = hi
     return (np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)), counts
 
@@ -134,7 +144,7 @@ class MinHasher:
     def __init__(self, num_perm: int, ngram_size: int, seed: int):
         self.num_perm, self.ngram_size, self.seed = num_perm, ngram_size, seed
         rng = np.random.Generator(np.random.PCG64(seed))
-        self.a = rng.integers(0, 1 << 64, size=num_perm, dtype=np.uint64) | np.uint64(1)
+        self.a = (rng.integers(0, 1 << 32, size=num_perm, dtype=np.uint64) | np.uint64(1)).astype(np.uint32)
 
     def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """All shingle hashes of the batch, concatenated, and each text's start offset into them.
@@ -160,9 +170,15 @@ class MinHasher:
                 acc *= _PRIME
                 acc += hashed_words[k : k + windows]
             mix64(acc)
-            owner = np.repeat(np.arange(len(texts)), counts)[:windows]
-            full = np.arange(windows) + n <= starts[owner + 1]
+            # the window at word position p is whole iff p + n <= its text's end: the last n - 1
+            # positions of every text are not (set per text, not per word)
+            full = np.ones(windows, dtype=bool)
+            for k in range(1, n):
+                cut = starts[1:] - k
+                full[cut[(cut >= starts[:-1]) & (cut < windows)]] = False
             long_texts = counts >= n
+            if long_texts.all():
+                return acc[full], offsets
             single = np.zeros(total, dtype=bool)
             single[offsets[:-1][~long_texts]] = True
             hashes[~single] = acc[full]
@@ -182,23 +198,24 @@ class MinHasher:
         """Signatures from shingle hashes grouped by `offsets` (every group non-empty)."""
         documents = len(offsets) - 1
         # permutation-major (num_perm, shingles) blocks: the minimum runs along contiguous memory
-        signatures = np.full((self.num_perm, documents), np.iinfo(np.uint64).max, dtype=np.uint64)
+        signatures = np.full((self.num_perm, documents), np.iinfo(np.uint32).max, dtype=np.uint32)
         width = max(1, CHUNK_VALUES // self.num_perm)
-        buffer = np.empty((self.num_perm, width), dtype=np.uint64)
+        buffer = np.empty((self.num_perm, width), dtype=np.uint32)
         a = self.a[:, None]
         owner_starts = offsets[:-1]
         with np.errstate(over="ignore"):
             for lo in range(0, len(hashes), width):
                 hi = min(lo + width, len(hashes))
                 block = buffer[:, : hi - lo]
-                np.multiply(a, hashes[None, lo:hi], out=block)
+                top = (hashes[lo:hi] >> np.uint64(32)).astype(np.uint32)  # the well-mixed high half
+                np.multiply(a, top[None, :], out=block)
                 # documents whose shingles fall in [lo, hi): the first one may have started earlier
                 d0 = int(np.searchsorted(owner_starts, lo, side="right")) - 1
                 d1 = int(np.searchsorted(owner_starts, hi, side="left"))
                 cuts = np.maximum(owner_starts[d0:d1], lo) - lo
                 mins = np.minimum.reduceat(block, cuts, axis=1)
                 np.minimum(signatures[:, d0:d1], mins, out=signatures[:, d0:d1])
-        return np.ascontiguousarray((signatures >> np.uint64(32)).astype(np.uint32).T)
+        return np.ascontiguousarray(signatures.T)
 
     def sign(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
