@@ -115,24 +115,28 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             chars += len(texts[hi]) + 1
             hi += 1
         # NUL is neither a word character nor cased nor case-ignorable: lower-casing the joined texts
-        # equals joining the lower-cased ones (final sigma included). Lengths rarely change ('İ'
-        # becomes two characters); when they do, the texts are lower-cased one by one for their lengths.
+        # equals joining the lower-cased ones (final sigma included). Where lengths change ('İ' becomes
+        # two characters), the texts' bounds are the NULs between them, unless a text has NULs itself.
         joined = "\x00".join(texts[lo:hi])
         lowered = joined.lower()
+        points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        bounds = np.empty(hi - lo + 1, dtype=np.int64)  # where each text starts in `points`, and the end
+        bounds[-1] = len(points) + 1
         if len(lowered) == len(joined):
-            lengths = [len(t) for t in texts[lo:hi]]
+            np.cumsum([len(t) + 1 for t in texts[lo : hi - 1]], out=bounds[1:-1])
+            bounds[0] = 0
+        elif joined.count("\x00") == hi - lo - 1:
+            bounds[0] = 0
+            bounds[1:-1] = np.flatnonzero(points == 0) + 1
         else:
             each = [t.lower() for t in texts[lo:hi]]
-            lengths = [len(t) for t in each]
-            lowered = "\x00".join(each)
-        points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            bounds[0] = 0
+            np.cumsum([len(t) + 1 for t in each[:-1]], out=bounds[1:-1])
         is_word = np.zeros(len(points) + 2, dtype=bool)
         np.take(table, points, out=is_word[1:-1])
         edges = np.flatnonzero(is_word[1:] != is_word[:-1])
         starts, ends = edges[0::2], edges[1::2]
         all_hashes.append(span_hashes(points, starts, ends))
-        bounds = np.zeros(hi - lo + 1, dtype=np.int64)  # where each text starts in `points`, and the end
-        np.cumsum(np.asarray(lengths, dtype=np.int64) + 1, out=bounds[1:])
         counts[lo:hi] = np.diff(np.searchsorted(starts, bounds))  # words never span texts (NUL between)
         lo = hi
     return (np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)), counts
