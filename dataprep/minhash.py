@@ -67,6 +67,26 @@ def word_table() -> np.ndarray:
     return _word_table
 
 
+_bmp_table: np.ndarray | None = None
+_SPECIAL = 0xFFFF  # U+FFFF is a noncharacter: never a word character, free to mark what the table cannot do
+
+
+def bmp_lower_table() -> np.ndarray:
+    """For every code point below U+10000: its lower-case form where that is a `\\w` character, else 0;
+    `_SPECIAL` where lower-casing is not one character by itself ('İ' becomes two; 'Σ' depends on
+    its neighbours). 128 KiB, built once in a few milliseconds."""
+    global _bmp_table
+    if _bmp_table is None:
+        table = np.zeros(0x10000, dtype=np.uint16)
+        for code, low in enumerate([chr(c).lower() for c in range(0x10000)]):
+            if len(low) != 1 or code == 0x03A3:
+                table[code] = _SPECIAL
+            elif low.isalnum() or low == "_":  # re's \w
+                table[code] = ord(low)
+        _bmp_table = table
+    return _bmp_table
+
+
 def powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     global _powers, _inverse_powers
     if len(_powers) < n:
@@ -103,10 +123,9 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The 64-bit hash of every `\\w+` word of the lower-cased texts (concatenated), and words per text.
 
     Vectorised over code points: a word's hash is a polynomial in its code points (prefix sums
-    mod 2**64, shifted by inverse powers), mixed with its length. Equal words give equal hashes
-    wherever they occur.
+    mod 2**64, shifted by inverse powers), mixed with its length (`span_hashes`). Equal words give
+    equal hashes wherever they occur.
     """
-    table = word_table()
     all_hashes, counts = [], np.zeros(len(texts), dtype=np.int64)
     lo = 0
     while lo < len(texts):
@@ -114,32 +133,71 @@ def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         while hi < len(texts) and (hi == lo or chars + len(texts[hi]) <= CHUNK_CHARS):
             chars += len(texts[hi]) + 1
             hi += 1
-        # NUL is neither a word character nor cased nor case-ignorable: lower-casing the joined texts
-        # equals joining the lower-cased ones (final sigma included). Where lengths change ('İ' becomes
-        # two characters), the texts' bounds are the NULs between them, unless a text has NULs itself.
-        joined = "\x00".join(texts[lo:hi])
-        lowered = joined.lower()
-        points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        bounds = np.empty(hi - lo + 1, dtype=np.int64)  # where each text starts in `points`, and the end
-        bounds[-1] = len(points) + 1
-        if len(lowered) == len(joined):
-            np.cumsum([len(t) + 1 for t in texts[lo : hi - 1]], out=bounds[1:-1])
-            bounds[0] = 0
-        elif joined.count("\x00") == hi - lo - 1:
-            bounds[0] = 0
-            bounds[1:-1] = np.flatnonzero(points == 0) + 1
-        else:
-            each = [t.lower() for t in texts[lo:hi]]
-            bounds[0] = 0
-            np.cumsum([len(t) + 1 for t in each[:-1]], out=bounds[1:-1])
-        is_word = np.zeros(len(points) + 2, dtype=bool)
-        np.take(table, points, out=is_word[1:-1])
-        edges = np.flatnonzero(is_word[1:] != is_word[:-1])
-        starts, ends = edges[0::2], edges[1::2]
-        all_hashes.append(span_hashes(points, starts, ends))
-        counts[lo:hi] = np.diff(np.searchsorted(starts, bounds))  # words never span texts (NUL between)
+        hashes, counts[lo:hi] = _chunk_word_hashes(texts[lo:hi])
+        all_hashes.append(hashes)
         lo = hi
     return (np.concatenate(all_hashes) if all_hashes else np.zeros(0, dtype=np.uint64)), counts
+
+
+def _chunk_word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of a few texts joined by NULs. One lookup in `bmp_lower_table` lower-cases every
+    character and tells words apart; the texts it cannot do alone (with 'İ', 'Σ' or characters above
+    U+FFFF) are done again with `str.lower` (`_lowered_word_hashes`) and merged in text order."""
+    points = np.frombuffer("\x00".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    bounds = np.zeros(len(texts) + 1, dtype=np.int64)  # where each text starts in `points`, and the end
+    np.cumsum([len(t) + 1 for t in texts], out=bounds[1:])
+    wide = points > 0xFFFF
+    lowered = bmp_lower_table().take(np.where(wide, 0, points) if wide.any() else points)
+    special = (lowered == _SPECIAL) | wide
+    others: list[int] = []
+    if special.any():  # those texts have no words here: they come from str.lower below
+        others = np.unique(np.searchsorted(bounds, np.flatnonzero(special), side="right") - 1).tolist()
+        for i in others:
+            lowered[bounds[i] : bounds[i + 1] - 1] = 0
+    is_word = np.zeros(len(points) + 2, dtype=bool)
+    np.not_equal(lowered, 0, out=is_word[1:-1])
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    hashes = span_hashes(lowered, starts, ends)
+    counts = np.diff(np.searchsorted(starts, bounds))  # words never span texts (NUL between)
+    if not others:
+        return hashes, counts
+    other_hashes, other_counts = _lowered_word_hashes([texts[i] for i in others])
+    counts[others] = other_counts
+    first = np.zeros(len(texts) + 1, dtype=np.int64)  # each text's first word in the merged order
+    np.cumsum(counts, out=first[1:])
+    merged = np.empty(int(first[-1]), dtype=np.uint64)
+    is_other = np.zeros(len(texts), dtype=bool)
+    is_other[others] = True
+    mine = np.repeat(~is_other, counts)
+    merged[mine] = hashes
+    merged[~mine] = other_hashes
+    return merged, counts
+
+
+def _lowered_word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`_chunk_word_hashes` through `str.lower` and the word table: exact for every text.
+
+    NUL is neither a word character nor cased nor case-ignorable: lower-casing the joined texts
+    equals joining the lower-cased ones (final sigma included). Where lengths change ('İ' becomes
+    two characters), the texts' bounds are the NULs between them, unless a text has NULs itself.
+    """
+    joined = "\x00".join(texts)
+    lowered = joined.lower()
+    points = np.frombuffer(lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    bounds = np.zeros(len(texts) + 1, dtype=np.int64)
+    bounds[-1] = len(points) + 1
+    if len(lowered) == len(joined):
+        np.cumsum([len(t) + 1 for t in texts[:-1]], out=bounds[1:-1])
+    elif joined.count("\x00") == len(texts) - 1:
+        bounds[1:-1] = np.flatnonzero(points == 0) + 1
+    else:
+        np.cumsum([len(t.lower()) + 1 for t in texts[:-1]], out=bounds[1:-1])
+    is_word = np.zeros(len(points) + 2, dtype=bool)
+    np.take(word_table(), points, out=is_word[1:-1])
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    return span_hashes(points, starts, ends), np.diff(np.searchsorted(starts, bounds))
 
 
 class MinHasher:
