@@ -53,7 +53,7 @@ _powers = np.ones(1, dtype=np.uint64)  # _P ** i, grown on demand
 _inverse_powers = np.ones(1, dtype=np.uint64)  # _P ** -i (mod 2**64; _P is odd)
 _P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
 _P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
-CHUNK_CHARS = 1 << 20  # characters turned into word hashes at once (a few bytes of numpy state each)
+CHUNK_CHARS = 1 << 17  # characters turned into word hashes at once: ~20 bytes of numpy state each, in cache
 
 
 def word_table() -> np.ndarray:
