@@ -53,6 +53,7 @@ _powers = np.ones(1, dtype=np.uint64)  # _P ** i, grown on demand
 _inverse_powers = np.ones(1, dtype=np.uint64)  # _P ** -i (mod 2**64; _P is odd)
 _P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
 _P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+SIGN_CHARS = 1 << 22  # characters of text signed at once (MinHasher.sign)
 CHUNK_CHARS = 1 << 17  # characters turned into word hashes at once: ~20 bytes of numpy state each, in cache
 
 
@@ -280,9 +281,19 @@ class MinHasher:
         return np.ascontiguousarray(signatures.T)
 
     def sign(self, texts: Sequence[str]) -> np.ndarray:
+        """Signatures of `texts`, SIGN_CHARS of text at a time (the shingle arrays take ~50 bytes per
+        word: a batch of long documents would otherwise need hundreds of MB at once)."""
         if not texts:
             return np.zeros((0, self.num_perm), dtype=np.uint32)
-        return self.sign_hashes(*self.shingle_hashes(texts))
+        parts, lo = [], 0
+        while lo < len(texts):
+            hi, chars = lo + 1, len(texts[lo])
+            while hi < len(texts) and chars + len(texts[hi]) <= SIGN_CHARS:
+                chars += len(texts[hi])
+                hi += 1
+            parts.append(self.sign_hashes(*self.shingle_hashes(texts[lo:hi])))
+            lo = hi
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def shingle_set(self, text: str) -> set[int]:
         """One text's shingle hashes as a set (for exact Jaccard checks)."""
