@@ -39,6 +39,14 @@ def test_report_plots_are_dvc_plots(tmp_path):
     lengths = read_csv(plots / "doc_lengths.csv")
     assert sum(int(r["before"]) for r in lengths) == len(CORPUS)
     assert sum(int(r["after"]) for r in lengths) == 5
+    from dataprep.report import histogram, log_bins, text_lengths  # counted while writing = read back
+
+    after = text_lengths(tmp_path / "out")
+    before = after + text_lengths(tmp_path / "out" / "removed")
+    edges = log_bins(before)
+    bins = list(zip(histogram(before, edges), histogram(after, edges)))
+    used = [i for i, (b, _) in enumerate(bins) if b]
+    assert [(int(r["before"]), int(r["after"])) for r in lengths] == bins[used[0] : used[-1] + 1]
     languages = {r["language"]: (int(r["identified"]), int(r["kept"])) for r in read_csv(plots / "languages.csv")}
     assert languages["de"] == (1, 0) and languages["fa"] == (1, 1)
     assert {r["type"]: int(r["replacements"]) for r in read_csv(plots / "pii.csv")} == {"email": 1, "phone": 1}
