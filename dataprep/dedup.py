@@ -145,7 +145,7 @@ class NearDedup(Dedup):
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.config
-        return {"minhash": "mix64-mulshift-v1", "ngram_size": c.ngram_size, "bands": c.bands, "rows": c.rows, "seed": c.seed}
+        return {"minhash": "mix64-mulshift32-v2", "ngram_size": c.ngram_size, "bands": c.bands, "rows": c.rows, "seed": c.seed}
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "guard": dict(sorted(self.guard.items()))}
@@ -222,14 +222,26 @@ class NearDedup(Dedup):
 
 
 def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected components of the graph on 0..size-1 with edges (a[i], b[i]): linear time (scipy)."""
+    """Connected components of the graph on 0..size-1 with edges (a[i], b[i]), numbered in the order
+    of their smallest member. Numpy hooking and pointer jumping: every round joins each edge's two
+    roots (the larger onto the smaller) and flattens the trees, O(edges) per round and few rounds."""
+    labels = np.arange(size, dtype=np.int64)
     if not len(a):
-        return np.arange(size, dtype=np.int64)
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(size, size)).tocsr()
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+        return labels
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    while True:
+        la, lb = labels[a], labels[b]
+        differ = la != lb
+        if not differ.any():
+            break
+        la, lb = la[differ], lb[differ]
+        np.minimum.at(labels, np.maximum(la, lb), np.minimum(la, lb))  # roots only: no cycles
+        while True:  # point every node at its root
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+    return np.unique(labels, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 @dataclass

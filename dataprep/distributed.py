@@ -97,6 +97,9 @@ class TaskResult:
     removed_files: list[str] = field(default_factory=list)
     removed_bytes: int = 0
     removed: Counter = field(default_factory=Counter)
+    # characters of every text this task wrote, kept and removed (the report's length histograms)
+    kept_lengths: list[int] = field(default_factory=list)
+    removed_lengths: list[int] = field(default_factory=list)
 
 
 def segments(steps: Sequence[Step]) -> list[Segment]:
@@ -136,6 +139,7 @@ def run_task(
             doc = scrubber.scrub_document(doc)
         removed.write(doc)
         result.removed[reason] += 1
+        result.removed_lengths.append(len(doc.text))
 
     docs: Iterable[Document] = (doc for file in part.files for doc in read_documents(file))
     if count_input:
@@ -152,7 +156,9 @@ def run_task(
         signers = build(segment.dedup, config, None)
         result.signed = sign_documents(signers, docs if passthrough else tee_to(docs, kept))  # type: ignore[arg-type]
     else:
-        kept.write_all(docs)
+        for doc in docs:
+            kept.write(doc)
+            result.kept_lengths.append(len(doc.text))
     kept.close()
     removed.close()
     for step in result.steps:
@@ -207,6 +213,7 @@ class Written:
     documents: int = 0
     bytes: int = 0
     shards: int = 0
+    lengths: list[int] = field(default_factory=list)  # characters of each text written
 
 
 def execute(
@@ -245,11 +252,13 @@ def execute(
             removed_files.extend(result.removed_files)
             removed.documents += sum(result.removed.values())
             removed.bytes += result.removed_bytes
+            removed.lengths.extend(result.removed_lengths)
             reasons.update(result.removed)
         if not segment.dedup:
             kept_files = [f for r in results for f in r.kept_files]
             kept.documents = sum(r.kept_documents for r in results)
             kept.bytes = sum(r.kept_bytes for r in results)
+            kept.lengths = [n for r in results for n in r.kept_lengths]
             break
         group = [steps_by_name[name] for name in segment.dedup]
         signed_parts = [r.signed for r in results]
@@ -275,10 +284,12 @@ def execute(
             removed_files.extend(result.removed_files)
             removed.documents += sum(result.removed.values())
             removed.bytes += result.removed_bytes
+            removed.lengths.extend(result.removed_lengths)
             reasons.update(result.removed)
         kept_files = [f for r in results for f in r.kept_files]
         kept.documents = sum(r.kept_documents for r in results)
         kept.bytes = sum(r.kept_bytes for r in results)
+        kept.lengths = [n for r in results for n in r.kept_lengths]
     kept.shards = number_shards(kept_files, out)
     removed.shards = number_shards(removed_files, out / "removed")
     shutil.rmtree(work, ignore_errors=True)

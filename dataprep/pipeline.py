@@ -74,7 +74,7 @@ def run(
         stats.documents_out, stats.bytes_out = kept.documents, kept.bytes
         stats.extra = summary(names, pipeline, kept, removed)
         write_plots(tmp / "plots", stats.removed, cluster_sizes(pipeline))
-        write_report(tmp, stats.to_dict())
+        write_report(tmp, stats.to_dict(), (kept.lengths, removed.lengths))
         stats.write(tmp)
     return stats.to_dict()
 

@@ -1,22 +1,22 @@
 """The data-quality report of a prepare run: `report.html` beside the corpus, its plots also for DVC.
 
-    out/report.html                     one self-contained page (plots embedded as PNG)
-    out/plots/doc_lengths.{csv,png}     document lengths (characters) before and after, log bins
-    out/plots/languages.{csv,png}       identified languages, all documents and kept ones
-    out/plots/pii.{csv,png}             PII replacements per type
-    out/plots/removals.{csv,png}        removed documents per reason     (dataprep/plots.py)
-    out/plots/dedup_clusters.{csv,png}  duplicate cluster sizes           (dataprep/plots.py)
+    out/report.html                     one self-contained page (plots embedded as SVG)
+    out/plots/doc_lengths.{csv,svg}     document lengths (characters) before and after, log bins
+    out/plots/languages.{csv,svg}       identified languages, all documents and kept ones
+    out/plots/pii.{csv,svg}             PII replacements per type
+    out/plots/removals.{csv,svg}        removed documents per reason     (dataprep/plots.py)
+    out/plots/dedup_clusters.{csv,svg}  duplicate cluster sizes           (dataprep/plots.py)
 
-"Before" is every document that entered the stage (kept and removed), "after" the kept ones, both
-read back from the written shards (so lengths are those of the final texts). Everything is derived
-from the output and stats.json, in a fixed order: the same run writes the same bytes.
+"Before" is every document that entered the stage (kept and removed), "after" the kept ones: the
+lengths of the final texts, counted as the stage wrote them (`text_lengths` reads them back from the
+shards instead). Everything is derived from the output and stats.json, in a fixed order: the same
+run writes the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from collections import Counter
 from pathlib import Path
@@ -24,9 +24,7 @@ from typing import Any, Iterator
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from matplotlib.figure import Figure
-
-from dataprep.plots import PNG_METADATA, write_csv
+from dataprep.plots import bar_chart, write_csv
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
@@ -64,44 +62,12 @@ def histogram(lengths: list[int], edges: list[int]) -> list[int]:
     return counts
 
 
-def png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata=PNG_METADATA)
-    return buffer.getvalue()
-
-
-def bar_figure(title: str, labels: list[str], series: dict[str, list[int]], xlabel: str) -> Figure:
-    fig = Figure(figsize=(8, 0.9 + 0.3 * max(len(labels), 1) * max(len(series), 1) ** 0.5), layout="constrained")
-    ax = fig.subplots()
-    if labels:
-        height = 0.8 / max(len(series), 1)
-        for i, (name, values) in enumerate(series.items()):
-            ys = [j + (i - (len(series) - 1) / 2) * height for j in range(len(labels))]
-            ax.barh(ys, values, height, label=name)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-        if len(series) > 1:
-            ax.legend()
-    else:
-        ax.text(0.5, 0.5, "nothing to show", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    return fig
-
-
-def lengths_figure(edges: list[int], before: list[int], after: list[int]) -> Figure:
-    fig = Figure(figsize=(8, 4), layout="constrained")
-    ax = fig.subplots()
-    xs = range(len(before))
-    ax.bar([x - 0.2 for x in xs], before, 0.4, label="before (all documents)", color="tab:gray")
-    ax.bar([x + 0.2 for x in xs], after, 0.4, label="after (kept)", color="tab:blue")
-    ax.set_xticks(list(xs), [f"{edges[i]:,}–{edges[i + 1]:,}" for i in xs], rotation=60, fontsize=7)
-    ax.set_xlabel("document length (characters)")
-    ax.set_ylabel("documents")
-    ax.set_title("Document lengths before and after prepare")
-    ax.legend()
-    return fig
+def lengths_figure(edges: list[int], before: list[int], after: list[int]) -> str:
+    labels = [f"{edges[i]:,}–{edges[i + 1]:,}" for i in range(len(before))]
+    return bar_chart("Document lengths before and after prepare", labels,
+                     {"before (all documents)": before, "after (kept)": after}, "documents",
+                     horizontal=False, category_label="document length (characters)",
+                     colours=("#7f7f7f", "#1f77b4"), rotate=True)
 
 
 def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
@@ -142,15 +108,16 @@ def kept_languages(directory: Path) -> Counter:
     return counts
 
 
-def write_report(out: Path, stats: dict[str, Any]) -> None:
-    """Write out/report.html and its plots (CSV + PNG in out/plots) from the output and its stats
-    (call after `dataprep.plots.write_plots`, whose removal and cluster plots it embeds)."""
+def write_report(out: Path, stats: dict[str, Any], lengths: tuple[list[int], list[int]] | None = None) -> None:
+    """Write out/report.html and its plots (CSV + SVG in out/plots) from the output and its stats
+    (call after `dataprep.plots.write_plots`, whose removal and cluster plots it embeds). `lengths`:
+    the characters of the kept and of the removed texts as they were written (else read back)."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    images: dict[str, bytes] = {}
+    images: dict[str, str] = {}
 
-    after = text_lengths(out)
-    before = after + text_lengths(out / "removed")
+    after, removed = lengths if lengths is not None else (text_lengths(out), text_lengths(out / "removed"))
+    before = after + removed
     edges = log_bins(before)
     hist_before, hist_after = histogram(before, edges), histogram(after, edges)
     used = [i for i, n in enumerate(hist_before) if n] or [0]  # drop the empty bins at either end
@@ -158,37 +125,35 @@ def write_report(out: Path, stats: dict[str, Any]) -> None:
     edges, hist_before, hist_after = edges[first : last + 2], hist_before[first : last + 1], hist_after[first : last + 1]
     write_csv(plots / "doc_lengths.csv", ["length_from", "length_to", "before", "after"],
               [(edges[i], edges[i + 1], hist_before[i], hist_after[i]) for i in range(len(hist_before))])
-    images["doc_lengths"] = png(lengths_figure(edges, hist_before, hist_after))
+    images["doc_lengths"] = lengths_figure(edges, hist_before, hist_after)
 
     identified = Counter(stats.get("languages", {}))
     kept = kept_languages(out)
     languages = sorted(set(identified) | set(kept), key=lambda k: (-identified.get(k, kept[k]), k))
     write_csv(plots / "languages.csv", ["language", "identified", "kept"],
               [(lang, identified.get(lang, 0), kept.get(lang, 0)) for lang in languages])
-    images["languages"] = png(bar_figure("Languages", languages,
-                                         {"identified": [identified.get(k, 0) for k in languages],
-                                          "kept": [kept.get(k, 0) for k in languages]}, "documents"))
+    images["languages"] = bar_chart("Languages", languages, {"identified": [identified.get(k, 0) for k in languages],
+                                                              "kept": [kept.get(k, 0) for k in languages]}, "documents")
 
     pii = stats.get("pii_replaced", {})
     kinds = sorted(pii, key=lambda k: (-pii[k], k))
     write_csv(plots / "pii.csv", ["type", "replacements"], [(k, pii[k]) for k in kinds])
-    images["pii"] = png(bar_figure("PII replaced per type", kinds, {"replacements": [pii[k] for k in kinds]},
-                                   "replacements"))
+    images["pii"] = bar_chart("PII replaced per type", kinds, {"replacements": [pii[k] for k in kinds]}, "replacements")
 
     for name in ("removals", "dedup_clusters"):  # written by dataprep/plots.py before the report
-        images[name] = (plots / f"{name}.png").read_bytes()
+        images[name] = (plots / f"{name}.svg").read_text(encoding="utf-8")
     for name in ("doc_lengths", "languages", "pii"):
-        (plots / f"{name}.png").write_bytes(images[name])
+        (plots / f"{name}.svg").write_text(images[name], encoding="utf-8")
 
     (out / "report.html").write_text(render(stats, images, removed_examples(out / "removed"), kept), encoding="utf-8")
 
 
-def render(stats: dict[str, Any], images: dict[str, bytes], examples: dict[str, list[dict[str, str]]],
+def render(stats: dict[str, Any], images: dict[str, str], examples: dict[str, list[dict[str, str]]],
            kept_langs: Counter) -> str:
     e = html.escape
 
     def img(name: str, alt: str) -> str:
-        return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(images[name]).decode()}">'
+        return f'<img alt="{e(alt)}" src="data:image/svg+xml;base64,{base64.b64encode(images[name].encode()).decode()}">'
 
     def table(header: list[str], rows: list[tuple]) -> str:
         head = "".join(f"<th>{e(str(h))}</th>" for h in header)

@@ -78,7 +78,8 @@ class LanguageIdentifierModel:
     def __init__(self) -> None:
         self.model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         try:
-            self.next_state = np.asarray(self.model.tk_nextmove, dtype=np.int32)
+            # a view of py3langid's own array('I') (37 MB), not a copy; states are below 2**31
+            self.next_state = np.frombuffer(self.model.tk_nextmove, dtype=np.uint32)
             self.row_base = np.asarray(self.model._rowbase, dtype=np.int64)
             self.output = np.asarray(self.model.tk_output, dtype=np.int32)
             self.fast = True

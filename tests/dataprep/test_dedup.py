@@ -2,6 +2,7 @@ import random
 
 from dataprep_samples import ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH
 
+import numpy as np
 import pytest
 
 from dataprep.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
@@ -148,3 +149,13 @@ def test_state_memory_per_document_is_bounded_by_the_signature():
     short = sign_documents(steps, [Document(f"doc-{i:05d}", "a b c") for i in range(500)])
     long = sign_documents(steps, [Document(f"doc-{i:05d}", ENGLISH * 20) for i in range(500)])
     assert short.bytes_per_document() == long.bytes_per_document() < 16 + 448 + 8 + 80
+
+
+def test_components_are_numbered_by_their_smallest_member_and_join_long_chains():
+    from dataprep.dedup import components
+
+    edges = np.array([[5, 1], [1, 3], [4, 2], [7, 7]])
+    assert components(8, edges[:, 0], edges[:, 1]).tolist() == [0, 1, 2, 1, 2, 1, 3, 4]
+    assert components(3, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)).tolist() == [0, 1, 2]
+    order = np.random.default_rng(0).permutation(50_000)  # one chain through every node, shuffled
+    assert not components(50_000, order[:-1], order[1:]).any()

@@ -90,3 +90,25 @@ def test_words_are_re_word_runs_of_the_lower_cased_text_in_any_script():
     for text in texts:  # the signature depends only on the sequence of `\w+` words
         assert np.array_equal(hasher.sign([text]), hasher.sign([" ".join(words(text))])), text
     assert not np.array_equal(hasher.sign(["straße a"]), hasher.sign(["strasse a"]))
+
+
+def test_a_batch_with_texts_that_grow_when_lower_cased_signs_like_each_text_alone():
+    texts = ["İstanbul İzmir a b c d e", "plain words here and there", "ΣΊΣΥΦΟΣ Σ ΑΣ", "x\x00y İ z w v u", "tail"]
+    hasher = MinHasher(112, 2, 1)
+    alone = np.concatenate([hasher.sign([t]) for t in texts])
+    assert np.array_equal(hasher.sign(texts), alone)  # with a NUL inside a text
+    assert np.array_equal(hasher.sign(texts[:3] + texts[4:]), np.delete(alone, 3, axis=0))  # bounds from the NULs
+
+
+def test_the_lower_case_word_table_is_str_lower_and_re_word_for_every_bmp_character():
+    import re
+
+    from dataprep.minhash import _SPECIAL, bmp_lower_table
+
+    table = bmp_lower_table()
+    for code in range(0x10000):
+        low = chr(code).lower()
+        if table[code] == _SPECIAL:
+            assert len(low) != 1 or code == 0x03A3
+        else:
+            assert table[code] == (ord(low) if re.fullmatch(r"\w", low) else 0), hex(code)

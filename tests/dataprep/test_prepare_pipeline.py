@@ -89,8 +89,8 @@ def test_end_to_end(tmp_path, name):
     assert (plots / "dedup_clusters.csv").read_text().splitlines() == [
         "step,cluster_size,clusters", "exact_dedup,2,1", "near_dedup,2,1"
     ]
-    for png in ("removals.png", "dedup_clusters.png"):
-        assert (plots / png).read_bytes().startswith(b"\x89PNG")
+    for svg in ("removals.svg", "dedup_clusters.svg"):
+        assert (plots / svg).read_bytes().startswith(b"<svg ")
 
 
 def test_rerun_is_byte_identical(tmp_path):
@@ -99,7 +99,7 @@ def test_rerun_is_byte_identical(tmp_path):
     run(source, tmp_path / "b", PrepareConfig(shard_size=10_000))
     first = tree_bytes(tmp_path / "a")
     assert first == tree_bytes(tmp_path / "b")
-    assert "plots/removals.png" in first and "removed/part-00000.parquet" in first
+    assert "plots/removals.svg" in first and "removed/part-00000.parquet" in first
 
 
 def test_small_shards_and_a_directory_input(tmp_path):

@@ -1,8 +1,9 @@
-"""The data-quality report beside the corpus: HTML with embedded plots, CSV/PNG for DVC, deterministic."""
+"""The data-quality report beside the corpus: HTML with embedded plots, CSV/SVG for DVC, deterministic."""
 
 import base64
 import csv
 import re
+import sys
 
 from test_prepare_pipeline import CORPUS, tree_bytes, write_corpus
 
@@ -21,8 +22,9 @@ def test_report_shows_every_section_with_embedded_plots(tmp_path):
     for heading in ("Removals per step", "Removals per reason", "Document lengths", "Languages",
                     "Duplicate clusters", "PII replaced", "Removed examples"):
         assert f"<h2>{heading}</h2>" in page
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 5 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert len(images) == 5 and all(base64.b64decode(i).startswith(b"<svg ") for i in images)
+    assert "matplotlib" not in sys.modules  # the report draws its charts itself
     for reason in stats["removed"]:  # an example of every reason, with its id
         assert f"<h3>{reason}</h3>" in page
     assert "duplicate of copy" in page and "language:de" in page
@@ -33,10 +35,18 @@ def test_report_plots_are_dvc_plots(tmp_path):
     run(write_corpus(tmp_path / "docs.jsonl"), tmp_path / "out", PrepareConfig())
     plots = tmp_path / "out" / "plots"
     for name in ("removals", "dedup_clusters", "doc_lengths", "languages", "pii"):
-        assert (plots / f"{name}.csv").is_file() and (plots / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (plots / f"{name}.csv").is_file() and (plots / f"{name}.svg").read_bytes().startswith(b"<svg ")
     lengths = read_csv(plots / "doc_lengths.csv")
     assert sum(int(r["before"]) for r in lengths) == len(CORPUS)
     assert sum(int(r["after"]) for r in lengths) == 5
+    from dataprep.report import histogram, log_bins, text_lengths  # counted while writing = read back
+
+    after = text_lengths(tmp_path / "out")
+    before = after + text_lengths(tmp_path / "out" / "removed")
+    edges = log_bins(before)
+    bins = list(zip(histogram(before, edges), histogram(after, edges)))
+    used = [i for i, (b, _) in enumerate(bins) if b]
+    assert [(int(r["before"]), int(r["after"])) for r in lengths] == bins[used[0] : used[-1] + 1]
     languages = {r["language"]: (int(r["identified"]), int(r["kept"])) for r in read_csv(plots / "languages.csv")}
     assert languages["de"] == (1, 0) and languages["fa"] == (1, 1)
     assert {r["type"]: int(r["replacements"]) for r in read_csv(plots / "pii.csv")} == {"email": 1, "phone": 1}
@@ -47,4 +57,4 @@ def test_report_is_deterministic(tmp_path):
     run(source, tmp_path / "a", PrepareConfig())
     run(source, tmp_path / "b", PrepareConfig())
     a, b = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
-    assert a["report.html"] == b["report.html"] and a["plots/doc_lengths.png"] == b["plots/doc_lengths.png"]
+    assert a["report.html"] == b["report.html"] and a["plots/doc_lengths.svg"] == b["plots/doc_lengths.svg"]
