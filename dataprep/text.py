@@ -87,30 +87,71 @@ def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
     return out
 
 
+FEW_STEPS = 8  # characters looked at one by one (all spans at once) before a span is checked on its own
+
+
+def any_in(classes: np.ndarray, bit: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Whether `classes[lo[i]:hi[i]]` has a character with `bit`, for every non-empty span (bool). Looks
+    at the first character of every span at once, then the second of those still undecided, ...: gaps
+    between words and words themselves are short, so a few numpy steps over ever fewer spans decide
+    nearly all; a span still undecided after FEW_STEPS characters is checked on its own."""
+    found = (np.take(classes, lo) & bit) != 0
+    left = np.flatnonzero(~found)
+    at = lo[left] + 1
+    going = at < hi[left]
+    left, at = left[going], at[going]
+    step = 1
+    while len(left) and step < FEW_STEPS:
+        hit = (np.take(classes, at) & bit) != 0
+        found[left[hit]] = True
+        at += 1
+        going = ~hit & (at < hi[left])
+        left, at = left[going], at[going]
+        step += 1
+    for i, a in zip(left.tolist(), at.tolist()):
+        found[i] = bool(np.any(classes[a : hi[i]] & bit))
+    return found
+
+
+def _spaced_words(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """split_spaced as code point spans, over `classes` that begin and end with a whitespace character:
+    (starts, ends, whether the word holds a letter). A word runs from the first to the last letter/digit
+    of a whitespace token: runs of letters/digits joined by the gaps between them that hold no
+    whitespace."""
+    alnum = classes & ALNUM
+    edges = np.flatnonzero(alnum[1:] != alnum[:-1]) + 1  # where each run of letters/digits starts, ends
+    run_starts, run_ends = edges[0::2], edges[1::2]
+    if not len(run_starts):
+        return run_starts, run_ends, np.zeros(0, dtype=bool)
+    split = any_in(classes, SPACE, run_ends[:-1], run_starts[1:])  # a gap with whitespace ends a word
+    starts = run_starts[np.concatenate(([True], split))]
+    ends = run_ends[np.concatenate((split, [True]))]
+    return starts, ends, any_in(classes, LETTER, starts, ends)
+
+
+def _padded_classes(points: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """`char_classes()` of `points` with a whitespace character before and after."""
+    out = np.empty(len(points) + 2, dtype=np.uint8)
+    out[0] = out[-1] = SPACE
+    if classes is None:
+        np.take(char_classes(), points, out=out[1:-1])
+    else:
+        out[1:-1] = classes
+    return out
+
+
+def _token_starts(classes: np.ndarray) -> np.ndarray:
+    """Whether a whitespace token starts at each character after the first (bool, one shorter)."""
+    space = classes & SPACE
+    return space[:-1] > space[1:]
+
+
 def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
     its first to its last letter/digit; a token without one has no word."""
-    starts, ends, token = _spaced_words(points, classes)
-    return starts, ends, int(token[-1]) if len(token) else 0
-
-
-def _spaced_words(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """spaced_spans' (starts, ends) and the token number (from 1) of every code point."""
-    if classes is None:
-        classes = char_classes()[points]
-    nonspace = (classes & SPACE) == 0
-    token_start = nonspace & ~_shifted(nonspace, False)
-    token = np.cumsum(token_start, dtype=np.int32)  # the token number (from 1) of every character
-    found = np.flatnonzero(classes & ALNUM)
-    if not len(found):
-        return found, found, token
-    owner = token[found]
-    change = np.flatnonzero(owner[1:] != owner[:-1])  # the last letter/digit of every word but the last
-    starts = np.empty(len(change) + 1, dtype=found.dtype)
-    starts[0], starts[1:] = found[0], found[change + 1]
-    ends = np.empty(len(change) + 1, dtype=found.dtype)
-    ends[:-1], ends[-1] = found[change], found[-1]
-    return starts, ends + 1, token
+    padded = _padded_classes(points, classes)
+    starts, ends, _ = _spaced_words(padded)
+    return starts - 1, ends - 1, int(np.count_nonzero(_token_starts(padded)))
 
 
 def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +225,15 @@ class TextView:
     @cached_property
     def classes(self) -> np.ndarray:
         """`char_classes()` bits of each code point."""
-        return char_classes()[self.points]
+        return np.take(char_classes(), self.points)
 
     @cached_property
-    def _spaced(self) -> tuple[np.ndarray, np.ndarray, int]:
-        return spaced_spans(self.points, self.classes)
+    def _spaced(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """(word starts, word ends, whitespace tokens, tokens holding a letter)."""
+        padded = _padded_classes(self.points, self.classes)
+        starts, ends, letter = _spaced_words(padded)
+        tokens = int(np.count_nonzero(_token_starts(padded)))
+        return starts - 1, ends - 1, tokens, int(np.count_nonzero(letter))
 
     @cached_property
     def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -226,12 +271,7 @@ class TextView:
     def alpha_token_count(self) -> int:
         """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
         letter/digit) holds all their letters."""
-        starts, ends, _ = self._spaced
-        if not len(starts):
-            return 0
-        letters = np.zeros(len(self.points) + 1, dtype=np.int32)
-        np.cumsum((self.classes & LETTER) != 0, out=letters[1:])
-        return int(np.count_nonzero(letters[ends] > letters[starts]))
+        return self._spaced[3]
 
     def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
         """How many of `lower_words` are in `vocabulary`, counting up to `enough` (then it stops)."""
@@ -265,31 +305,27 @@ def prepare_views(docs: list[Document]) -> list[TextView]:
 
 def _fill_views(views: list[TextView], cjk: bool) -> None:
     texts = [v.text for v in views]
-    points = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    # newlines before, between and after the texts: every token ends at a text's end
+    points = np.frombuffer("\n".join(["", *texts, ""]).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    begins = np.zeros(len(texts), dtype=np.int64)
-    np.cumsum(sizes[:-1] + 1, out=begins[1:])
-    classes = char_classes()[points]
-    starts, ends, token = _spaced_words(points, classes)
-    # whitespace tokens per text: the token number at its last character minus the one before it
-    token_at = np.zeros(len(points) + 1, dtype=np.int32)
-    token_at[1:] = token
-    tokens = (token_at[begins + sizes] - token_at[begins]).tolist()
+    begins = np.ones(len(texts) + 1, dtype=np.int64)
+    np.cumsum(sizes + 1, out=begins[1:])
+    begins[1:] += 1  # begins[i]: where text i starts; begins[-1]: past the final newline
+    classes = np.take(char_classes(), points)
+    starts, ends, letter = _spaced_words(classes)
+    token_start = _token_starts(classes)  # [p]: a token starts at p + 1
+    cut = begins.tolist()
+    tokens = [int(np.count_nonzero(token_start[cut[i] - 1 : cut[i + 1] - 2])) for i in range(len(texts))]
     # tokens holding a letter: their word (first to last letter/digit) holds all their letters
-    letters = np.zeros(len(points) + 1, dtype=np.int32)
-    np.cumsum((classes & LETTER) != 0, out=letters[1:])
-    alpha = np.zeros(len(starts) + 1, dtype=np.int32)
-    np.cumsum(letters[ends] > letters[starts], out=alpha[1:])
-    bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
-    alphas = (alpha[bounds[1:]] - alpha[bounds[:-1]]).tolist()
+    bounds = np.searchsorted(starts, begins).tolist()
+    alphas = [int(np.count_nonzero(letter[bounds[i] : bounds[i + 1]])) for i in range(len(texts))]
     if cjk:
         starts, ends = cjk_spans(points, classes)
-        bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
+        bounds = np.searchsorted(starts, begins).tolist()
     lengths = (ends - starts).astype(np.int64)
     ids = span_hashes(points, starts, ends)
-    cut = bounds.tolist()
     for i, v in enumerate(views):
-        lo, hi = cut[i], cut[i + 1]
+        lo, hi = bounds[i], bounds[i + 1]
         v.__dict__.update(word_lengths=lengths[lo:hi], word_ids=ids[lo:hi], token_count=tokens[i],
                           alpha_token_count=alphas[i])
 
