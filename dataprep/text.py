@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from dataprep.minhash import span_hashes
+from dataprep.minhash import mix64, span_hashes
 from tokenmill.documents import Document
 
 # A word: from the first to the last letter/digit of a whitespace token ('(hello),' → 'hello').
@@ -23,6 +23,8 @@ SPACED_WORD = re.compile(r"[^\W_](?:\S*[^\W_])?")
 # Chinese/Japanese: each Han/kana character is a word; other runs as above.
 CJK_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")  # a line starting with one is a bullet line
+ELLIPSES = ("...", "…")  # a line ending with one is an ellipsis line
 
 
 def split_spaced(text: str) -> list[str]:
@@ -52,13 +54,14 @@ def split_words(text: str, lang: str | None = None) -> list[str]:
     return WORD_SPLITTERS.get(lang or "default", split_spaced)(text)
 
 
-ALNUM, SPACE, LETTER, CJK = 1, 2, 4, 8  # bits of `char_classes()`
+ALNUM, SPACE, LETTER, CJK, NEWLINE = 1, 2, 4, 8, 16  # bits of `char_classes()`
 _classes: np.ndarray | None = None
 
 
 def char_classes() -> np.ndarray:
     """One uint8 per code point: ALNUM (re's `[^\\W_]`, str.isalnum), SPACE (`\\s`, str.isspace),
-    LETTER (`[^\\W\\d_]`) and CJK (the Han/kana ranges of CJK_WORD) bits; built once (~0.1 s)."""
+    LETTER (`[^\\W\\d_]`), CJK (the Han/kana ranges of CJK_WORD) and NEWLINE ('\\n') bits; built once
+    (~0.05 s)."""
     global _classes
     if _classes is None:
         every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
@@ -68,6 +71,7 @@ def char_classes() -> np.ndarray:
                 classes[m.start() : m.end()] |= bit
         for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
             classes[lo : hi + 1] |= CJK
+        classes[ord("\n")] |= NEWLINE
         _classes = classes
     return _classes
 
@@ -138,20 +142,6 @@ def _padded_classes(points: np.ndarray, classes: np.ndarray | None = None) -> np
     else:
         out[1:-1] = classes
     return out
-
-
-def _token_starts(classes: np.ndarray) -> np.ndarray:
-    """Whether a whitespace token starts at each character after the first (bool, one shorter)."""
-    space = classes & SPACE
-    return space[:-1] > space[1:]
-
-
-def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
-    its first to its last letter/digit; a token without one has no word."""
-    padded = _padded_classes(points, classes)
-    starts, ends, _ = _spaced_words(padded)
-    return starts - 1, ends - 1, int(np.count_nonzero(_token_starts(padded)))
 
 
 def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -228,50 +218,71 @@ class TextView:
         return np.take(char_classes(), self.points)
 
     @cached_property
-    def _spaced(self) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """(word starts, word ends, whitespace tokens, tokens holding a letter)."""
-        padded = _padded_classes(self.points, self.classes)
-        starts, ends, letter = _spaced_words(padded)
-        tokens = int(np.count_nonzero(_token_starts(padded)))
-        return starts - 1, ends - 1, tokens, int(np.count_nonzero(letter))
-
-    @cached_property
     def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(starts, ends) in code points of each of `words`; None for a splitter this module does not know."""
         splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
         if splitter is split_spaced:
-            return self._spaced[:2]
+            starts, ends, _ = _spaced_words(_padded_classes(self.points, self.classes))
+            return starts - 1, ends - 1
         if splitter is split_cjk:
             return cjk_spans(self.points, self.classes)
         return None
 
+    # The array forms and counts below are computed for a whole batch at once (`prepare_views`); a view
+    # asked alone is a batch of one.
+
+    def _filled(self, name: str):
+        if name not in self.__dict__:
+            _fill_views([self], WORD_SPLITTERS.get(self.lang or "default", split_spaced))
+        return self.__dict__[name]
+
     @cached_property
     def word_lengths(self) -> np.ndarray:
         """len() of each of `words` (int64)."""
-        spans = self.word_spans
-        if spans is None:
-            return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
-        return (spans[1] - spans[0]).astype(np.int64)
+        return self._filled("word_lengths")
 
     @cached_property
     def word_ids(self) -> np.ndarray:
         """One uint64 per word of `words`: equal words, equal ids."""
-        spans = self.word_spans
-        if spans is None:
-            ids = {w: i for i, w in enumerate(dict.fromkeys(self.words))}
-            return np.fromiter((ids[w] for w in self.words), dtype=np.uint64, count=len(self.words))
-        return span_hashes(self.points, *spans)
+        return self._filled("word_ids")
 
     @cached_property
     def token_count(self) -> int:
         """len(tokens): whitespace tokens."""
-        return self._spaced[2]
+        return self._filled("token_count")
 
     @cached_property
     def alpha_token_count(self) -> int:
         """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
         letter/digit) holds all their letters."""
-        return self._spaced[3]
+        return self._filled("alpha_token_count")
+
+    @cached_property
+    def nonempty_line_count(self) -> int:
+        """len(nonempty_lines)."""
+        return self._filled("nonempty_line_count")
+
+    @cached_property
+    def bullet_line_count(self) -> int:
+        """How many of `nonempty_lines` start with one of BULLETS."""
+        return self._filled("bullet_line_count")
+
+    @cached_property
+    def ellipsis_line_count(self) -> int:
+        """How many of `nonempty_lines` end with one of ELLIPSES."""
+        return self._filled("ellipsis_line_count")
+
+    @cached_property
+    def line_repeats(self) -> tuple[int, int, int]:
+        """(lines, lines that repeat an earlier line, characters in those repeats) over the non-empty
+        `lines` (as they stand, '' left out): every line but the first occurrence of each distinct one
+        is a repeat."""
+        return self._filled("line_repeats")
+
+    @cached_property
+    def paragraph_repeats(self) -> tuple[int, int, int]:
+        """As `line_repeats`, over `paragraphs`."""
+        return self._filled("paragraph_repeats")
 
     def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
         """How many of `lower_words` are in `vocabulary`, counting up to `enough` (then it stops)."""
@@ -290,44 +301,136 @@ class TextView:
 
 
 def prepare_views(docs: list[Document]) -> list[TextView]:
-    """The views of `docs`, their array forms (`word_lengths`, `word_ids`, `token_count`,
-    `alpha_token_count`) computed for all of them at once: one pass of numpy over the documents' code
-    points joined by newlines (a newline ends every token, so no word spans two documents), then each
-    view gets its slice. Same values as each view computes alone (hashes do not depend on position)."""
+    """The views of `docs`, their array forms and counts (`word_lengths`, `word_ids`, `token_count`,
+    `alpha_token_count`, the line and paragraph counts) computed for all of them at once: one pass of
+    numpy over the documents' code points joined by newlines (a newline ends every token and line, so
+    none spans two documents), then each view gets its slice. Same values as each view computes alone
+    (hashes do not depend on position)."""
     views = [view(doc) for doc in docs]
-    for splitter in (split_spaced, split_cjk):
-        group = [v for v in views if "word_lengths" not in v.__dict__
-                 and WORD_SPLITTERS.get(v.lang or "default", split_spaced) is splitter]
-        if group:
-            _fill_views(group, cjk=splitter is split_cjk)
+    groups: dict[Callable, list[TextView]] = {}
+    for v in views:
+        if "word_lengths" not in v.__dict__:
+            groups.setdefault(WORD_SPLITTERS.get(v.lang or "default", split_spaced), []).append(v)
+    for splitter, group in groups.items():
+        _fill_views(group, splitter)
     return views
 
 
-def _fill_views(views: list[TextView], cjk: bool) -> None:
+_BULLET_POINTS = np.zeros(max(map(ord, BULLETS)) + 2, dtype=bool)  # code point (the last: any above) → a bullet?
+_BULLET_POINTS[list(map(ord, BULLETS))] = True
+_DOT, _ELLIPSIS = ord("."), ord("…")
+
+
+def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> None:
+    """Every array form and count of `views` (all in a language split by `splitter`)."""
     texts = [v.text for v in views]
-    # newlines before, between and after the texts: every token ends at a text's end
+    count = len(texts)
+    # newlines before, between and after the texts: every token and line ends at a text's end
     points = np.frombuffer("\n".join(["", *texts, ""]).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    begins = np.ones(len(texts) + 1, dtype=np.int64)
-    np.cumsum(sizes + 1, out=begins[1:])
-    begins[1:] += 1  # begins[i]: where text i starts; begins[-1]: past the final newline
+    begins = np.ones(count + 1, dtype=np.int64)  # where each text starts; [-1]: len(points)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=count) + 1, out=begins[1:])
+    begins[1:] += 1
     classes = np.take(char_classes(), points)
+
+    # whitespace tokens: from each space-to-nonspace edge to the next nonspace-to-space one
+    space = classes & SPACE
+    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
+    token_starts, token_ends = edges[0::2], edges[1::2]
+    token_at = np.searchsorted(token_starts, begins)  # each text's first token
+    tokens = np.diff(token_at).tolist()
+
+    # words, and tokens holding a letter (their word holds all their letters)
     starts, ends, letter = _spaced_words(classes)
-    token_start = _token_starts(classes)  # [p]: a token starts at p + 1
-    cut = begins.tolist()
-    tokens = [int(np.count_nonzero(token_start[cut[i] - 1 : cut[i + 1] - 2])) for i in range(len(texts))]
-    # tokens holding a letter: their word (first to last letter/digit) holds all their letters
-    bounds = np.searchsorted(starts, begins).tolist()
-    alphas = [int(np.count_nonzero(letter[bounds[i] : bounds[i + 1]])) for i in range(len(texts))]
-    if cjk:
+    alpha = _per_text(letter, np.searchsorted(starts, begins)).tolist()
+    if splitter is split_cjk:
         starts, ends = cjk_spans(points, classes)
-        bounds = np.searchsorted(starts, begins).tolist()
+    elif splitter is not split_spaced:  # a splitter given as a function only: its words as listed
+        starts = ends = np.zeros(0, dtype=np.int64)
+    word_at = np.searchsorted(starts, begins)
+
+    # lines: between consecutive newlines; a line's first and last non-whitespace characters are the
+    # first character of its first token and the last of its last one
+    newlines = np.flatnonzero(classes >= NEWLINE)  # NEWLINE is the highest bit
+    line_at = np.searchsorted(newlines, begins - 1)  # the newline before each text (and the final one)
+    first_token = np.searchsorted(token_starts, newlines)  # of the line after each newline
+    nonempty = np.flatnonzero(first_token[1:] > first_token[:-1])  # lines holding a token
+    first = token_starts[first_token[nonempty]]
+    last = token_ends[first_token[nonempty + 1] - 1] - 1
+    bullet = np.take(_BULLET_POINTS, points[first], mode="clip")
+    ellipsis = (points[last] == _ELLIPSIS) | ((last - first >= 2) & (points[last] == _DOT)
+                                             & (points[last - 1] == _DOT) & (points[last - 2] == _DOT))
+    nonempty_at = np.searchsorted(nonempty, line_at)
+    nonempty_lines = np.diff(nonempty_at).tolist()
+    bullets = _per_text(bullet, nonempty_at).tolist()
+    ellipses = _per_text(ellipsis, nonempty_at).tolist()
+    filled = np.flatnonzero(newlines[1:] - newlines[:-1] > 1)  # lines that are not empty strings
+    line_starts, line_ends = newlines[filled] + 1, newlines[filled + 1]
+    filled_at = np.searchsorted(filled, line_at)
+
+    # paragraphs: the stripped text cut at every run of two or more newlines inside it
+    has_tokens = np.flatnonzero(token_at[1:] > token_at[:-1])
+    stripped_starts = token_starts[token_at[has_tokens]]
+    stripped_ends = token_ends[token_at[has_tokens + 1] - 1]
+    together = np.zeros(len(newlines) + 1, dtype=bool)
+    np.equal(newlines[1:], newlines[:-1] + 1, out=together[1:-1])  # [j]: newline j - 1 and j are adjacent
+    runs = np.flatnonzero(together[1:] != together[:-1])
+    break_starts, break_ends = newlines[runs[0::2]], newlines[runs[1::2]] + 1
+    owner = np.searchsorted(has_tokens, np.searchsorted(begins, break_starts, side="right") - 1)
+    owner = np.minimum(owner, max(len(has_tokens) - 1, 0))
+    inside = np.zeros(len(break_starts), dtype=bool)
+    if len(has_tokens):
+        inside = (break_starts > stripped_starts[owner]) & (break_ends < stripped_ends[owner])
+    para_starts = np.sort(np.concatenate((stripped_starts, break_ends[inside])))
+    para_ends = np.sort(np.concatenate((break_starts[inside], stripped_ends)))
+    para_at = np.searchsorted(para_starts, begins)
+
+    # one hash per word, line and paragraph: equal strings, equal hashes
+    hashes = span_hashes(points, np.concatenate((starts, line_starts, para_starts)),
+                         np.concatenate((ends, line_ends, para_ends)))
+    words, lines = len(starts), len(line_starts)
+    ids = hashes[:words]
+    line_repeats = _repeats(hashes[words : words + lines], line_ends - line_starts, filled_at)
+    para_repeats = _repeats(hashes[words + lines :], para_ends - para_starts, para_at)
+
     lengths = (ends - starts).astype(np.int64)
-    ids = span_hashes(points, starts, ends)
+    cut = word_at.tolist()
     for i, v in enumerate(views):
-        lo, hi = bounds[i], bounds[i + 1]
-        v.__dict__.update(word_lengths=lengths[lo:hi], word_ids=ids[lo:hi], token_count=tokens[i],
-                          alpha_token_count=alphas[i])
+        if splitter is split_spaced or splitter is split_cjk:
+            word_lengths, word_ids = lengths[cut[i] : cut[i + 1]], ids[cut[i] : cut[i + 1]]
+        else:
+            known = {w: k for k, w in enumerate(dict.fromkeys(v.words))}
+            word_ids = np.fromiter((known[w] for w in v.words), dtype=np.uint64, count=len(v.words))
+            word_lengths = np.fromiter(map(len, v.words), dtype=np.int64, count=len(v.words))
+        v.__dict__.update(
+            word_lengths=word_lengths, word_ids=word_ids, token_count=tokens[i], alpha_token_count=alpha[i],
+            nonempty_line_count=nonempty_lines[i], bullet_line_count=bullets[i], ellipsis_line_count=ellipses[i],
+            line_repeats=line_repeats[i],
+            # a text without tokens strips to '': one empty paragraph
+            paragraph_repeats=para_repeats[i] if tokens[i] else (1, 0, 0),
+        )
+
+
+def _per_text(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """How many of `mask` are set in each text's part, `at` being where each part starts (then the end)."""
+    total = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=total[1:])
+    return total[at[1:]] - total[at[:-1]]
+
+
+def _repeats(hashes: np.ndarray, lengths: np.ndarray, at: np.ndarray) -> list[tuple[int, int, int]]:
+    """(parts, repeats, characters in repeats) of each text, as `TextView.line_repeats`, from the hashes
+    and lengths of the parts, `at` being where each text's parts start (then the end)."""
+    owner = np.repeat(np.arange(len(at) - 1, dtype=np.uint64), np.diff(at))
+    salted = hashes ^ mix64(owner + np.uint64(1))  # equal parts of different texts told apart
+    order = np.argsort(salted)
+    ordered = salted[order]
+    repeat = np.zeros(len(ordered), dtype=bool)
+    np.equal(ordered[1:], ordered[:-1], out=repeat[1:])
+    repeated = order[repeat]
+    parts = np.diff(at)
+    counts = np.bincount(owner[repeated].astype(np.int64), minlength=len(parts))
+    chars = np.bincount(owner[repeated].astype(np.int64), weights=lengths[repeated], minlength=len(parts))
+    return list(zip(parts.tolist(), counts.tolist(), chars.astype(np.int64).tolist()))
 
 
 def view(doc: Document) -> TextView:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress
 from operator import itemgetter, not_
 
 from dataprep.registry import register_step
@@ -28,8 +28,6 @@ from dataprep.stopwords import stop_words_for
 from dataprep.text import prepare_views, view
 from tokenmill.documents import Document
 
-BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")
-ELLIPSES = ("...", "…")
 LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -106,10 +104,10 @@ class GopherQuality(Filter):
             return "quality:symbol_word_ratio"
         if (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
             return "quality:symbol_word_ratio"
-        lines = v.nonempty_lines
-        if sum(map(str.startswith, lines, repeat(BULLETS))) / len(lines) > c.max_bullet_lines:
+        lines = v.nonempty_line_count  # BULLETS and ELLIPSES lines counted in numpy (dataprep.text)
+        if v.bullet_line_count / lines > c.max_bullet_lines:
             return "quality:bullet_lines"
-        if sum(map(str.endswith, lines, repeat(ELLIPSES))) / len(lines) > c.max_ellipsis_lines:
+        if v.ellipsis_line_count / lines > c.max_ellipsis_lines:
             return "quality:ellipsis_lines"
         if v.alpha_token_count / v.token_count < c.min_alpha_words:
             return "quality:alpha_words"

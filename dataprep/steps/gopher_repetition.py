@@ -279,17 +279,16 @@ class GopherRepetition(Filter):
         self.config = config
 
     def lines_reason(self, v) -> str | None:
-        """The duplicate paragraph and line rules."""
+        """The duplicate paragraph and line rules (the view's counts: find_duplicates of its paragraphs
+        and non-empty lines, from hashes in numpy)."""
         c, length = self.config, max(len(v.text), 1)
-        paragraphs = v.paragraphs
-        dup_paras, dup_chars = find_duplicates(paragraphs)
-        if dup_paras / len(paragraphs) > c.max_dup_para_frac:
+        paragraphs, dup_paras, dup_chars = v.paragraph_repeats
+        if dup_paras / paragraphs > c.max_dup_para_frac:
             return "repetition:dup_para_frac"
         if dup_chars / length > c.max_dup_para_char_frac:
             return "repetition:dup_para_char_frac"
-        lines = list(filter(None, v.lines))
-        dup_lines, dup_chars = find_duplicates(lines)
-        if dup_lines / max(len(lines), 1) > c.max_dup_line_frac:
+        lines, dup_lines, dup_chars = v.line_repeats
+        if dup_lines / max(lines, 1) > c.max_dup_line_frac:
             return "repetition:dup_line_frac"
         if dup_chars / length > c.max_dup_line_char_frac:
             return "repetition:dup_line_char_frac"

@@ -191,3 +191,29 @@ def test_repetition_batch_decides_as_one_document_at_a_time():
     alone = [step.reject_batch([Document(d.id, d.text, dict(d.meta))])[0] for d in docs]
     assert step.reject_batch(docs) == alone
     assert len(set(alone)) > 2  # the texts exercise several rules
+
+
+def test_line_and_paragraph_counts_equal_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import find_duplicates
+    from dataprep.text import BULLETS, ELLIPSES, TextView, prepare_views
+
+    rng = random.Random(5)
+    pieces = ["word", "Ünï", "42", "-", "•", "—", "*x", "...", "…", "end.", "..", "....", "#", " ", "  ", "\t",
+              "\u00a0", "\u2003", "\n", "\n", "\n\n", "\n\n\n", "\r\n", " \n ", "日本", "x...", "- y"]
+    texts = ["", "\n", "\n\n", " \n\n ", "a\n\nb", "a\n\n\nb\n\na", "- a\n- a\n\n- a", "x...\n…\n\n\n x ...  \n"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    docs = [Document(str(i), text, {"lang": rng.choice(["en", "zh", None])}) for i, text in enumerate(texts)]
+    batch = prepare_views(docs)
+    for doc, v in zip(docs, batch):
+        stripped = [line.strip() for line in doc.text.split("\n") if line.strip()]
+        paragraphs = TextView(doc.text, v.lang).paragraphs
+        lines = [line for line in doc.text.split("\n") if line]
+        expected = (len(stripped), sum(line.startswith(BULLETS) for line in stripped),
+                    sum(line.endswith(ELLIPSES) for line in stripped),
+                    (len(lines), *find_duplicates(lines)), (len(paragraphs), *find_duplicates(paragraphs)))
+        alone = TextView(doc.text, v.lang)
+        for got in (v, alone):
+            assert (got.nonempty_line_count, got.bullet_line_count, got.ellipsis_line_count, got.line_repeats,
+                    got.paragraph_repeats) == expected, repr(doc.text)
