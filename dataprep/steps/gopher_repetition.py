@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -80,6 +81,7 @@ def duplicated_ngram_chars(words: list[str], n: int) -> int:
 
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: n-gram keys as polynomial hashes
+_CROSSING = np.uint64(0x5851F42D4C957F2D)  # mixed into the keys of n-grams that would leave their document
 
 
 class NgramIndex:
@@ -108,12 +110,27 @@ class NgramIndex:
         sizes = np.diff(self.bounds)
         self.docs = len(sizes)
         self.doc_of = np.repeat(np.arange(self.docs), sizes)  # the document of every word
-        self.doc_end = np.repeat(self.bounds[1:], sizes)  # where the words of that document end
-        self.salt = mix64(self.doc_of.astype(np.uint64) + np.uint64(1)) if self.docs > 1 else None
+        salts = mix64(np.arange(1, self.docs + 1, dtype=np.uint64))
+        self.salt = np.repeat(salts, sizes) if self.docs > 1 else None
+
+    @cached_property
+    def doc_end(self) -> np.ndarray:
+        """Where the words of each word's document end."""
+        return np.repeat(self.bounds[1:], np.diff(self.bounds))
 
     def valid(self, n: int) -> np.ndarray:
         """The positions where an n-gram starts and ends inside one document."""
         return np.flatnonzero(self.doc_end - np.arange(len(self.ids)) >= n)
+
+    def crossing(self, n: int) -> np.ndarray:
+        """The positions before len(ids) - n + 1 where an n-gram would leave its document: the last n - 1
+        of every document but the last."""
+        ends = self.bounds[1:-1]
+        ends = ends[ends > 0]
+        if not len(ends):
+            return ends
+        starts = np.maximum(ends - (n - 1), np.concatenate(([0], ends[:-1])))
+        return np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())])
 
     def keys(self, n: int, positions: np.ndarray | None = None) -> np.ndarray:
         """The key of the n-gram starting at each of `positions` (None: at every position)."""
@@ -140,33 +157,50 @@ class NgramIndex:
         repeated n-gram (a repeated n-gram starts where a repeated shorter one does, so the repeats of
         n-1 are candidates for n); None looks at every position. `keys`: the (n-1)-gram keys at the
         candidates (as returned for n-1), extended by one word instead of hashed anew."""
-        if candidates is None:
-            positions = self.valid(n)
-            keys = None
+        if candidates is None:  # every position: keys from slices, the n-grams leaving a document dropped after
+            count = len(self.ids) - n + 1
+            if count <= 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+            positions = None
+            with np.errstate(over="ignore"):
+                k = self.ids[:count]
+                for j in range(1, n):
+                    k = k * _MULTIPLIER + self.ids[j : count + j]
+            salt = None if self.salt is None else self.salt[:count]
         else:
             inside = candidates + n <= self.doc_end[candidates]
             positions = candidates[inside]
-            if keys is not None:
-                keys = keys[inside]
-        if len(positions) == 0:
-            return positions, positions.astype(np.uint64), positions
-        if keys is None:
-            k = self.keys(n, positions)
-        else:
-            with np.errstate(over="ignore"):
-                k = keys * _MULTIPLIER + self.ids[positions + (n - 1)]
-        grouped = k if self.salt is None else k ^ self.salt[positions]  # one document's n-grams together
+            if len(positions) == 0:
+                return positions, positions.astype(np.uint64), positions
+            if keys is None:
+                k = self.keys(n, positions)
+            else:
+                with np.errstate(over="ignore"):
+                    k = keys[inside] * _MULTIPLIER + self.ids[positions + (n - 1)]
+            salt = None if self.salt is None else self.salt[positions]
+        grouped = k if salt is None else k ^ salt  # one document's n-grams together
+        if positions is None and self.docs > 1:
+            # an n-gram leaving its document is no n-gram: a key of its own (a bijection of its position,
+            # equal to a real key with probability 2^-64 like any two keys) keeps it out of every group
+            crossing = self.crossing(n)
+            crossing = crossing[crossing < len(k)]
+            grouped[crossing] = mix64(crossing.astype(np.uint64) ^ _CROSSING)
         order = np.argsort(grouped)
         ordered = grouped[order]
-        new = np.empty(len(k), dtype=bool)
-        new[0] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
+        same = ordered[1:] == ordered[:-1]  # [i]: sorted i + 1 repeats sorted i
+        starts = np.flatnonzero(np.concatenate(([True], ~same)))
         sizes = np.diff(np.append(starts, len(k)))
-        per_position = np.empty(len(k), dtype=np.int64)
-        per_position[order] = np.repeat(sizes, sizes)
-        repeated = per_position >= 2
-        return positions[repeated], k[repeated], per_position[repeated]
+        in_repeat = np.zeros(len(k), dtype=bool)  # (sorted) in a group of two or more
+        in_repeat[1:] = same
+        in_repeat[:-1] |= same
+        members = order[in_repeat]  # group by group, as `sizes`
+        several = sizes[sizes >= 2]
+        repeated = np.zeros(len(k), dtype=bool)
+        repeated[members] = True
+        count_at = np.empty(len(k), dtype=np.int64)
+        count_at[members] = np.repeat(several, several)
+        found = np.flatnonzero(repeated)
+        return (found if positions is None else positions[found]), k[found], count_at[found]
 
     def covered_chars_per_doc(self, positions: np.ndarray, n: int) -> np.ndarray:
         """Per document, the characters of the words covered by the n-grams starting at `positions`
