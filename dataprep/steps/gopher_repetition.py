@@ -151,16 +151,16 @@ class NgramIndex:
         return self.cum[n : n + count] - self.cum[:count]
 
     def repeats(self, n: int, candidates: np.ndarray | None = None,
-                keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(positions, keys, counts) of the n-grams that occur more than once: their start positions
-        (ascending), their keys and counts. Only `candidates` are looked at: positions holding every
+                keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(positions, keys, counts, firsts) of the n-grams that occur more than once: their start positions
+        (ascending), their keys, counts and whether it is the n-gram's first occurrence. Only `candidates` are looked at: positions holding every
         repeated n-gram (a repeated n-gram starts where a repeated shorter one does, so the repeats of
         n-1 are candidates for n); None looks at every position. `keys`: the (n-1)-gram keys at the
         candidates (as returned for n-1), extended by one word instead of hashed anew."""
         if candidates is None:  # every position: keys from slices, the n-grams leaving a document dropped after
             count = len(self.ids) - n + 1
             if count <= 0:
-                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+                return self._none()
             positions = None
             with np.errstate(over="ignore"):
                 k = self.ids[:count]
@@ -171,7 +171,7 @@ class NgramIndex:
             inside = candidates + n <= self.doc_end[candidates]
             positions = candidates[inside]
             if len(positions) == 0:
-                return positions, positions.astype(np.uint64), positions
+                return self._none()
             if keys is None:
                 k = self.keys(n, positions)
             else:
@@ -199,8 +199,16 @@ class NgramIndex:
         repeated[members] = True
         count_at = np.empty(len(k), dtype=np.int64)
         count_at[members] = np.repeat(several, several)
+        first = np.zeros(len(k), dtype=bool)
+        if len(members):  # each group's smallest index (indices ascend with positions) is its first occurrence
+            first[np.minimum.reduceat(members, np.cumsum(several) - several)] = True
         found = np.flatnonzero(repeated)
-        return (found if positions is None else positions[found]), k[found], count_at[found]
+        return (found if positions is None else positions[found]), k[found], count_at[found], first[found]
+
+    @staticmethod
+    def _none() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none.astype(np.uint64), none, none.astype(bool)
 
     def covered_chars_per_doc(self, positions: np.ndarray, n: int) -> np.ndarray:
         """Per document, the characters of the words covered by the n-grams starting at `positions`
@@ -214,10 +222,10 @@ class NgramIndex:
         chars = self.cum[stops] - self.cum[positions]
         return np.bincount(self.doc_of[positions], weights=chars, minlength=self.docs).astype(np.int64)
 
-    def top_chars_per_doc(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    def top_chars_per_doc(self, n: int, found: tuple[np.ndarray, ...]) -> np.ndarray:
         """Per document, `top_ngram_chars` from the repeats of n (all documents'): the most frequent
         n-gram (earliest among ties), space-joined, times its count."""
-        positions, _, counts = found
+        positions, counts = found[0], found[2]
         result = np.zeros(self.docs, dtype=np.int64)
         if not len(positions):
             return result
@@ -239,7 +247,7 @@ class NgramIndex:
         return {d: scan_repeats(where[cut[d]:cut[d + 1]], keys_[cut[d]:cut[d + 1]], chars[cut[d]:cut[d + 1]], n)
                 for d in docs.tolist()}
 
-    def top_chars(self, n: int, found: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> int:
+    def top_chars(self, n: int, found: tuple[np.ndarray, ...] | None = None) -> int:
         """As `top_ngram_chars`, for a one-document index: the most frequent n-gram (earliest among
         ties), space-joined, times its count."""
         return int(self.top_chars_per_doc(n, self.repeats(n) if found is None else found)[0])
@@ -252,7 +260,7 @@ class NgramIndex:
         result: dict[int, int] = {}
         keys = None
         for n in sizes:
-            candidates, keys, _ = self.repeats(n, candidates, keys)
+            candidates, keys, _, _ = self.repeats(n, candidates, keys)
             result[n] = self.scan(candidates, keys, n)
         return result
 
@@ -263,23 +271,23 @@ class NgramIndex:
     def profile(self) -> tuple[dict[int, int], dict[int, int]]:
         """(top n-gram characters for n = 2, 3, 4; duplicated n-gram characters for n = 5..10), each n
         looking only at the repeats of n-1: one sort over the whole document, then ever fewer positions."""
-        top, (candidates, _) = self.top_profile()
+        top, (candidates, _, _) = self.top_profile()
         return top, self.duplicated_chars(DUP_NGRAM_SIZES, candidates)
 
-    def top_profile_per_doc(self) -> tuple[dict[int, list[int]], tuple[np.ndarray, np.ndarray]]:
-        """(each document's top n-gram characters for n = 2, 3, 4; positions and keys of the repeated
-        4-grams), each n looking only at the repeats of n-1."""
+    def top_profile_per_doc(self) -> tuple[dict[int, list[int]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(each document's top n-gram characters for n = 2, 3, 4; positions, keys and first-occurrence
+        flags of the repeated 4-grams), each n looking only at the repeats of n-1."""
         top: dict[int, list[int]] = {}
         candidates = keys = None
         for n in TOP_NGRAM_SIZES:
             found = self.repeats(n, candidates, keys)
             top[n] = self.top_chars_per_doc(n, found).tolist()
             candidates, keys = found[0], found[1]
-        return top, (candidates, keys)
+        return top, (candidates, keys, found[3])
 
-    def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray]]:
-        """(top n-gram characters for n = 2, 3, 4; positions and keys of the repeated 4-grams) of a
-        one-document index."""
+    def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(top n-gram characters for n = 2, 3, 4; positions, keys and first-occurrence flags of the
+        repeated 4-grams) of a one-document index."""
         top, found = self.top_profile_per_doc()
         return {n: chars[0] for n, chars in top.items()}, found
 
@@ -345,26 +353,30 @@ class GopherRepetition(Filter):
             reasons[todo[j]] = reason
             active[j] = False
 
-        top, (candidates, keys) = grams.top_profile_per_doc()
+        top, (candidates, keys, firsts) = grams.top_profile_per_doc()
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
             for j in np.flatnonzero(active).tolist():
                 if top[n][j] / length[j] > limit:
                     decide(j, f"repetition:top_{n}gram")
-        # Each n scans only the repeats of n-1. A repeated n-gram is covered by repeated (n-1)-grams
-        # and the scan counts non-overlapping n-grams, so the characters covered by the repeated
-        # (n-1)-grams bound what this and every longer n can count: once that bound is within every
-        # remaining limit, no rule can fire and the document is kept without scanning.
+        # Bounds that spare the scan. The scan counts an n-gram only where it repeats one seen earlier,
+        # never two that overlap: it counts at most the characters covered by the later (not first)
+        # occurrences of the repeated n-grams. A later occurrence of a repeated m-gram (m > n) is
+        # covered by later occurrences of repeated n-grams, so that bound holds for every longer n too:
+        # once it is within every remaining limit the document is kept; within this n's limit, this n
+        # needs no scan.
         limits = list(zip(DUP_NGRAM_SIZES, c.max_dup_ngram_char_frac))
         for i, (n, limit) in enumerate(limits):
-            bound = grams.covered_chars_per_doc(candidates, n - 1).tolist()
+            later = grams.covered_chars_per_doc(candidates[~firsts], n - 1).tolist()
             for j in np.flatnonzero(active).tolist():
-                if all(bound[j] / length[j] <= rest for _, rest in limits[i:]):
+                if all(later[j] / length[j] <= rest for _, rest in limits[i:]):
                     decide(j, None)
             if not active.any():
                 break
             still = active[grams.doc_of[candidates]]
-            candidates, keys, _ = grams.repeats(n, candidates[still], keys[still])
-            for j, chars in grams.scan_per_doc(candidates, keys, n, np.flatnonzero(active)).items():
+            candidates, keys, _, firsts = grams.repeats(n, candidates[still], keys[still])
+            later = grams.covered_chars_per_doc(candidates[~firsts], n).tolist()
+            scan = [j for j in np.flatnonzero(active).tolist() if later[j] / length[j] > limit]
+            for j, chars in grams.scan_per_doc(candidates, keys, n, np.array(scan, dtype=np.int64)).items():
                 if chars / length[j] > limit:
                     decide(j, f"repetition:dup_{n}gram")
         return reasons
