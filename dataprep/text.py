@@ -54,14 +54,14 @@ def split_words(text: str, lang: str | None = None) -> list[str]:
     return WORD_SPLITTERS.get(lang or "default", split_spaced)(text)
 
 
-ALNUM, SPACE, LETTER, CJK, NEWLINE = 1, 2, 4, 8, 16  # bits of `char_classes()`
+ALNUM, SPACE, LETTER, CJK, MARK, NEWLINE = 1, 2, 4, 8, 16, 32  # bits of `char_classes()`
 _classes: np.ndarray | None = None
 
 
 def char_classes() -> np.ndarray:
     """One uint8 per code point: ALNUM (re's `[^\\W_]`, str.isalnum), SPACE (`\\s`, str.isspace),
-    LETTER (`[^\\W\\d_]`), CJK (the Han/kana ranges of CJK_WORD) and NEWLINE ('\\n') bits; built once
-    (~0.05 s)."""
+    LETTER (`[^\\W\\d_]`), CJK (the Han/kana ranges of CJK_WORD), MARK ('#', '.', '…': the Gopher symbols)
+    and NEWLINE ('\\n') bits; built once (~0.05 s)."""
     global _classes
     if _classes is None:
         every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
@@ -71,6 +71,7 @@ def char_classes() -> np.ndarray:
                 classes[m.start() : m.end()] |= bit
         for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
             classes[lo : hi + 1] |= CJK
+        classes[[ord("#"), ord("."), ord("…")]] |= MARK
         classes[ord("\n")] |= NEWLINE
         _classes = classes
     return _classes
@@ -273,6 +274,16 @@ class TextView:
         return self._filled("ellipsis_line_count")
 
     @cached_property
+    def hash_count(self) -> int:
+        """text.count('#')."""
+        return self._filled("hash_count")
+
+    @cached_property
+    def ellipsis_count(self) -> int:
+        """text.count('...') + text.count('…')."""
+        return self._filled("ellipsis_count")
+
+    @cached_property
     def line_repeats(self) -> tuple[int, int, int]:
         """(lines, lines that repeat an earlier line, characters in those repeats) over the non-empty
         `lines` (as they stand, '' left out): every line but the first occurrence of each distinct one
@@ -318,7 +329,7 @@ def prepare_views(docs: list[Document]) -> list[TextView]:
 
 _BULLET_POINTS = np.zeros(max(map(ord, BULLETS)) + 2, dtype=bool)  # code point (the last: any above) → a bullet?
 _BULLET_POINTS[list(map(ord, BULLETS))] = True
-_DOT, _ELLIPSIS = ord("."), ord("…")
+_DOT, _ELLIPSIS, _HASH = ord("."), ord("…"), ord("#")
 
 
 def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> None:
@@ -350,7 +361,9 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
 
     # lines: between consecutive newlines; a line's first and last non-whitespace characters are the
     # first character of its first token and the last of its last one
-    newlines = np.flatnonzero(classes >= NEWLINE)  # NEWLINE is the highest bit
+    marked = np.flatnonzero(classes >= MARK)  # MARK and NEWLINE are the highest bits
+    newline = classes[marked] >= NEWLINE
+    newlines, marks = marked[newline], marked[~newline]
     line_at = np.searchsorted(newlines, begins - 1)  # the newline before each text (and the final one)
     first_token = np.searchsorted(token_starts, newlines)  # of the line after each newline
     nonempty = np.flatnonzero(first_token[1:] > first_token[:-1])  # lines holding a token
@@ -384,6 +397,16 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
     para_ends = np.sort(np.concatenate((break_starts[inside], stripped_ends)))
     para_at = np.searchsorted(para_starts, begins)
 
+    # text.count('#') and text.count('...') + text.count('…'): a run of k dots holds k // 3 '...'
+    mark = points[marks]
+    hash_marks = np.diff(np.searchsorted(marks[mark == _HASH], begins)).tolist()
+    ellipsis_marks = np.diff(np.searchsorted(marks[mark == _ELLIPSIS], begins))
+    dots = marks[mark == _DOT]
+    if len(dots):
+        run = np.flatnonzero(np.concatenate(([True], dots[1:] != dots[:-1] + 1, [True])))
+        ellipsis_marks += _per_text(np.diff(run) // 3, np.searchsorted(dots[run[:-1]], begins))
+    ellipsis_marks = ellipsis_marks.tolist()
+
     # one hash per word, line and paragraph: equal strings, equal hashes
     hashes = span_hashes(points, np.concatenate((starts, line_starts, para_starts)),
                          np.concatenate((ends, line_ends, para_ends)))
@@ -404,6 +427,7 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
         v.__dict__.update(
             word_lengths=word_lengths, word_ids=word_ids, token_count=tokens[i], alpha_token_count=alpha[i],
             nonempty_line_count=nonempty_lines[i], bullet_line_count=bullets[i], ellipsis_line_count=ellipses[i],
+            hash_count=hash_marks[i], ellipsis_count=ellipsis_marks[i],
             line_repeats=line_repeats[i],
             # a text without tokens strips to '': one empty paragraph
             paragraph_repeats=para_repeats[i] if tokens[i] else (1, 0, 0),
@@ -411,7 +435,7 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
 
 
 def _per_text(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """How many of `mask` are set in each text's part, `at` being where each part starts (then the end)."""
+    """The sum of `mask` (bool or int) over each text's part, `at` being where each part starts (then the end)."""
     total = np.zeros(len(mask) + 1, dtype=np.int64)
     np.cumsum(mask, out=total[1:])
     return total[at[1:]] - total[at[:-1]]

@@ -89,7 +89,7 @@ class GopherQuality(Filter):
     def reject(self, doc: Document) -> str | None:
         # Word counts, lengths and letters come from the view's arrays (no Python string per word).
         v = view(doc)
-        c, text, lengths = self.config.for_language(v.lang), v.text, v.word_lengths
+        c, lengths = self.config.for_language(v.lang), v.word_lengths
         n_words = len(lengths)
         if n_words < c.min_words:
             return "quality:min_words"
@@ -100,9 +100,9 @@ class GopherQuality(Filter):
             return "quality:min_mean_word_length"
         if mean_length > c.max_mean_word_length:
             return "quality:max_mean_word_length"
-        if text.count("#") / n_words > c.max_symbol_word_ratio:
+        if v.hash_count / n_words > c.max_symbol_word_ratio:  # text.count('#')
             return "quality:symbol_word_ratio"
-        if (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
+        if v.ellipsis_count / n_words > c.max_symbol_word_ratio:  # text.count('...') + text.count('…')
             return "quality:symbol_word_ratio"
         lines = v.nonempty_line_count  # BULLETS and ELLIPSES lines counted in numpy (dataprep.text)
         if v.bullet_line_count / lines > c.max_bullet_lines:

@@ -193,7 +193,7 @@ def test_repetition_batch_decides_as_one_document_at_a_time():
     assert len(set(alone)) > 2  # the texts exercise several rules
 
 
-def test_line_and_paragraph_counts_equal_the_plain_definitions():
+def test_line_paragraph_and_symbol_counts_equal_the_plain_definitions():
     import random
 
     from dataprep.steps.gopher_repetition import find_duplicates
@@ -201,7 +201,7 @@ def test_line_and_paragraph_counts_equal_the_plain_definitions():
 
     rng = random.Random(5)
     pieces = ["word", "Ünï", "42", "-", "•", "—", "*x", "...", "…", "end.", "..", "....", "#", " ", "  ", "\t",
-              "\u00a0", "\u2003", "\n", "\n", "\n\n", "\n\n\n", "\r\n", " \n ", "日本", "x...", "- y"]
+              "\u00a0", "\u2003", "\n", "\n", "\n\n", "\n\n\n", "\r\n", " \n ", "日本", "x...", "- y", ".", "##"]
     texts = ["", "\n", "\n\n", " \n\n ", "a\n\nb", "a\n\n\nb\n\na", "- a\n- a\n\n- a", "x...\n…\n\n\n x ...  \n"]
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))) for _ in range(300)]
     docs = [Document(str(i), text, {"lang": rng.choice(["en", "zh", None])}) for i, text in enumerate(texts)]
@@ -212,8 +212,9 @@ def test_line_and_paragraph_counts_equal_the_plain_definitions():
         lines = [line for line in doc.text.split("\n") if line]
         expected = (len(stripped), sum(line.startswith(BULLETS) for line in stripped),
                     sum(line.endswith(ELLIPSES) for line in stripped),
-                    (len(lines), *find_duplicates(lines)), (len(paragraphs), *find_duplicates(paragraphs)))
+                    (len(lines), *find_duplicates(lines)), (len(paragraphs), *find_duplicates(paragraphs)),
+                    doc.text.count("#"), doc.text.count("...") + doc.text.count("…"))
         alone = TextView(doc.text, v.lang)
         for got in (v, alone):
             assert (got.nonempty_line_count, got.bullet_line_count, got.ellipsis_line_count, got.line_repeats,
-                    got.paragraph_repeats) == expected, repr(doc.text)
+                    got.paragraph_repeats, got.hash_count, got.ellipsis_count) == expected, repr(doc.text)
