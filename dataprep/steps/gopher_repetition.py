@@ -168,6 +168,12 @@ class NgramIndex:
                     k = k * _MULTIPLIER + self.ids[j : count + j]
             salt = None if self.salt is None else self.salt[:count]
         else:
+            # a repeated n-gram at p has repeated (n-1)-grams at p and p + 1
+            if n > 2 and len(candidates) > 1:
+                follows = np.zeros(len(candidates), dtype=bool)
+                np.equal(candidates[1:], candidates[:-1] + 1, out=follows[:-1])
+                candidates = candidates[follows]
+                keys = None if keys is None else keys[follows]
             inside = candidates + n <= self.doc_end[candidates]
             positions = candidates[inside]
             if len(positions) == 0:
