@@ -191,9 +191,7 @@ class NgramIndex:
             crossing = self.crossing(n)
             crossing = crossing[crossing < len(k)]
             grouped[crossing] = mix64(crossing.astype(np.uint64) ^ _CROSSING)
-        order = np.argsort(grouped)
-        ordered = grouped[order]
-        same = ordered[1:] == ordered[:-1]  # [i]: sorted i + 1 repeats sorted i
+        order, same = sort_groups(grouped)
         starts = np.flatnonzero(np.concatenate(([True], ~same)))
         sizes = np.diff(np.append(starts, len(k)))
         in_repeat = np.zeros(len(k), dtype=bool)  # (sorted) in a group of two or more
@@ -206,8 +204,7 @@ class NgramIndex:
         count_at = np.empty(len(k), dtype=np.int64)
         count_at[members] = np.repeat(several, several)
         first = np.zeros(len(k), dtype=bool)
-        if len(members):  # each group's smallest index (indices ascend with positions) is its first occurrence
-            first[np.minimum.reduceat(members, np.cumsum(several) - several)] = True
+        first[members[np.cumsum(several) - several]] = True  # each group's smallest index: its first occurrence
         found = np.flatnonzero(repeated)
         return (found if positions is None else positions[found]), k[found], count_at[found], first[found]
 
@@ -296,6 +293,28 @@ class NgramIndex:
         repeated 4-grams) of a one-document index."""
         top, found = self.top_profile_per_doc()
         return {n: chars[0] for n, chars in top.items()}, found
+
+
+def sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, same): the indices of `keys` sorted by key, ascending among equal keys, and whether each
+    sorted key but the first equals the one before it. One sort of plain integers: each key's high bits
+    with its index in the low bits (cheaper than an argsort); if two different keys share their high
+    bits (the check compares the whole keys) a stable argsort does it instead."""
+    count = len(keys)
+    bits = max(int(count - 1).bit_length(), 1)
+    low = np.uint64((1 << bits) - 1)
+    packed = keys & ~low
+    packed |= np.arange(count, dtype=np.uint64)
+    packed.sort()
+    order = (packed & low).astype(np.intp)
+    packed >>= np.uint64(bits)
+    same = packed[1:] == packed[:-1]
+    ordered = keys[order]
+    if np.any(same & (ordered[1:] != ordered[:-1])):
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        same = ordered[1:] == ordered[:-1]
+    return order, same
 
 
 def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:

@@ -218,3 +218,20 @@ def test_line_paragraph_and_symbol_counts_equal_the_plain_definitions():
         for got in (v, alone):
             assert (got.nonempty_line_count, got.bullet_line_count, got.ellipsis_line_count, got.line_repeats,
                     got.paragraph_repeats, got.hash_count, got.ellipsis_count) == expected, repr(doc.text)
+
+
+def test_sort_groups_orders_like_a_stable_argsort():
+    import numpy as np
+
+    from dataprep.steps.gopher_repetition import sort_groups
+
+    rng = np.random.default_rng(3)
+    cases = [np.array([5, 3, 5, 7, 4], dtype=np.uint64)]  # 4, 5 and 7 share their high bits: the argsort path
+    cases += [rng.integers(0, 2**64, size=size, dtype=np.uint64, endpoint=False)[rng.integers(0, max(size // 3, 1), size=size)]
+              for size in (1, 2, 17, 1000)]
+    cases += [rng.integers(0, 8, size=50).astype(np.uint64)]
+    for keys in cases:
+        order, same = sort_groups(keys)
+        expected = np.argsort(keys, kind="stable")
+        assert order.tolist() == expected.tolist()
+        assert same.tolist() == (keys[expected][1:] == keys[expected][:-1]).tolist()
