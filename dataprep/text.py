@@ -248,6 +248,11 @@ class TextView:
         return self._filled("word_ids")
 
     @cached_property
+    def word_chars(self) -> int:
+        """sum(word_lengths)."""
+        return self._filled("word_chars")
+
+    @cached_property
     def token_count(self) -> int:
         """len(tokens): whitespace tokens."""
         return self._filled("token_count")
@@ -416,16 +421,20 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
     para_repeats = _repeats(hashes[words + lines :], para_ends - para_starts, para_at)
 
     lengths = (ends - starts).astype(np.int64)
+    chars = _per_text(lengths, word_at).tolist()
     cut = word_at.tolist()
+    known_splitter = splitter is split_spaced or splitter is split_cjk
     for i, v in enumerate(views):
-        if splitter is split_spaced or splitter is split_cjk:
-            word_lengths, word_ids = lengths[cut[i] : cut[i + 1]], ids[cut[i] : cut[i + 1]]
+        if known_splitter:
+            word_lengths, word_ids, word_chars = lengths[cut[i] : cut[i + 1]], ids[cut[i] : cut[i + 1]], chars[i]
         else:
             known = {w: k for k, w in enumerate(dict.fromkeys(v.words))}
             word_ids = np.fromiter((known[w] for w in v.words), dtype=np.uint64, count=len(v.words))
             word_lengths = np.fromiter(map(len, v.words), dtype=np.int64, count=len(v.words))
+            word_chars = int(word_lengths.sum())
         v.__dict__.update(
-            word_lengths=word_lengths, word_ids=word_ids, token_count=tokens[i], alpha_token_count=alpha[i],
+            word_lengths=word_lengths, word_ids=word_ids, word_chars=word_chars,
+            token_count=tokens[i], alpha_token_count=alpha[i],
             nonempty_line_count=nonempty_lines[i], bullet_line_count=bullets[i], ellipsis_line_count=ellipses[i],
             hash_count=hash_marks[i], ellipsis_count=ellipsis_marks[i],
             line_repeats=line_repeats[i],

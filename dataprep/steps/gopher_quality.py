@@ -25,7 +25,7 @@ from operator import itemgetter, not_
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.stopwords import stop_words_for
-from dataprep.text import prepare_views, view
+from dataprep.text import TextView, prepare_views
 from tokenmill.documents import Document
 
 LETTER = re.compile(r"[^\W\d_]")
@@ -83,19 +83,19 @@ class GopherQuality(Filter):
         self.config = config
 
     def reject_batch(self, docs: list[Document]) -> list[str | None]:
-        prepare_views(docs)  # word arrays of the whole batch in one pass of numpy
-        return [self.reject(doc) for doc in docs]
+        # the views' arrays and counts for the whole batch in one pass of numpy
+        return list(map(self.judge, prepare_views(docs)))
 
-    def reject(self, doc: Document) -> str | None:
-        # Word counts, lengths and letters come from the view's arrays (no Python string per word).
-        v = view(doc)
-        c, lengths = self.config.for_language(v.lang), v.word_lengths
-        n_words = len(lengths)
+    def judge(self, v: TextView) -> str | None:
+        """The reason to remove the document of view `v`, or None. Word counts, lengths and letters,
+        line and symbol counts come from the view's arrays (no Python string per word or line)."""
+        c = self.config.for_language(v.lang)
+        n_words = len(v.word_lengths)
         if n_words < c.min_words:
             return "quality:min_words"
         if n_words > c.max_words:
             return "quality:max_words"
-        mean_length = int(lengths.sum()) / n_words
+        mean_length = v.word_chars / n_words
         if mean_length < c.min_mean_word_length:
             return "quality:min_mean_word_length"
         if mean_length > c.max_mean_word_length:

@@ -152,12 +152,13 @@ class NgramIndex:
 
     def repeats(self, n: int, candidates: np.ndarray | None = None,
                 keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(positions, keys, counts, firsts) of the n-grams that occur more than once: their start positions
-        (ascending), their keys, counts and whether it is the n-gram's first occurrence. Only `candidates` are looked at: positions holding every
-        repeated n-gram (a repeated n-gram starts where a repeated shorter one does, so the repeats of
-        n-1 are candidates for n); None looks at every position. `keys`: the (n-1)-gram keys at the
-        candidates (as returned for n-1), extended by one word instead of hashed anew."""
-        if candidates is None:  # every position: keys from slices, the n-grams leaving a document dropped after
+        """(positions, keys, counts, firsts) of the n-grams that occur more than once: their start
+        positions (ascending), their keys, counts and whether each is its n-gram's first occurrence. Only
+        `candidates` are looked at: positions holding every repeated n-gram (a repeated n-gram starts
+        where a repeated (n-1)-gram does and one follows it, so the repeats of n-1 are candidates for n);
+        None looks at every position. `keys`: the (n-1)-gram keys at the candidates (as returned for
+        n-1), extended by one word instead of hashed anew."""
+        if candidates is None:  # every position: keys from slices; n-grams leaving a document set apart
             count = len(self.ids) - n + 1
             if count <= 0:
                 return self._none()
