@@ -81,6 +81,7 @@ def duplicated_ngram_chars(words: list[str], n: int) -> int:
 
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: n-gram keys as polynomial hashes
+_SQUARE = np.uint64(int(_MULTIPLIER) ** 2 % 2**64)
 _CROSSING = np.uint64(0x5851F42D4C957F2D)  # mixed into the keys of n-grams that would leave their document
 
 
@@ -167,25 +168,29 @@ class NgramIndex:
                 k = self.ids[:count]
                 for j in range(1, n):
                     k = k * _MULTIPLIER + self.ids[j : count + j]
-            salt = None if self.salt is None else self.salt[:count]
         else:
-            # a repeated n-gram at p has repeated (n-1)-grams at p and p + 1
-            if n > 2 and len(candidates) > 1:
+            if n > 2:  # a repeated n-gram at p has repeated (n-1)-grams at p and p + 1 (so it is inside one document)
                 follows = np.zeros(len(candidates), dtype=bool)
                 np.equal(candidates[1:], candidates[:-1] + 1, out=follows[:-1])
-                candidates = candidates[follows]
-                keys = None if keys is None else keys[follows]
-            inside = candidates + n <= self.doc_end[candidates]
-            positions = candidates[inside]
-            if len(positions) == 0:
-                return self._none()
+            else:
+                follows = candidates + n <= self.doc_end[candidates]
+            positions = candidates[follows]
             if keys is None:
                 k = self.keys(n, positions)
             else:
                 with np.errstate(over="ignore"):
-                    k = keys[inside] * _MULTIPLIER + self.ids[positions + (n - 1)]
-            salt = None if self.salt is None else self.salt[positions]
-        grouped = k if salt is None else k ^ salt  # one document's n-grams together
+                    k = keys[follows] * _MULTIPLIER + self.ids[positions + (n - 1)]
+        return self._repeated(n, positions, k)
+
+    def _repeated(self, n: int, positions: np.ndarray | None,
+                  k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`repeats` among the n-grams with keys `k` at `positions` (ascending; None: at every position)."""
+        if len(k) == 0:
+            return self._none()
+        if self.salt is None:
+            grouped = k
+        else:  # one document's n-grams together
+            grouped = k ^ (self.salt[: len(k)] if positions is None else self.salt[positions])
         if positions is None and self.docs > 1:
             # an n-gram leaving its document is no n-gram: a key of its own (a bijection of its position,
             # equal to a real key with probability 2^-64 like any two keys) keeps it out of every group
@@ -289,6 +294,28 @@ class NgramIndex:
             candidates, keys = found[0], found[1]
         return top, (candidates, keys, found[3])
 
+    def bounded_top_profile_per_doc(self, lengths: np.ndarray, limit: float) -> tuple[
+            dict[int, list[int]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """As `top_profile_per_doc`, with the top 3-gram counted only in the documents where it could
+        exceed `limit` of their `lengths` (elsewhere it is given as 0). A 3-gram abc repeated c times
+        has its 2-grams ab and bc repeated at least c times, so c * (|abc| + 2) is at most twice the
+        largest (characters + 1) * count of any repeated 2-gram. The repeated 4-grams are looked for
+        where three repeated 2-grams follow each other (a 4-gram's key is its first 2-gram's key times
+        the multiplier squared plus its second's)."""
+        two = self.repeats(2)
+        top = {2: self.top_chars_per_doc(2, two).tolist()}
+        positions, keys, counts, _ = two
+        doc = self.doc_of[positions]
+        most = np.zeros(self.docs, dtype=np.int64)
+        np.maximum.at(most, doc, (self.cum[positions + 2] - self.cum[positions] + 1) * counts)
+        wanted = (2 * most / lengths > limit)[doc]
+        top[3] = self.top_chars_per_doc(3, self.repeats(3, positions[wanted], keys[wanted])).tolist()
+        at = np.flatnonzero(positions[2:] == positions[:-2] + 2)
+        with np.errstate(over="ignore"):
+            four = self._repeated(4, positions[at], keys[at] * _SQUARE + keys[at + 2])
+        top[4] = self.top_chars_per_doc(4, four).tolist()
+        return top, (four[0], four[1], four[3])
+
     def top_profile(self) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(top n-gram characters for n = 2, 3, 4; positions, keys and first-occurrence flags of the
         repeated 4-grams) of a one-document index."""
@@ -379,7 +406,8 @@ class GopherRepetition(Filter):
             reasons[todo[j]] = reason
             active[j] = False
 
-        top, (candidates, keys, firsts) = grams.top_profile_per_doc()
+        top, (candidates, keys, firsts) = grams.bounded_top_profile_per_doc(np.array(length),
+                                                                            c.max_top_ngram_char_frac[1])
         for n, limit in zip(TOP_NGRAM_SIZES, c.max_top_ngram_char_frac):
             for j in np.flatnonzero(active).tolist():
                 if top[n][j] / length[j] > limit:

@@ -236,3 +236,27 @@ def test_sort_groups_orders_like_a_stable_argsort():
         expected = np.argsort(keys, kind="stable")
         assert order.tolist() == expected.tolist()
         assert same.tolist() == (keys[expected][1:] == keys[expected][:-1]).tolist()
+
+
+def test_the_bounded_top_profile_decides_as_the_exact_one():
+    import random
+
+    import numpy as np
+
+    from dataprep.steps.gopher_repetition import NgramIndex
+
+    rng = random.Random(13)
+    docs = [[rng.choice(NOUNS[: rng.randint(2, 11)]) for _ in range(rng.randint(0, 150))] for _ in range(40)]
+    words = [w for doc in docs for w in doc]
+    index = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    ids = np.array([index[w] for w in words], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    grams = NgramIndex(ids=ids, lengths=np.array([len(w) for w in words], dtype=np.int64),
+                       bounds=np.cumsum([0] + [len(doc) for doc in docs]))
+    lengths = np.array([max(len(" ".join(doc)), 1) for doc in docs])
+    exact, (positions, keys, firsts) = grams.top_profile_per_doc()
+    for limit in (0.0, 0.1, 0.18, 0.5):
+        top, found = grams.bounded_top_profile_per_doc(lengths, limit)
+        assert top[2] == exact[2] and top[4] == exact[4]
+        for j in range(len(docs)):
+            assert top[3][j] == exact[3][j] or (top[3][j] == 0 and exact[3][j] / lengths[j] <= limit)
+        assert [a.tolist() for a in found] == [positions.tolist(), keys.tolist(), firsts.tolist()]
