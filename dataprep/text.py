@@ -164,9 +164,13 @@ class TextView:
     """Lazily computed, cached parts of one text (in one language).
 
     Rules that need only word lengths, counts or identities read the array forms (`word_lengths`,
-    `word_ids`, `alpha_token_count`, `token_count`): computed over the text's code points in numpy,
-    no Python string per word. They agree with the lists (`words`, `spaced_words`, `tokens`) exactly
-    (word ids are 64-bit hashes: equal words, equal ids)."""
+    `word_ids`, `word_chars`, `alpha_token_count`, `token_count`) and the line, paragraph and symbol
+    counts (`nonempty_line_count`, `bullet_line_count`, `ellipsis_line_count`, `line_repeats`,
+    `paragraph_repeats`, `hash_count`, `ellipsis_count`): computed over the code points of a whole
+    batch in numpy (`prepare_views`), no Python string per word or line. They agree with the lists
+    (`words`, `spaced_words`, `tokens`, `lines`, `nonempty_lines`, `paragraphs`) exactly (word, line
+    and paragraph identities are 64-bit hashes: equal strings, equal hashes; different ones collide
+    with probability about 2^-64 per pair)."""
 
     def __init__(self, text: str, lang: str | None):
         self.text = text

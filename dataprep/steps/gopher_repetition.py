@@ -11,6 +11,14 @@
 Differs on purpose: words are the shared view's words (`dataprep.text`; punctuation marks are part of
 their word, not words of their own as datatrove's tokenizer makes them), and a top n-gram that occurs
 only once counts as 0 (it is not a repetition; datatrove counts it, which only matters for tiny texts).
+
+How it is computed (same decisions as the plain definitions `find_duplicates`, `top_ngram_chars`,
+`duplicated_ngram_chars`, tested): lines and paragraphs as hashes sorted per document (the view's
+`line_repeats`, `paragraph_repeats`); n-grams as 64-bit keys of a batch of documents, grouped by one
+sort per n, each n looking only where the repeats of shorter n-grams allow a repeat; exact bounds
+skip what cannot change a decision (the top 3-gram where twice the largest repeated 2-gram is within
+the limit; the duplicated n-gram scan where the later occurrences of the repeated n-grams cover no
+more than the limit).
 """
 
 from __future__ import annotations
