@@ -361,12 +361,14 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
 
     # words, and tokens holding a letter (their word holds all their letters)
     starts, ends, letter = _spaced_words(classes)
-    alpha = _per_text(letter, np.searchsorted(starts, begins)).tolist()
+    word_at = np.searchsorted(starts, begins)
+    alpha = _per_text(letter, word_at).tolist()
     if splitter is split_cjk:
         starts, ends = cjk_spans(points, classes)
+        word_at = np.searchsorted(starts, begins)
     elif splitter is not split_spaced:  # a splitter given as a function only: its words as listed
         starts = ends = np.zeros(0, dtype=np.int64)
-    word_at = np.searchsorted(starts, begins)
+        word_at = np.zeros(count + 1, dtype=np.int64)
 
     # lines: between consecutive newlines; a line's first and last non-whitespace characters are the
     # first character of its first token and the last of its last one
@@ -454,16 +456,35 @@ def _per_text(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
     return total[at[1:]] - total[at[:-1]]
 
 
+def sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, same): the indices of `keys` sorted by key, ascending among equal keys, and whether each
+    sorted key but the first equals the one before it. One sort of plain integers: each key's high bits
+    with its index in the low bits (cheaper than an argsort); if two different keys share their high
+    bits (the check compares the whole keys) a stable argsort does it instead."""
+    count = len(keys)
+    bits = max(int(count - 1).bit_length(), 1)
+    low = np.uint64((1 << bits) - 1)
+    packed = keys & ~low
+    packed |= np.arange(count, dtype=np.uint64)
+    packed.sort()
+    order = (packed & low).astype(np.intp)
+    packed >>= np.uint64(bits)
+    same = packed[1:] == packed[:-1]
+    ordered = keys[order]
+    if np.any(same & (ordered[1:] != ordered[:-1])):
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        same = ordered[1:] == ordered[:-1]
+    return order, same
+
+
 def _repeats(hashes: np.ndarray, lengths: np.ndarray, at: np.ndarray) -> list[tuple[int, int, int]]:
     """(parts, repeats, characters in repeats) of each text, as `TextView.line_repeats`, from the hashes
     and lengths of the parts, `at` being where each text's parts start (then the end)."""
     owner = np.repeat(np.arange(len(at) - 1, dtype=np.uint64), np.diff(at))
     salted = hashes ^ mix64(owner + np.uint64(1))  # equal parts of different texts told apart
-    order = np.argsort(salted)
-    ordered = salted[order]
-    repeat = np.zeros(len(ordered), dtype=bool)
-    np.equal(ordered[1:], ordered[:-1], out=repeat[1:])
-    repeated = order[repeat]
+    order, same = sort_groups(salted)
+    repeated = order[1:][same]
     parts = np.diff(at)
     counts = np.bincount(owner[repeated].astype(np.int64), minlength=len(parts))
     chars = np.bincount(owner[repeated].astype(np.int64), weights=lengths[repeated], minlength=len(parts))

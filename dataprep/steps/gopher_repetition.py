@@ -32,7 +32,7 @@ import numpy as np
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.minhash import mix64
-from dataprep.text import prepare_views
+from dataprep.text import prepare_views, sort_groups
 from tokenmill.documents import Document
 
 TOP_NGRAM_SIZES = (2, 3, 4)
@@ -329,28 +329,6 @@ class NgramIndex:
         repeated 4-grams) of a one-document index."""
         top, found = self.top_profile_per_doc()
         return {n: chars[0] for n, chars in top.items()}, found
-
-
-def sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, same): the indices of `keys` sorted by key, ascending among equal keys, and whether each
-    sorted key but the first equals the one before it. One sort of plain integers: each key's high bits
-    with its index in the low bits (cheaper than an argsort); if two different keys share their high
-    bits (the check compares the whole keys) a stable argsort does it instead."""
-    count = len(keys)
-    bits = max(int(count - 1).bit_length(), 1)
-    low = np.uint64((1 << bits) - 1)
-    packed = keys & ~low
-    packed |= np.arange(count, dtype=np.uint64)
-    packed.sort()
-    order = (packed & low).astype(np.intp)
-    packed >>= np.uint64(bits)
-    same = packed[1:] == packed[:-1]
-    ordered = keys[order]
-    if np.any(same & (ordered[1:] != ordered[:-1])):
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        same = ordered[1:] == ordered[:-1]
-    return order, same
 
 
 def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int) -> int:
