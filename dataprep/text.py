@@ -99,7 +99,8 @@ def any_in(classes: np.ndarray, bit: int, lo: np.ndarray, hi: np.ndarray) -> np.
     """Whether `classes[lo[i]:hi[i]]` has a character with `bit`, for every non-empty span (bool). Looks
     at the first character of every span at once, then the second of those still undecided, ...: gaps
     between words and words themselves are short, so a few numpy steps over ever fewer spans decide
-    nearly all; a span still undecided after FEW_STEPS characters is checked on its own."""
+    nearly all; the spans still undecided after FEW_STEPS characters are checked on their own (a few)
+    or by a running count over the whole array (many)."""
     found = (np.take(classes, lo) & bit) != 0
     left = np.flatnonzero(~found)
     at = lo[left] + 1
@@ -113,8 +114,13 @@ def any_in(classes: np.ndarray, bit: int, lo: np.ndarray, hi: np.ndarray) -> np.
         going = ~hit & (at < hi[left])
         left, at = left[going], at[going]
         step += 1
-    for i, a in zip(left.tolist(), at.tolist()):
-        found[i] = bool(np.any(classes[a : hi[i]] & bit))
+    if len(left) * 1024 > len(classes):  # many long spans: a count of `bit` over the whole array is cheaper
+        total = np.zeros(len(classes) + 1, dtype=np.int64)
+        np.cumsum((classes & bit) != 0, out=total[1:])
+        found[left] = total[hi[left]] > total[at]
+    else:
+        for i, a in zip(left.tolist(), at.tolist()):
+            found[i] = bool(np.any(classes[a : hi[i]] & bit))
     return found
 
 
