@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from dataprep.minhash import span_hashes
+from dataprep.minhash import mix64, span_hashes
 from tokenmill.documents import Document
 
 # A word: from the first to the last letter/digit of a whitespace token ('(hello),' → 'hello').
@@ -23,6 +23,8 @@ SPACED_WORD = re.compile(r"[^\W_](?:\S*[^\W_])?")
 # Chinese/Japanese: each Han/kana character is a word; other runs as above.
 CJK_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")  # a line starting with one is a bullet line
+ELLIPSES = ("...", "…")  # a line ending with one is an ellipsis line
 
 
 def split_spaced(text: str) -> list[str]:
@@ -52,13 +54,14 @@ def split_words(text: str, lang: str | None = None) -> list[str]:
     return WORD_SPLITTERS.get(lang or "default", split_spaced)(text)
 
 
-ALNUM, SPACE, LETTER, CJK = 1, 2, 4, 8  # bits of `char_classes()`
+ALNUM, SPACE, LETTER, CJK, MARK, NEWLINE = 1, 2, 4, 8, 16, 32  # bits of `char_classes()`
 _classes: np.ndarray | None = None
 
 
 def char_classes() -> np.ndarray:
     """One uint8 per code point: ALNUM (re's `[^\\W_]`, str.isalnum), SPACE (`\\s`, str.isspace),
-    LETTER (`[^\\W\\d_]`) and CJK (the Han/kana ranges of CJK_WORD) bits; built once (~0.1 s)."""
+    LETTER (`[^\\W\\d_]`), CJK (the Han/kana ranges of CJK_WORD), MARK ('#', '.', '…': the Gopher symbols)
+    and NEWLINE ('\\n') bits; built once (~0.05 s)."""
     global _classes
     if _classes is None:
         every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
@@ -68,6 +71,8 @@ def char_classes() -> np.ndarray:
                 classes[m.start() : m.end()] |= bit
         for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)):
             classes[lo : hi + 1] |= CJK
+        classes[[ord("#"), ord("."), ord("…")]] |= MARK
+        classes[ord("\n")] |= NEWLINE
         _classes = classes
     return _classes
 
@@ -87,30 +92,63 @@ def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
     return out
 
 
-def spaced_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """split_spaced as code point spans: (starts, ends, whitespace tokens). A token's word runs from
-    its first to its last letter/digit; a token without one has no word."""
-    starts, ends, token = _spaced_words(points, classes)
-    return starts, ends, int(token[-1]) if len(token) else 0
+FEW_STEPS = 8  # characters looked at one by one (all spans at once) before a span is checked on its own
 
 
-def _spaced_words(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """spaced_spans' (starts, ends) and the token number (from 1) of every code point."""
+def any_in(classes: np.ndarray, bit: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Whether `classes[lo[i]:hi[i]]` has a character with `bit`, for every non-empty span (bool). Looks
+    at the first character of every span at once, then the second of those still undecided, ...: gaps
+    between words and words themselves are short, so a few numpy steps over ever fewer spans decide
+    nearly all; the spans still undecided after FEW_STEPS characters are checked on their own (a few)
+    or by a running count over the whole array (many)."""
+    found = (np.take(classes, lo) & bit) != 0
+    left = np.flatnonzero(~found)
+    at = lo[left] + 1
+    going = at < hi[left]
+    left, at = left[going], at[going]
+    step = 1
+    while len(left) and step < FEW_STEPS:
+        hit = (np.take(classes, at) & bit) != 0
+        found[left[hit]] = True
+        at += 1
+        going = ~hit & (at < hi[left])
+        left, at = left[going], at[going]
+        step += 1
+    if len(left) * 1024 > len(classes):  # many long spans: a count of `bit` over the whole array is cheaper
+        total = np.zeros(len(classes) + 1, dtype=np.int64)
+        np.cumsum((classes & bit) != 0, out=total[1:])
+        found[left] = total[hi[left]] > total[at]
+    else:
+        for i, a in zip(left.tolist(), at.tolist()):
+            found[i] = bool(np.any(classes[a : hi[i]] & bit))
+    return found
+
+
+def _spaced_words(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """split_spaced as code point spans, over `classes` that begin and end with a whitespace character:
+    (starts, ends, whether the word holds a letter). A word runs from the first to the last letter/digit
+    of a whitespace token: runs of letters/digits joined by the gaps between them that hold no
+    whitespace."""
+    alnum = classes & ALNUM
+    edges = np.flatnonzero(alnum[1:] != alnum[:-1]) + 1  # where each run of letters/digits starts, ends
+    run_starts, run_ends = edges[0::2], edges[1::2]
+    if not len(run_starts):
+        return run_starts, run_ends, np.zeros(0, dtype=bool)
+    split = any_in(classes, SPACE, run_ends[:-1], run_starts[1:])  # a gap with whitespace ends a word
+    starts = run_starts[np.concatenate(([True], split))]
+    ends = run_ends[np.concatenate((split, [True]))]
+    return starts, ends, any_in(classes, LETTER, starts, ends)
+
+
+def _padded_classes(points: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """`char_classes()` of `points` with a whitespace character before and after."""
+    out = np.empty(len(points) + 2, dtype=np.uint8)
+    out[0] = out[-1] = SPACE
     if classes is None:
-        classes = char_classes()[points]
-    nonspace = (classes & SPACE) == 0
-    token_start = nonspace & ~_shifted(nonspace, False)
-    token = np.cumsum(token_start, dtype=np.int32)  # the token number (from 1) of every character
-    found = np.flatnonzero(classes & ALNUM)
-    if not len(found):
-        return found, found, token
-    owner = token[found]
-    change = np.flatnonzero(owner[1:] != owner[:-1])  # the last letter/digit of every word but the last
-    starts = np.empty(len(change) + 1, dtype=found.dtype)
-    starts[0], starts[1:] = found[0], found[change + 1]
-    ends = np.empty(len(change) + 1, dtype=found.dtype)
-    ends[:-1], ends[-1] = found[change], found[-1]
-    return starts, ends + 1, token
+        np.take(char_classes(), points, out=out[1:-1])
+    else:
+        out[1:-1] = classes
+    return out
 
 
 def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +170,13 @@ class TextView:
     """Lazily computed, cached parts of one text (in one language).
 
     Rules that need only word lengths, counts or identities read the array forms (`word_lengths`,
-    `word_ids`, `alpha_token_count`, `token_count`): computed over the text's code points in numpy,
-    no Python string per word. They agree with the lists (`words`, `spaced_words`, `tokens`) exactly
-    (word ids are 64-bit hashes: equal words, equal ids)."""
+    `word_ids`, `word_chars`, `alpha_token_count`, `token_count`) and the line, paragraph and symbol
+    counts (`nonempty_line_count`, `bullet_line_count`, `ellipsis_line_count`, `line_repeats`,
+    `paragraph_repeats`, `hash_count`, `ellipsis_count`): computed over the code points of a whole
+    batch in numpy (`prepare_views`), no Python string per word or line. They agree with the lists
+    (`words`, `spaced_words`, `tokens`, `lines`, `nonempty_lines`, `paragraphs`) exactly (word, line
+    and paragraph identities are 64-bit hashes: equal strings, equal hashes; different ones collide
+    with probability about 2^-64 per pair)."""
 
     def __init__(self, text: str, lang: str | None):
         self.text = text
@@ -184,54 +226,89 @@ class TextView:
     @cached_property
     def classes(self) -> np.ndarray:
         """`char_classes()` bits of each code point."""
-        return char_classes()[self.points]
-
-    @cached_property
-    def _spaced(self) -> tuple[np.ndarray, np.ndarray, int]:
-        return spaced_spans(self.points, self.classes)
+        return np.take(char_classes(), self.points)
 
     @cached_property
     def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(starts, ends) in code points of each of `words`; None for a splitter this module does not know."""
         splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
         if splitter is split_spaced:
-            return self._spaced[:2]
+            starts, ends, _ = _spaced_words(_padded_classes(self.points, self.classes))
+            return starts - 1, ends - 1
         if splitter is split_cjk:
             return cjk_spans(self.points, self.classes)
         return None
 
+    # The array forms and counts below are computed for a whole batch at once (`prepare_views`); a view
+    # asked alone is a batch of one.
+
+    def _filled(self, name: str):
+        if name not in self.__dict__:
+            _fill_views([self], WORD_SPLITTERS.get(self.lang or "default", split_spaced))
+        return self.__dict__[name]
+
     @cached_property
     def word_lengths(self) -> np.ndarray:
         """len() of each of `words` (int64)."""
-        spans = self.word_spans
-        if spans is None:
-            return np.fromiter(map(len, self.words), dtype=np.int64, count=len(self.words))
-        return (spans[1] - spans[0]).astype(np.int64)
+        return self._filled("word_lengths")
 
     @cached_property
     def word_ids(self) -> np.ndarray:
         """One uint64 per word of `words`: equal words, equal ids."""
-        spans = self.word_spans
-        if spans is None:
-            ids = {w: i for i, w in enumerate(dict.fromkeys(self.words))}
-            return np.fromiter((ids[w] for w in self.words), dtype=np.uint64, count=len(self.words))
-        return span_hashes(self.points, *spans)
+        return self._filled("word_ids")
+
+    @cached_property
+    def word_chars(self) -> int:
+        """sum(word_lengths)."""
+        return self._filled("word_chars")
 
     @cached_property
     def token_count(self) -> int:
         """len(tokens): whitespace tokens."""
-        return self._spaced[2]
+        return self._filled("token_count")
 
     @cached_property
     def alpha_token_count(self) -> int:
         """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
         letter/digit) holds all their letters."""
-        starts, ends, _ = self._spaced
-        if not len(starts):
-            return 0
-        letters = np.zeros(len(self.points) + 1, dtype=np.int32)
-        np.cumsum((self.classes & LETTER) != 0, out=letters[1:])
-        return int(np.count_nonzero(letters[ends] > letters[starts]))
+        return self._filled("alpha_token_count")
+
+    @cached_property
+    def nonempty_line_count(self) -> int:
+        """len(nonempty_lines)."""
+        return self._filled("nonempty_line_count")
+
+    @cached_property
+    def bullet_line_count(self) -> int:
+        """How many of `nonempty_lines` start with one of BULLETS."""
+        return self._filled("bullet_line_count")
+
+    @cached_property
+    def ellipsis_line_count(self) -> int:
+        """How many of `nonempty_lines` end with one of ELLIPSES."""
+        return self._filled("ellipsis_line_count")
+
+    @cached_property
+    def hash_count(self) -> int:
+        """text.count('#')."""
+        return self._filled("hash_count")
+
+    @cached_property
+    def ellipsis_count(self) -> int:
+        """text.count('...') + text.count('…')."""
+        return self._filled("ellipsis_count")
+
+    @cached_property
+    def line_repeats(self) -> tuple[int, int, int]:
+        """(lines, lines that repeat an earlier line, characters in those repeats) over the non-empty
+        `lines` (as they stand, '' left out): every line but the first occurrence of each distinct one
+        is a repeat."""
+        return self._filled("line_repeats")
+
+    @cached_property
+    def paragraph_repeats(self) -> tuple[int, int, int]:
+        """As `line_repeats`, over `paragraphs`."""
+        return self._filled("paragraph_repeats")
 
     def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
         """How many of `lower_words` are in `vocabulary`, counting up to `enough` (then it stops)."""
@@ -250,48 +327,174 @@ class TextView:
 
 
 def prepare_views(docs: list[Document]) -> list[TextView]:
-    """The views of `docs`, their array forms (`word_lengths`, `word_ids`, `token_count`,
-    `alpha_token_count`) computed for all of them at once: one pass of numpy over the documents' code
-    points joined by newlines (a newline ends every token, so no word spans two documents), then each
-    view gets its slice. Same values as each view computes alone (hashes do not depend on position)."""
+    """The views of `docs`, their array forms and counts (`word_lengths`, `word_ids`, `token_count`,
+    `alpha_token_count`, the line and paragraph counts) computed for all of them at once: one pass of
+    numpy over the documents' code points joined by newlines (a newline ends every token and line, so
+    none spans two documents), then each view gets its slice. Same values as each view computes alone
+    (hashes do not depend on position)."""
     views = [view(doc) for doc in docs]
-    for splitter in (split_spaced, split_cjk):
-        group = [v for v in views if "word_lengths" not in v.__dict__
-                 and WORD_SPLITTERS.get(v.lang or "default", split_spaced) is splitter]
-        if group:
-            _fill_views(group, cjk=splitter is split_cjk)
+    groups: dict[Callable, list[TextView]] = {}
+    for v in views:
+        if "word_lengths" not in v.__dict__:
+            groups.setdefault(WORD_SPLITTERS.get(v.lang or "default", split_spaced), []).append(v)
+    for splitter, group in groups.items():
+        _fill_views(group, splitter)
     return views
 
 
-def _fill_views(views: list[TextView], cjk: bool) -> None:
+_BULLET_POINTS = np.zeros(max(map(ord, BULLETS)) + 2, dtype=bool)  # code point (the last: any above) → a bullet?
+_BULLET_POINTS[list(map(ord, BULLETS))] = True
+_DOT, _ELLIPSIS, _HASH = ord("."), ord("…"), ord("#")
+
+
+def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> None:
+    """Every array form and count of `views` (all in a language split by `splitter`)."""
     texts = [v.text for v in views]
-    points = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    begins = np.zeros(len(texts), dtype=np.int64)
-    np.cumsum(sizes[:-1] + 1, out=begins[1:])
-    classes = char_classes()[points]
-    starts, ends, token = _spaced_words(points, classes)
-    # whitespace tokens per text: the token number at its last character minus the one before it
-    token_at = np.zeros(len(points) + 1, dtype=np.int32)
-    token_at[1:] = token
-    tokens = (token_at[begins + sizes] - token_at[begins]).tolist()
-    # tokens holding a letter: their word (first to last letter/digit) holds all their letters
-    letters = np.zeros(len(points) + 1, dtype=np.int32)
-    np.cumsum((classes & LETTER) != 0, out=letters[1:])
-    alpha = np.zeros(len(starts) + 1, dtype=np.int32)
-    np.cumsum(letters[ends] > letters[starts], out=alpha[1:])
-    bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
-    alphas = (alpha[bounds[1:]] - alpha[bounds[:-1]]).tolist()
-    if cjk:
+    count = len(texts)
+    # newlines before, between and after the texts: every token and line ends at a text's end
+    points = np.frombuffer("\n".join(["", *texts, ""]).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    begins = np.ones(count + 1, dtype=np.int64)  # where each text starts; [-1]: len(points)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=count) + 1, out=begins[1:])
+    begins[1:] += 1
+    classes = np.take(char_classes(), points)
+
+    # whitespace tokens: from each space-to-nonspace edge to the next nonspace-to-space one
+    space = classes & SPACE
+    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
+    token_starts, token_ends = edges[0::2], edges[1::2]
+    token_at = np.searchsorted(token_starts, begins)  # each text's first token
+    tokens = np.diff(token_at).tolist()
+
+    # words, and tokens holding a letter (their word holds all their letters)
+    starts, ends, letter = _spaced_words(classes)
+    word_at = np.searchsorted(starts, begins)
+    alpha = _per_text(letter, word_at).tolist()
+    if splitter is split_cjk:
         starts, ends = cjk_spans(points, classes)
-        bounds = np.searchsorted(starts, np.append(begins, len(points) + 1))
+        word_at = np.searchsorted(starts, begins)
+    elif splitter is not split_spaced:  # a splitter given as a function only: its words as listed
+        starts = ends = np.zeros(0, dtype=np.int64)
+        word_at = np.zeros(count + 1, dtype=np.int64)
+
+    # lines: between consecutive newlines; a line's first and last non-whitespace characters are the
+    # first character of its first token and the last of its last one
+    marked = np.flatnonzero(classes >= MARK)  # MARK and NEWLINE are the highest bits
+    newline = classes[marked] >= NEWLINE
+    newlines, marks = marked[newline], marked[~newline]
+    line_at = np.searchsorted(newlines, begins - 1)  # the newline before each text (and the final one)
+    first_token = np.searchsorted(token_starts, newlines)  # of the line after each newline
+    nonempty = np.flatnonzero(first_token[1:] > first_token[:-1])  # lines holding a token
+    first = token_starts[first_token[nonempty]]
+    last = token_ends[first_token[nonempty + 1] - 1] - 1
+    bullet = np.take(_BULLET_POINTS, points[first], mode="clip")
+    ellipsis = (points[last] == _ELLIPSIS) | ((last - first >= 2) & (points[last] == _DOT)
+                                             & (points[last - 1] == _DOT) & (points[last - 2] == _DOT))
+    nonempty_at = np.searchsorted(nonempty, line_at)
+    nonempty_lines = np.diff(nonempty_at).tolist()
+    bullets = _per_text(bullet, nonempty_at).tolist()
+    ellipses = _per_text(ellipsis, nonempty_at).tolist()
+    filled = np.flatnonzero(newlines[1:] - newlines[:-1] > 1)  # lines that are not empty strings
+    line_starts, line_ends = newlines[filled] + 1, newlines[filled + 1]
+    filled_at = np.searchsorted(filled, line_at)
+
+    # paragraphs: the stripped text cut at every run of two or more newlines inside it
+    has_tokens = np.flatnonzero(token_at[1:] > token_at[:-1])
+    stripped_starts = token_starts[token_at[has_tokens]]
+    stripped_ends = token_ends[token_at[has_tokens + 1] - 1]
+    together = np.zeros(len(newlines) + 1, dtype=bool)
+    np.equal(newlines[1:], newlines[:-1] + 1, out=together[1:-1])  # [j]: newline j - 1 and j are adjacent
+    runs = np.flatnonzero(together[1:] != together[:-1])
+    break_starts, break_ends = newlines[runs[0::2]], newlines[runs[1::2]] + 1
+    owner = np.searchsorted(has_tokens, np.searchsorted(begins, break_starts, side="right") - 1)
+    owner = np.minimum(owner, max(len(has_tokens) - 1, 0))
+    inside = np.zeros(len(break_starts), dtype=bool)
+    if len(has_tokens):
+        inside = (break_starts > stripped_starts[owner]) & (break_ends < stripped_ends[owner])
+    para_starts = np.sort(np.concatenate((stripped_starts, break_ends[inside])))
+    para_ends = np.sort(np.concatenate((break_starts[inside], stripped_ends)))
+    para_at = np.searchsorted(para_starts, begins)
+
+    # text.count('#') and text.count('...') + text.count('…'): a run of k dots holds k // 3 '...'
+    mark = points[marks]
+    hash_marks = np.diff(np.searchsorted(marks[mark == _HASH], begins)).tolist()
+    ellipsis_marks = np.diff(np.searchsorted(marks[mark == _ELLIPSIS], begins))
+    dots = marks[mark == _DOT]
+    if len(dots):
+        run = np.flatnonzero(np.concatenate(([True], dots[1:] != dots[:-1] + 1, [True])))
+        ellipsis_marks += _per_text(np.diff(run) // 3, np.searchsorted(dots[run[:-1]], begins))
+    ellipsis_marks = ellipsis_marks.tolist()
+
+    # one hash per word, line and paragraph: equal strings, equal hashes
+    hashes = span_hashes(points, np.concatenate((starts, line_starts, para_starts)),
+                         np.concatenate((ends, line_ends, para_ends)))
+    words, lines = len(starts), len(line_starts)
+    ids = hashes[:words]
+    line_repeats = _repeats(hashes[words : words + lines], line_ends - line_starts, filled_at)
+    para_repeats = _repeats(hashes[words + lines :], para_ends - para_starts, para_at)
+
     lengths = (ends - starts).astype(np.int64)
-    ids = span_hashes(points, starts, ends)
-    cut = bounds.tolist()
+    chars = _per_text(lengths, word_at).tolist()
+    cut = word_at.tolist()
+    known_splitter = splitter is split_spaced or splitter is split_cjk
     for i, v in enumerate(views):
-        lo, hi = cut[i], cut[i + 1]
-        v.__dict__.update(word_lengths=lengths[lo:hi], word_ids=ids[lo:hi], token_count=tokens[i],
-                          alpha_token_count=alphas[i])
+        if known_splitter:
+            word_lengths, word_ids, word_chars = lengths[cut[i] : cut[i + 1]], ids[cut[i] : cut[i + 1]], chars[i]
+        else:
+            known = {w: k for k, w in enumerate(dict.fromkeys(v.words))}
+            word_ids = np.fromiter((known[w] for w in v.words), dtype=np.uint64, count=len(v.words))
+            word_lengths = np.fromiter(map(len, v.words), dtype=np.int64, count=len(v.words))
+            word_chars = int(word_lengths.sum())
+        v.__dict__.update(
+            word_lengths=word_lengths, word_ids=word_ids, word_chars=word_chars,
+            token_count=tokens[i], alpha_token_count=alpha[i],
+            nonempty_line_count=nonempty_lines[i], bullet_line_count=bullets[i], ellipsis_line_count=ellipses[i],
+            hash_count=hash_marks[i], ellipsis_count=ellipsis_marks[i],
+            line_repeats=line_repeats[i],
+            # a text without tokens strips to '': one empty paragraph
+            paragraph_repeats=para_repeats[i] if tokens[i] else (1, 0, 0),
+        )
+
+
+def _per_text(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The sum of `mask` (bool or int) over each text's part, `at` being where each part starts (then the end)."""
+    total = np.zeros(len(mask) + 1, dtype=np.int64)
+    np.cumsum(mask, out=total[1:])
+    return total[at[1:]] - total[at[:-1]]
+
+
+def sort_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, same): the indices of `keys` sorted by key, ascending among equal keys, and whether each
+    sorted key but the first equals the one before it. One sort of plain integers: each key's high bits
+    with its index in the low bits (cheaper than an argsort); if two different keys share their high
+    bits (the check compares the whole keys) a stable argsort does it instead."""
+    count = len(keys)
+    bits = max(int(count - 1).bit_length(), 1)
+    low = np.uint64((1 << bits) - 1)
+    packed = keys & ~low
+    packed |= np.arange(count, dtype=np.uint64)
+    packed.sort()
+    order = (packed & low).astype(np.intp)
+    packed >>= np.uint64(bits)
+    same = packed[1:] == packed[:-1]
+    ordered = keys[order]
+    if np.any(same & (ordered[1:] != ordered[:-1])):
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        same = ordered[1:] == ordered[:-1]
+    return order, same
+
+
+def _repeats(hashes: np.ndarray, lengths: np.ndarray, at: np.ndarray) -> list[tuple[int, int, int]]:
+    """(parts, repeats, characters in repeats) of each text, as `TextView.line_repeats`, from the hashes
+    and lengths of the parts, `at` being where each text's parts start (then the end)."""
+    owner = np.repeat(np.arange(len(at) - 1, dtype=np.uint64), np.diff(at))
+    salted = hashes ^ mix64(owner + np.uint64(1))  # equal parts of different texts told apart
+    order, same = sort_groups(salted)
+    repeated = order[1:][same]
+    parts = np.diff(at)
+    counts = np.bincount(owner[repeated].astype(np.int64), minlength=len(parts))
+    chars = np.bincount(owner[repeated].astype(np.int64), weights=lengths[repeated], minlength=len(parts))
+    return list(zip(parts.tolist(), counts.tolist(), chars.astype(np.int64).tolist()))
 
 
 def view(doc: Document) -> TextView:

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress
 from operator import itemgetter, not_
 
 from dataprep.registry import register_step
 from dataprep.step import Filter, RemoveCallback
 from dataprep.stopwords import stop_words_for
-from dataprep.text import prepare_views, view
+from dataprep.text import TextView, prepare_views
 from tokenmill.documents import Document
 
-BULLETS = ("•", "-", "*", "·", "‣", "◦", "▪", "–", "—", "➢", "►")
-ELLIPSES = ("...", "…")
 LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -85,31 +83,31 @@ class GopherQuality(Filter):
         self.config = config
 
     def reject_batch(self, docs: list[Document]) -> list[str | None]:
-        prepare_views(docs)  # word arrays of the whole batch in one pass of numpy
-        return [self.reject(doc) for doc in docs]
+        # the views' arrays and counts for the whole batch in one pass of numpy
+        return list(map(self.judge, prepare_views(docs)))
 
-    def reject(self, doc: Document) -> str | None:
-        # Word counts, lengths and letters come from the view's arrays (no Python string per word).
-        v = view(doc)
-        c, text, lengths = self.config.for_language(v.lang), v.text, v.word_lengths
-        n_words = len(lengths)
+    def judge(self, v: TextView) -> str | None:
+        """The reason to remove the document of view `v`, or None. Word counts, lengths and letters,
+        line and symbol counts come from the view's arrays (no Python string per word or line)."""
+        c = self.config.for_language(v.lang)
+        n_words = len(v.word_lengths)
         if n_words < c.min_words:
             return "quality:min_words"
         if n_words > c.max_words:
             return "quality:max_words"
-        mean_length = int(lengths.sum()) / n_words
+        mean_length = v.word_chars / n_words
         if mean_length < c.min_mean_word_length:
             return "quality:min_mean_word_length"
         if mean_length > c.max_mean_word_length:
             return "quality:max_mean_word_length"
-        if text.count("#") / n_words > c.max_symbol_word_ratio:
+        if v.hash_count / n_words > c.max_symbol_word_ratio:  # text.count('#')
             return "quality:symbol_word_ratio"
-        if (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
+        if v.ellipsis_count / n_words > c.max_symbol_word_ratio:  # text.count('...') + text.count('…')
             return "quality:symbol_word_ratio"
-        lines = v.nonempty_lines
-        if sum(map(str.startswith, lines, repeat(BULLETS))) / len(lines) > c.max_bullet_lines:
+        lines = v.nonempty_line_count  # BULLETS and ELLIPSES lines counted in numpy (dataprep.text)
+        if v.bullet_line_count / lines > c.max_bullet_lines:
             return "quality:bullet_lines"
-        if sum(map(str.endswith, lines, repeat(ELLIPSES))) / len(lines) > c.max_ellipsis_lines:
+        if v.ellipsis_line_count / lines > c.max_ellipsis_lines:
             return "quality:ellipsis_lines"
         if v.alpha_token_count / v.token_count < c.min_alpha_words:
             return "quality:alpha_words"

@@ -191,3 +191,72 @@ def test_repetition_batch_decides_as_one_document_at_a_time():
     alone = [step.reject_batch([Document(d.id, d.text, dict(d.meta))])[0] for d in docs]
     assert step.reject_batch(docs) == alone
     assert len(set(alone)) > 2  # the texts exercise several rules
+
+
+def test_line_paragraph_and_symbol_counts_equal_the_plain_definitions():
+    import random
+
+    from dataprep.steps.gopher_repetition import find_duplicates
+    from dataprep.text import BULLETS, ELLIPSES, TextView, prepare_views
+
+    rng = random.Random(5)
+    pieces = ["word", "Ünï", "42", "-", "•", "—", "*x", "...", "…", "end.", "..", "....", "#", " ", "  ", "\t",
+              "\u00a0", "\u2003", "\n", "\n", "\n\n", "\n\n\n", "\r\n", " \n ", "日本", "x...", "- y", ".", "##"]
+    texts = ["", "\n", "\n\n", " \n\n ", "a\n\nb", "a\n\n\nb\n\na", "- a\n- a\n\n- a", "x...\n…\n\n\n x ...  \n"]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    docs = [Document(str(i), text, {"lang": rng.choice(["en", "zh", None])}) for i, text in enumerate(texts)]
+    batch = prepare_views(docs)
+    for doc, v in zip(docs, batch):
+        stripped = [line.strip() for line in doc.text.split("\n") if line.strip()]
+        paragraphs = TextView(doc.text, v.lang).paragraphs
+        lines = [line for line in doc.text.split("\n") if line]
+        expected = (len(stripped), sum(line.startswith(BULLETS) for line in stripped),
+                    sum(line.endswith(ELLIPSES) for line in stripped),
+                    (len(lines), *find_duplicates(lines)), (len(paragraphs), *find_duplicates(paragraphs)),
+                    doc.text.count("#"), doc.text.count("...") + doc.text.count("…"))
+        alone = TextView(doc.text, v.lang)
+        for got in (v, alone):
+            assert (got.nonempty_line_count, got.bullet_line_count, got.ellipsis_line_count, got.line_repeats,
+                    got.paragraph_repeats, got.hash_count, got.ellipsis_count) == expected, repr(doc.text)
+
+
+def test_sort_groups_orders_like_a_stable_argsort():
+    import numpy as np
+
+    from dataprep.steps.gopher_repetition import sort_groups
+
+    rng = np.random.default_rng(3)
+    cases = [np.array([5, 3, 5, 7, 4], dtype=np.uint64)]  # 4, 5 and 7 share their high bits: the argsort path
+    for size in (1, 2, 17, 1000):
+        distinct = rng.integers(0, 2**64, size=max(size // 3, 1), dtype=np.uint64, endpoint=False)
+        cases.append(distinct[rng.integers(0, len(distinct), size=size)])
+    cases += [rng.integers(0, 8, size=50).astype(np.uint64)]
+    for keys in cases:
+        order, same = sort_groups(keys)
+        expected = np.argsort(keys, kind="stable")
+        assert order.tolist() == expected.tolist()
+        assert same.tolist() == (keys[expected][1:] == keys[expected][:-1]).tolist()
+
+
+def test_the_bounded_top_profile_decides_as_the_exact_one():
+    import random
+
+    import numpy as np
+
+    from dataprep.steps.gopher_repetition import NgramIndex
+
+    rng = random.Random(13)
+    docs = [[rng.choice(NOUNS[: rng.randint(2, 11)]) for _ in range(rng.randint(0, 150))] for _ in range(40)]
+    words = [w for doc in docs for w in doc]
+    index = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    ids = np.array([index[w] for w in words], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    grams = NgramIndex(ids=ids, lengths=np.array([len(w) for w in words], dtype=np.int64),
+                       bounds=np.cumsum([0] + [len(doc) for doc in docs]))
+    lengths = np.array([max(len(" ".join(doc)), 1) for doc in docs])
+    exact, (positions, keys, firsts) = grams.top_profile_per_doc()
+    for limit in (0.0, 0.1, 0.18, 0.5):
+        top, found = grams.bounded_top_profile_per_doc(lengths, limit)
+        assert top[2] == exact[2] and top[4] == exact[4]
+        for j in range(len(docs)):
+            assert top[3][j] == exact[3][j] or (top[3][j] == 0 and exact[3][j] / lengths[j] <= limit)
+        assert [a.tolist() for a in found] == [positions.tolist(), keys.tolist(), firsts.tolist()]

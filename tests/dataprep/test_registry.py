@@ -141,3 +141,32 @@ def test_batch_views_agree_with_each_view_alone():
         assert batch.word_lengths.tolist() == alone.word_lengths.tolist()
         assert batch.word_ids.tolist() == alone.word_ids.tolist()
         assert (batch.token_count, batch.alpha_token_count) == (alone.token_count, alone.alpha_token_count)
+
+
+def test_any_in_decides_every_span_as_a_plain_search():
+    import numpy as np
+
+    from dataprep.text import any_in
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # long spans without the bit: both the few and the many left after the first steps
+        size = int(rng.integers(1, 400))
+        classes = rng.choice(np.array([0, 1, 2, 4, 5], dtype=np.uint8), size=size, p=[0.05, 0.7, 0.1, 0.05, 0.1])
+        lo = np.sort(rng.integers(0, size, size=int(rng.integers(1, 60))))
+        hi = np.minimum(lo + rng.integers(1, 40, size=len(lo)), size)
+        for bit in (2, 4):
+            expected = [bool(np.any(classes[a:b] & bit)) for a, b in zip(lo.tolist(), hi.tolist())]
+            assert any_in(classes, bit, lo, hi).tolist() == expected
+
+
+def test_long_numbers_and_punctuation_runs_count_as_the_word_lists():
+    from dataprep.steps.gopher_quality import alphabetic_tokens
+    from dataprep.text import prepare_views
+
+    texts = [" ".join(["1234567890123", "x" + "-" * 20 + "y", "12345678901234567890a", "a" + ".," * 12 + "b"] * k)
+             for k in (1, 3, 20)]
+    texts.append("prose " * 400 + "1234567890123 " + "prose " * 400)  # one long span in a long text
+    for v in prepare_views([Document(str(i), text, {"lang": "en"}) for i, text in enumerate(texts)]):
+        assert v.word_lengths.tolist() == [len(w) for w in v.words]
+        assert v.alpha_token_count == alphabetic_tokens(v.spaced_words)
+        assert v.token_count == len(v.tokens)
