@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Union
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -238,16 +239,25 @@ class ShardWriter:
         else:
             self.directory.mkdir(parents=True, exist_ok=True)
         self.shard_size = shard_size
-        self.buffer: list[dict[str, Any]] = []
+        # the shard being filled, column by column (a document's `cache` is not kept)
+        self._ids: list[Any] = []
+        self._texts: list[Any] = []
+        self._metas: list[dict[str, Any]] = []
+        self._written_bytes = 0
         self.shards = 0
         self.documents = 0
-        self.bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """UTF-8 bytes of the texts written so far."""
+        return self._written_bytes + sum(len(text.encode("utf-8")) for text in self._texts)
 
     def write(self, doc: Document) -> None:
-        self.buffer.append(doc.to_record())
+        self._ids.append(doc.id)
+        self._texts.append(doc.text)
+        self._metas.append(dict(doc.meta))
         self.documents += 1
-        self.bytes += doc.nbytes
-        if len(self.buffer) >= self.shard_size:
+        if len(self._ids) >= self.shard_size:
             self.flush()
 
     def write_all(self, docs: Iterable[Document]) -> None:
@@ -255,11 +265,13 @@ class ShardWriter:
             self.write(doc)
 
     def flush(self) -> None:
-        if not self.buffer:
+        if not self._ids:
             return
-        write_parquet(self.buffer, join(self.directory, SHARD_PATTERN.format(self.shards)))
+        table, text_bytes = _documents_table(self._ids, self._texts, self._metas)
+        _write_parquet_table(table, join(self.directory, SHARD_PATTERN.format(self.shards)))
+        self._written_bytes += text_bytes
         self.shards += 1
-        self.buffer = []
+        self._ids, self._texts, self._metas = [], [], []
 
     def close(self) -> None:
         """Write the last shard and give all shards of this directory one schema (`unify_shards`)."""
@@ -348,8 +360,77 @@ def _write_table(table: pa.Table, file: DocumentFile) -> None:
 def write_parquet(records: list[dict[str, Any]], file: DocumentFile) -> None:
     """One zstd Parquet file with `id` and `text` first; identical records give identical bytes."""
     columns = ["id", "text"] + sorted({k for r in records for k in r} - {"id", "text"})
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in records])
+    table = pa.Table.from_arrays([_column([r.get(c) for r in records]) for c in columns], names=columns)
+    _write_parquet_table(table, file)
+
+
+def _write_parquet_table(table: pa.Table, file: DocumentFile) -> None:
     if is_url(file):
         _write_table(table, file)
     else:
         pq.write_table(table, file, compression="zstd")
+
+
+def _documents_table(ids: list[Any], texts: list[Any], metas: list[dict[str, Any]]) -> tuple[pa.Table, int]:
+    """The table write_parquet writes for these documents' records (`id`, `text`, the meta fields by
+    name), built column by column; and the UTF-8 bytes of the texts."""
+    keys: set[str] = set()
+    for meta in metas:
+        keys.update(meta)
+    if "id" in keys or "text" in keys:  # a meta field shadows a document's own: as its record has it
+        records = [{"id": i, "text": t, **m} for i, t, m in zip(ids, texts, metas)]
+        table, _ = _documents_table([r["id"] for r in records], [r["text"] for r in records],
+                                    [{k: v for k, v in r.items() if k not in ("id", "text")} for r in records])
+        return table, sum(len(text.encode("utf-8")) for text in texts)
+    columns = ["id", "text"] + sorted(keys)
+    text = _column(texts)
+    arrays = [_column(ids), text] + [_column([m.get(k) for m in metas]) for k in columns[2:]]
+    if pa.types.is_string(text.type) and text.null_count == 0:
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
+        text_bytes = int(offsets[text.offset + len(text)] - offsets[text.offset])
+    else:
+        text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    return pa.Table.from_arrays(arrays, names=columns), text_bytes
+
+
+_MAX_STRING_BYTES = (1 << 31) - 1  # pa.string()'s int32 offsets
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """pa.array(values) for the plain column types (str, int, float, bool, all null), built from
+    buffers; anything else through pa.array itself (which imports pandas: ~0.1 s and ~40 MB)."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    count = len(values)
+    if not kinds:
+        return pa.nulls(count)
+    if len(kinds) > 1:
+        return pa.array(values)
+    kind = kinds.pop()
+    valid = None
+    nulls = 0
+    if None in values:  # `in` compares by identity first: no __eq__ of a value runs for None
+        mask = np.fromiter((v is not None for v in values), dtype=bool, count=count)
+        nulls = count - int(mask.sum())
+        valid = pa.py_buffer(np.packbits(mask, bitorder="little"))
+    if kind is str:
+        encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=count), out=offsets[1:])
+        if offsets[-1] > _MAX_STRING_BYTES:
+            return pa.array(values)
+        return pa.Array.from_buffers(pa.string(), count, [valid, pa.py_buffer(offsets.astype(np.int32)),
+                                                          pa.py_buffer(b"".join(encoded))], null_count=nulls)
+    if kind is int:
+        try:
+            data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=count)
+        except OverflowError:
+            return pa.array(values)
+        return pa.Array.from_buffers(pa.int64(), count, [valid, pa.py_buffer(data)], null_count=nulls)
+    if kind is float:
+        data = np.fromiter((0.0 if v is None else v for v in values), dtype=np.float64, count=count)
+        return pa.Array.from_buffers(pa.float64(), count, [valid, pa.py_buffer(data)], null_count=nulls)
+    if kind is bool:
+        bits = np.packbits(np.fromiter((v is True for v in values), dtype=bool, count=count), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), count, [valid, pa.py_buffer(bits)], null_count=nulls)
+    return pa.array(values)
