@@ -22,9 +22,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dataprep.plots import bar_chart, write_csv
+from tokenmill.documents import read_table
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
@@ -36,11 +36,13 @@ def shard_columns(directory: Path, columns: list[str]) -> Iterator[dict[str, Any
     columns are let go before the next is read: the whole output's text is never in memory at once)."""
     for shard in sorted(directory.glob("part-*.parquet")):
         names = set(pq.read_schema(shard).names)
-        table = pq.read_table(shard, columns=[c for c in columns if c in names])
+        table = read_table(shard, columns=[c for c in columns if c in names])
         yield {c: table.column(c) for c in table.column_names}
 
 
 def text_lengths(directory: Path) -> list[int]:
+    import pyarrow.compute as pc  # only here: its import is ~25 ms of every prepare
+
     return [n for shard in shard_columns(directory, ["text"]) for n in pc.utf8_length(shard["text"]).to_pylist()]
 
 
@@ -77,7 +79,7 @@ def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
         names = set(pq.read_schema(shard).names)
         if "reason" not in names:
             continue
-        reasons = pq.read_table(shard, columns=["reason"]).column("reason").to_pylist()
+        reasons = read_table(shard, columns=["reason"]).column("reason").to_pylist()
         wanted: list[int] = []  # rows that become examples: only their texts are turned into Python strings
         for i, reason in enumerate(reasons):
             taken = examples.setdefault(str(reason), [])
@@ -86,8 +88,9 @@ def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
                 wanted.append(i)
         if not wanted:
             continue
-        table = pq.read_table(shard, columns=[c for c in ("id", "text", "url", "duplicate_of") if c in names])
-        rows = table.take(wanted).to_pydict()
+        table = read_table(shard, columns=[c for c in ("id", "text", "url", "duplicate_of") if c in names])
+        # row by row (table.take would turn `wanted` into an Arrow array: pa.array imports pandas)
+        rows = {c: [table.column(c)[i].as_py() for i in wanted] for c in table.column_names}
         for k, i in enumerate(wanted):
             text = rows["text"][k] or ""
             bucket = examples[str(reasons[i])]
