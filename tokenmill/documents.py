@@ -203,18 +203,11 @@ JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", li
 def _read_jsonl(file: DocumentFile) -> Iterator[Document]:
     field_types: dict[str, tuple[str, int]] = {}  # field → (JSON type, first line with it)
     for number, raw in enumerate(_raw_lines(file), start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{file}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{file}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{file}:{number}: expected a JSON object")
+        record = _fast_record(raw)
+        if record is None:
+            record = _record(raw, file, number)
+            if record is None:
+                continue
         doc = Document.from_record(record, f"{file}:{number}")
         for key, value in record.items():
             if value is None or key == "id":  # ids are strings on the way out, whatever they were
@@ -226,6 +219,64 @@ def _read_jsonl(file: DocumentFile) -> Iterator[Document]:
                     f"{file}:{number}: field '{key}' is a {kind} here but a {seen[0]} on line {seen[1]}"
                 )
         yield doc
+
+
+def _record(raw: bytes, file: DocumentFile, number: int) -> dict[str, Any] | None:
+    """Line `number` of `file` as a JSON object (None: a blank line), through the json module; what is
+    wrong with the line is a one-line UserError naming the file and the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{file}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{file}:{number}: invalid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{file}:{number}: expected a JSON object")
+    return record
+
+
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; json alone gives the same records
+    _orjson_loads = None
+
+_FLOAT_FROM_BIG_INT = float(1 << 63)
+
+
+def _fast_record(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object on this line through orjson (~2x json's speed, UTF-8 checked as it parses), or
+    None where `_record` must decide: anything orjson rejects (not UTF-8, invalid JSON, a blank line,
+    NaN/Infinity, lone surrogates, numbers beyond a double: json accepts some of these), a line that is
+    not an object, and floats orjson may have made of integers beyond 64 bits (json keeps those ints)."""
+    if _orjson_loads is None:
+        return None
+    try:
+        record = _orjson_loads(raw)
+    except ValueError:
+        return None
+    if type(record) is not dict:
+        return None
+    for value in record.values():
+        kind = type(value)
+        if (kind is float or kind is dict or kind is list) and not _exact(value):
+            return None
+    return record
+
+
+def _exact(value: Any) -> bool:
+    """No float in `value` that could have been an integer literal beyond 64 bits."""
+    kind = type(value)
+    if kind is float:
+        return not (value.is_integer() and abs(value) >= _FLOAT_FROM_BIG_INT)
+    if kind is dict:
+        return all(map(_exact, value.values()))
+    if kind is list:
+        return all(map(_exact, value))
+    return True
 
 
 class ShardWriter:

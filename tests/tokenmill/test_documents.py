@@ -263,3 +263,20 @@ def test_shards_are_the_tables_pyarrow_infers_from_the_records(tmp_path: Path):
     writer.close()
     assert writer.bytes == 2  # the document's text, as Document.nbytes counts it
     assert [d.text for d in read_documents(tmp_path / "out")] == ["shadowed"]
+
+
+def test_jsonl_records_are_json_modules_whatever_orjson_does(tmp_path: Path):
+    """Lines are parsed by orjson where it gives what json.loads gives; json decides the rest: NaN,
+    Infinity, numbers beyond a double, lone surrogates, and integers beyond 64 bits (orjson would
+    make them floats), nested too."""
+    lines = [
+        '{"id": "1", "text": "a", "n": 18446744073709551616, "m": -9223372036854775809}',
+        '{"id": "2", "text": "b", "n": 3, "m": 4, "deep": [{"x": 123456789012345678901234}]}',
+        '{"id": "3", "text": "c", "f": NaN, "g": 1e400, "s": "\\ud800"}',
+        '{"id": "4", "text": "d\\u00e9\\ud83d\\ude00", "f": 0.1000000000000000055511151231257827, "g": -0.0}',
+        "   ",
+    ]
+    path = tmp_path / "x.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = [{"id": d.id, "text": d.text, **d.meta} for d in read_documents(path)]
+    assert repr(got) == repr([json.loads(line) for line in lines if line.strip()])
