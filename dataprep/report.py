@@ -16,6 +16,7 @@ run writes the same bytes.
 from __future__ import annotations
 
 import base64
+import bisect
 import html
 import math
 from collections import Counter
@@ -55,12 +56,11 @@ def log_bins(lengths: list[int]) -> list[int]:
 
 
 def histogram(lengths: list[int], edges: list[int]) -> list[int]:
+    """Lengths per bin: the first bin whose upper edge is above the length (the last takes the rest)."""
     counts = [0] * (len(edges) - 1)
+    last = len(edges) - 2
     for n in lengths:
-        for i in range(len(edges) - 1):
-            if n < edges[i + 1] or i == len(edges) - 2:
-                counts[i] += 1
-                break
+        counts[min(max(bisect.bisect_right(edges, n) - 1, 0), last)] += 1
     return counts
 
 
