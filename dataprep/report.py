@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 from dataprep.plots import bar_chart, write_csv
-from tokenmill.documents import read_table
+from tokenmill.documents import read_batches, read_table
 
 EXAMPLES_PER_REASON = 3
 EXAMPLE_CHARS = 300
@@ -88,9 +88,20 @@ def removed_examples(directory: Path) -> dict[str, list[dict[str, str]]]:
                 wanted.append(i)
         if not wanted:
             continue
-        table = read_table(shard, columns=[c for c in ("id", "text", "url", "duplicate_of") if c in names])
+        # a few rows at a time up to the last example (not the whole shard's texts decoded at once);
         # row by row (table.take would turn `wanted` into an Arrow array: pa.array imports pandas)
-        rows = {c: [table.column(c)[i].as_py() for i in wanted] for c in table.column_names}
+        columns = [c for c in ("id", "text", "url", "duplicate_of") if c in names]
+        rows: dict[str, list] = {c: [] for c in columns}
+        start, pending = 0, iter(wanted)
+        row = next(pending, None)
+        for batch in read_batches(shard, columns):
+            while row is not None and row < start + batch.num_rows:
+                for c in columns:
+                    rows[c].append(batch.column(c)[row - start].as_py())
+                row = next(pending, None)
+            if row is None:
+                break
+            start += batch.num_rows
         for k, i in enumerate(wanted):
             text = rows["text"][k] or ""
             bucket = examples[str(reasons[i])]

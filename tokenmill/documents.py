@@ -410,6 +410,13 @@ def read_table(file: DocumentFile, columns: list[str] | None = None) -> pa.Table
         return pq.ParquetFile(handle).read(columns=columns)
 
 
+def read_batches(file: DocumentFile, columns: list[str], batch_size: int = 64) -> Iterator[pa.RecordBatch]:
+    """These columns of a Parquet file, `batch_size` rows at a time (a few rows of a shard without
+    decoding all of its texts at once)."""
+    with open_binary(file) as handle:
+        yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
+
+
 def _write_table(table: pa.Table, file: DocumentFile) -> None:
     with open_binary(file, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
@@ -472,13 +479,18 @@ def _column(values: list[Any]) -> pa.Array:
         nulls = count - int(mask.sum())
         valid = pa.py_buffer(np.packbits(mask, bitorder="little"))
     if kind is str:
-        encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-        offsets = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=count), out=offsets[1:])
-        if offsets[-1] > _MAX_STRING_BYTES:
+        data = bytearray()  # the column's UTF-8, one text at a time (no list of all texts' bytes)
+        ends = []
+        for v in values:
+            if v is not None:
+                data += v.encode("utf-8")
+            ends.append(len(data))
+        if len(data) > _MAX_STRING_BYTES:
             return pa.array(values)
-        return pa.Array.from_buffers(pa.string(), count, [valid, pa.py_buffer(offsets.astype(np.int32)),
-                                                          pa.py_buffer(b"".join(encoded))], null_count=nulls)
+        offsets = np.zeros(count + 1, dtype=np.int32)
+        offsets[1:] = ends
+        return pa.Array.from_buffers(pa.string(), count, [valid, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                     null_count=nulls)
     if kind is int:
         try:
             data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=count)
