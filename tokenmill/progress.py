@@ -10,8 +10,6 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, TextIO
 
-from tqdm import tqdm
-
 
 def is_terminal(stream: TextIO | None = None) -> bool:
     stream = stream or sys.stderr
@@ -86,6 +84,8 @@ class PlainProgress:
 def progress(iterable: Iterable | None = None, *, total: float | None = None, desc: str = "",
              unit: str = "it", every_s: float = 10.0, disable: bool = False, **kwargs: Any) -> Any:
     """A progress bar over `iterable` (or a manual one with `update`); see the module docstring."""
+    if disable or is_terminal():
+        from tqdm import tqdm  # only here: its import is ~15-30 ms of every command (importlib.metadata)
     if disable:
         return tqdm(iterable, total=total, disable=True)
     if is_terminal():

@@ -212,3 +212,71 @@ def test_an_output_at_a_url_is_uploaded_only_when_the_stage_succeeded(memory_url
     with pytest.raises(UserError, match="is the output of stage 'prepare', not an earlier tokenize output"):
         with atomic_directory(out, "tokenize"):
             pass
+
+
+def test_shards_are_the_tables_pyarrow_infers_from_the_records(tmp_path: Path):
+    """ShardWriter builds plain columns (str, int, float, bool, null) from buffers, without pa.array
+    (whose first call imports pandas): the same schema and the same Parquet bytes as
+    pa.Table.from_pylist on the records; other columns (lists, objects, mixed types) go through it."""
+    import io
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tokenmill.documents import _documents_table
+
+    rng = random.Random(7)
+    makers = {
+        "str": lambda: "".join(rng.choice("aé€😀 \x00z") for _ in range(rng.randint(0, 6))),
+        "int": lambda: rng.choice([0, -1, 2**63 - 1, -2**63, rng.randint(-9, 9)]),
+        "float": lambda: rng.choice([0.0, -0.0, float("nan"), float("inf"), 1.5, rng.random()]),
+        "bool": lambda: rng.random() < 0.5,
+        "list": lambda: [rng.randint(0, 3)] * rng.randint(0, 2),
+        "object": lambda: {"k": rng.randint(0, 3)},
+        "mixed": lambda: rng.choice([1, 2.5]),
+        "null": lambda: None,
+    }
+
+    def parquet_bytes(table: pa.Table) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        return buffer.getvalue()
+
+    for _ in range(60):
+        n = rng.randint(1, 30)
+        kinds = {f"c{j}": rng.choice(list(makers)) for j in range(rng.randint(0, 5))}
+        ids, texts = [str(i) for i in range(n)], [makers["str"]() for _ in range(n)]
+        metas = [{c: (makers[k]() if rng.random() > 0.2 else None) for c, k in kinds.items() if rng.random() < 0.8}
+                 for _ in range(n)]
+        records = [{"id": i, "text": t, **m} for i, t, m in zip(ids, texts, metas)]
+        columns = ["id", "text"] + sorted({k for r in records for k in r} - {"id", "text"})
+        expected = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in records])
+        table, text_bytes = _documents_table(ids, texts, metas)
+        assert table.schema.equals(expected.schema, check_metadata=True)
+        assert repr(table.to_pylist()) == repr(expected.to_pylist())  # repr: nan == nan
+        assert parquet_bytes(table) == parquet_bytes(expected)
+        assert text_bytes == sum(len(t.encode("utf-8")) for t in texts)
+    writer = ShardWriter(tmp_path / "out", shard_size=10)
+    writer.write(Document("a", "é", {"text": "shadowed"}))  # a meta field named like a document's own
+    assert writer.bytes == 2
+    writer.close()
+    assert writer.bytes == 2  # the document's text, as Document.nbytes counts it
+    assert [d.text for d in read_documents(tmp_path / "out")] == ["shadowed"]
+
+
+def test_jsonl_records_are_json_modules_whatever_orjson_does(tmp_path: Path):
+    """Lines are parsed by orjson where it gives what json.loads gives; json decides the rest: NaN,
+    Infinity, numbers beyond a double, lone surrogates, and integers beyond 64 bits (orjson would
+    make them floats), nested too."""
+    lines = [
+        '{"id": "1", "text": "a", "n": 18446744073709551616, "m": -9223372036854775809}',
+        '{"id": "2", "text": "b", "n": 3, "m": 4, "deep": [{"x": 123456789012345678901234}]}',
+        '{"id": "3", "text": "c", "f": NaN, "g": 1e400, "s": "\\ud800"}',
+        '{"id": "4", "text": "d\\u00e9\\ud83d\\ude00", "f": 0.1000000000000000055511151231257827, "g": -0.0}',
+        "   ",
+    ]
+    path = tmp_path / "x.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = [{"id": d.id, "text": d.text, **d.meta} for d in read_documents(path)]
+    assert repr(got) == repr([json.loads(line) for line in lines if line.strip()])
