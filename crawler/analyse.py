@@ -129,7 +129,7 @@ def analyse_page(body: bytes, url: str, response_url: str, encoding: str, rules:
 
             root = Selector(text=text, type="html").root
         links = page_links(root, text, response_url, encoding, rules)
-    extracted = extract_tree(tree, url) if tree is not None else None
+    extracted = extract_tree(tree, url, text) if tree is not None else None
     return Analysis(extracted, links, warc_record(warc) if warc is not None else None)
 
 

@@ -18,6 +18,15 @@ def test_persian_keeps_zwnj_title_and_lang():
     assert page.title == "راهنمای سیستم‌ها" and page.lang == "fa-IR"
 
 
+def test_zwnj_written_as_a_character_reference_is_kept():
+    for reference in ("&zwnj;", "&#8204;", "&#x200C;", "&#x0200c;"):
+        html = ('<html lang="fa"><body><article>'
+                + f"<p>مدیر سیستم باید پیش از هر تغییری از داده{reference}ها نسخهٔ پشتیبان تهیه کند.</p>" * 3
+                + "</article></body></html>")
+        for source in (html, html.encode("utf-8")):
+            assert "داده\u200cها" in extract_page(source).text, reference
+
+
 def test_html_lang_wins_and_text_has_no_markup_or_indentation():
     html = ('<html lang="pl"><body><div lang="en"><p>\n\t\t  Pierwszy akapit tekstu.\n\t</p>'
             '<p>Drugi akapit tekstu, nieco dłuższy od pierwszego.</p></div></body></html>')
