@@ -7,7 +7,7 @@ import scrapy
 from queuelib.queue import FifoDiskQueue
 from scrapy.http import Request
 
-from crawler.queues import BufferedPickleFifoDiskQueue
+from crawler.queues import BufferedPickleFifoDiskQueue, request_dict
 
 
 class Spider(scrapy.Spider):
@@ -15,6 +15,11 @@ class Spider(scrapy.Spider):
 
     def parse(self, response):
         pass
+
+    def failed(self, failure):
+        pass
+
+    also_parse = parse  # an alias: Scrapy's search finds it under either name
 
 
 def requests(start: int, stop: int, spider: Spider) -> list[Request]:
@@ -59,3 +64,18 @@ def test_a_request_that_cannot_be_pickled_is_refused_as_by_scrapys_queue(tmp_pat
     with pytest.raises(ValueError):  # Scrapy's scheduler then keeps it in its memory queue
         queue.push(Request("http://site.localhost/", callback=lambda response: None))
     assert len(queue) == 0
+
+
+def test_request_dict_is_scrapys_to_dict():
+    spider = Spider()
+    for request in [Request("http://site.localhost/a", callback=spider.parse, errback=spider.failed, priority=-3,
+                            meta={"depth": 3, "handle_httpstatus_list": [304]}, headers={"If-None-Match": "x"}),
+                    Request("http://site.localhost/b"), Request("http://site.localhost/c", callback=spider.also_parse),
+                    scrapy.FormRequest("http://site.localhost/d", formdata={"q": "1"}, callback=spider.parse)]:
+        ours, scrapys = request_dict(request, spider), request.to_dict(spider=spider)
+        for field in ("callback", "errback"):  # a method's own name; Scrapy's search may give an alias
+            assert (getattr(spider, ours.pop(field)) if ours[field] else None) == \
+                (getattr(spider, scrapys.pop(field)) if scrapys[field] else None)
+        assert ours == scrapys
+    with pytest.raises(ValueError):
+        request_dict(Request("http://site.localhost/", callback=lambda response: None), spider)
