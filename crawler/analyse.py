@@ -9,8 +9,11 @@ there too. The reactor only downloads, schedules and writes what comes back.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -143,6 +146,17 @@ def ready() -> None:
     """A task that only loads this module (and trafilatura, Scrapy) in a worker."""
 
 
+def die_with(parent: int) -> None:
+    """A worker's initializer: go when the crawl process dies, even killed outright (SIGKILL, the
+    out-of-memory killer), rather than wait on the pool's queue forever."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
 class Analyser:
     """analyse_page in a pool of `workers` processes, or in the caller's thread for 0."""
 
@@ -152,7 +166,8 @@ class Analyser:
 
     def start_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=die_with, initargs=(os.getpid(),))
         # start the workers now (a pool spawns them as work comes): their imports (~1 s of CPU each)
         # overlap Scrapy's start-up instead of holding up the first page, whose links the crawl waits for
         for _ in range(self.workers):
