@@ -359,9 +359,9 @@ def write_warc(runs: Path, previous: Path, pages: list[dict[str, Any]], path: Pa
 
 def write_index(pages: list[dict[str, Any]], path: Path) -> None:
     """The page records of a finished crawl (text, links, validators, WARC position): what an
-    incremental recrawl starts from. Deterministic bytes (no gzip timestamp); gzip's default level 6
-    (9 took 30% longer for 0.5% fewer bytes)."""
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as handle:
+    incremental recrawl starts from. Deterministic bytes (no gzip timestamp); gzip level 1
+    (0.1 s for 2,000 pages against 0.4 s at level 6 and 0.5 s at 9, for 16% more bytes)."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as handle:
         for page in sorted(pages, key=lambda p: canonical(p["url"])):
             handle.write((json.dumps(page, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
 
