@@ -9,11 +9,10 @@ there too. The reactor only downloads, schedules and writes what comes back.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
+import threading
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -146,15 +145,31 @@ def ready() -> None:
     """A task that only loads this module (and trafilatura, Scrapy) in a worker."""
 
 
-def die_with(parent: int) -> None:
+def die_with_crawl() -> None:
     """A worker's initializer: go when the crawl process dies, even killed outright (SIGKILL, the
-    out-of-memory killer), rather than wait on the pool's queue forever."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
+    out-of-memory killer), rather than wait on the pool's queue forever (a thread waits on the
+    pipe that multiprocessing gives each child for that; it ends the worker when the pipe closes)."""
+    crawl = multiprocessing.parent_process()
+    if crawl is None:
         return
-    if os.getppid() != parent:  # it died before prctl took effect
+
+    def watch() -> None:
+        crawl.join()
         os._exit(1)
+
+    threading.Thread(target=watch, name="die with the crawl", daemon=True).start()
+
+
+def pool_context() -> Any:
+    """Workers forked by a fork server that has imported this module (trafilatura, lxml, Scrapy's
+    link rules) once: not spawned, each importing it all (~0.4 s of CPU each, at the crawl's start,
+    while the first pages wait). Not forked from the crawl process itself, which has threads
+    (Twisted's pool) that a fork would copy mid-work; the fork server has none."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 class Analyser:
@@ -165,13 +180,12 @@ class Analyser:
         self.pool = self.start_pool() if workers > 0 else None
 
     def start_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=die_with, initargs=(os.getpid(),))
-        # start the workers now (a pool spawns them as work comes): their imports (~1 s of CPU each)
-        # overlap Scrapy's start-up instead of holding up the first page, whose links the crawl waits for
-        for _ in range(self.workers):
-            pool.submit(ready)
+        pool = ProcessPoolExecutor(self.workers, mp_context=pool_context(), initializer=die_with_crawl)
+        # start the workers now (a pool starts them as work comes), from a thread: the first start waits
+        # for the fork server's imports (~0.4 s), which overlap Scrapy's start-up instead of holding it
+        # up, or the first page, whose links the crawl waits for
+        threading.Thread(target=lambda: [pool.submit(ready) for _ in range(self.workers)], name="start workers",
+                         daemon=True).start()
         return pool
 
     async def run(self, *args: Any) -> Analysis:
