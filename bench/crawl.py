@@ -9,7 +9,14 @@ Crawls a local site over HTTP on 127.0.0.1 three ways, each in its own process, 
   in-loop  the same crawl with extract_workers 0: that analysis in the reactor's thread (the old design)
   plain    a plain Scrapy spider that follows every link and calls trafilatura.extract per response
 
-and prints pages/s, MB/s of HTML and the peak RSS of each (the sum over the process and its
+Both sides fetch the same pages from the same server, crawler/serve.py (http.server on 127.0.0.1,
+HTTP/1.1 persistent connections, a thread per connection), with the same settings: robots.txt obeyed
+(the site has none), 16 requests at once on the one host, no delay. The server runs outside the
+crawling process on both sides: tokenmill's crawl serves its `serve:` source from its parent process
+(Scrapy runs in a child), the plain spider's server runs in this process; on both sides its CPU
+comes out of the machine's cores that the crawl uses.
+
+It prints pages/s, MB/s of HTML and the peak RSS of each (the sum over the process and its
 children, sampled every 0.1 s), with ratios against `plain`. The site is --site (e.g. the
 debian-handbook's 26 language trees, `python -m crawler.sites debian-handbook DIR`, ~3,300 pages) or,
 by default, one generated in a temporary directory: --pages pages (default 2,000) made of the real

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,7 +40,13 @@ from crawler.extract import Extracted, extract_tree
 logger = logging.getLogger(__name__)
 
 # gzip's (and zlib's) default level: 1% larger than warcio's level 9 on HTML at 0.6x its CPU
-WARC_GZIP_LEVEL = 6
+# zlib's fastest level. On the benchmark's 181 real pages (31 MB of HTML), per page and of the HTML's
+# size: level 1 0.93 ms, 23.0%; 3 1.11 ms, 21.7%; 4 1.36 ms, 20.3%; 6 (gzip's default) 2.29 ms,
+# 19.3%; 9 3.68 ms, 19.2%. The crawl is bound by CPU (the records are built in the extraction
+# workers, beside trafilatura's ~9 ms a page), its archive is written once and seldom read: 1.4 ms
+# less a page is worth a WARC 19% larger than level 6 (each record is its own gzip member: any
+# reader takes it)
+WARC_GZIP_LEVEL = 1
 
 Rules = tuple[tuple[str, ...], tuple[str, ...]]  # a source's allow and deny patterns
 
@@ -129,12 +137,39 @@ def analyse_page(body: bytes, url: str, response_url: str, encoding: str, rules:
 
             root = Selector(text=text, type="html").root
         links = page_links(root, text, response_url, encoding, rules)
-    extracted = extract_tree(tree, url) if tree is not None else None
+    extracted = extract_tree(tree, url, text) if tree is not None else None
     return Analysis(extracted, links, warc_record(warc) if warc is not None else None)
 
 
 def ready() -> None:
     """A task that only loads this module (and trafilatura, Scrapy) in a worker."""
+
+
+def die_with_crawl() -> None:
+    """A worker's initializer: go when the crawl process dies, even killed outright (SIGKILL, the
+    out-of-memory killer), rather than wait on the pool's queue forever (a thread waits on the
+    pipe that multiprocessing gives each child for that; it ends the worker when the pipe closes)."""
+    crawl = multiprocessing.parent_process()
+    if crawl is None:
+        return
+
+    def watch() -> None:
+        crawl.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die with the crawl", daemon=True).start()
+
+
+def pool_context() -> Any:
+    """Workers forked by a fork server that has imported this module (trafilatura, lxml, Scrapy's
+    link rules) once: not spawned, each importing it all (~0.4 s of CPU each, at the crawl's start,
+    while the first pages wait). Not forked from the crawl process itself, which has threads
+    (Twisted's pool) that a fork would copy mid-work; the fork server has none."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 class Analyser:
@@ -145,12 +180,12 @@ class Analyser:
         self.pool = self.start_pool() if workers > 0 else None
 
     def start_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the crawl process has threads (Twisted's pool) that a fork would copy mid-work
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        # start the workers now (a pool spawns them as work comes): their imports (~1 s of CPU each)
-        # overlap Scrapy's start-up instead of holding up the first page, whose links the crawl waits for
-        for _ in range(self.workers):
-            pool.submit(ready)
+        pool = ProcessPoolExecutor(self.workers, mp_context=pool_context(), initializer=die_with_crawl)
+        # start the workers now (a pool starts them as work comes), from a thread: the first start waits
+        # for the fork server's imports (~0.4 s), which overlap Scrapy's start-up instead of holding it
+        # up, or the first page, whose links the crawl waits for
+        threading.Thread(target=lambda: [pool.submit(ready) for _ in range(self.workers)], name="start workers",
+                         daemon=True).start()
         return pool
 
     async def run(self, *args: Any) -> Analysis:

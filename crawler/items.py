@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scrapy.http import Response
+if TYPE_CHECKING:  # the crawl's parent process (crawler.run) imports this module, and need not load Scrapy
+    from scrapy.http import Response
 
 
 @dataclass

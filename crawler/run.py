@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -282,17 +283,21 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
         stats.write(state.root)  # for a look; the output is not replaced
         raise empty_crawl_error(stats, state.root / "stats.json")
     documents.sort(key=lambda d: (d.meta["url"], d.id))
-    write_documents(documents, staging / "documents", config.shard_size)
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
     (staging / "pages").mkdir()
-    for source in [*carried, *sources]:
-        pages = kept[source.name]
-        write_warc(state.warc_dir, state.previous_dir, pages, staging / "warc" / f"{source.name}.warc.gz")
-        write_index(pages, staging / "pages" / f"{source.name}.jsonl.gz")
-        if source in sources and state.previous_pages(source.name).exists():
-            stats.extra["sources"][source.name]["recrawl"] = recrawl_stats(read_index(state.previous_pages(source.name)),
-                                                                           pages)
+    # written side by side: the documents' Parquet (with pyarrow's import of pandas, ~0.3 s) and the
+    # WARC and page index (their gzip lets go of the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="documents") as pool:
+        written = pool.submit(write_documents, documents, staging / "documents", config.shard_size)
+        for source in [*carried, *sources]:
+            pages = kept[source.name]
+            write_warc(state.warc_dir, state.previous_dir, pages, staging / "warc" / f"{source.name}.warc.gz")
+            write_index(pages, staging / "pages" / f"{source.name}.jsonl.gz")
+            if source in sources and state.previous_pages(source.name).exists():
+                stats.extra["sources"][source.name]["recrawl"] = recrawl_stats(
+                    read_index(state.previous_pages(source.name)), pages)
+        written.result()
     stats.write(staging)
     replace_path(staging, out)
     shutil.rmtree(state.root, ignore_errors=True)
@@ -354,8 +359,9 @@ def write_warc(runs: Path, previous: Path, pages: list[dict[str, Any]], path: Pa
 
 def write_index(pages: list[dict[str, Any]], path: Path) -> None:
     """The page records of a finished crawl (text, links, validators, WARC position): what an
-    incremental recrawl starts from. Deterministic bytes (no gzip timestamp)."""
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
+    incremental recrawl starts from. Deterministic bytes (no gzip timestamp); gzip level 1
+    (0.1 s for 2,000 pages against 0.4 s at level 6 and 0.5 s at 9, for 16% more bytes)."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as handle:
         for page in sorted(pages, key=lambda p: canonical(p["url"])):
             handle.write((json.dumps(page, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
 

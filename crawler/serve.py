@@ -11,6 +11,10 @@ from typing import Any, Iterator
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
+    # persistent connections, as web servers keep them: a crawl of a served site does not pay a TCP
+    # connection, a resolver round and a server thread per page (every answer has a Content-Length)
+    protocol_version = "HTTP/1.1"
+
     def log_message(self, format: str, *args: Any) -> None:  # the crawler logs what it fetches
         pass
 
@@ -30,7 +34,9 @@ def bind(directory: Path, port: int) -> ThreadingHTTPServer:
 def serve_directory(directory: Path, port: int = 0) -> Iterator[int]:
     """Serve `directory` in a background thread; yields the port actually bound."""
     server = bind(directory, port)
-    thread = threading.Thread(target=server.serve_forever, name=f"serve {directory}", daemon=True)
+    # a short poll: shutdown() waits for the loop to notice (0.5 s by default, at the end of every crawl)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"serve {directory}",
+                              daemon=True)
     thread.start()
     try:
         yield server.server_address[1]

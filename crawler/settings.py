@@ -42,7 +42,9 @@ ITEM_PIPELINES = {
 
 # breadth-first, so a page is reached at its shortest depth and max_depth cuts where one expects
 DEPTH_PRIORITY = 1
-SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+# Scrapy's PickleFifoDiskQueue files, written on a graceful stop rather than per request (crawler/queues.py)
+SCHEDULER_DISK_QUEUE = "crawler.queues.BufferedPickleFifoDiskQueue"
+SCHEDULER_START_DISK_QUEUE = "crawler.queues.BufferedPickleFifoDiskQueue"
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 
 # a response gives one page and its links' requests: Scrapy starts this many asyncio tasks per

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urldefrag
 
 from w3lib.url import canonicalize_url
 
 
+@lru_cache(maxsize=1 << 16)  # a page's links are mostly found again on other pages
 def canonical(url: str) -> str:
     """The form two spellings of one page share (no fragment, sorted query, normalised escapes)."""
     return canonicalize_url(url)

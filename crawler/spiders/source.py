@@ -45,6 +45,9 @@ class SourceSpider(scrapy.Spider):
         self.analyser: Analyser | None = None  # made by from_crawler (its size is a setting)
         earlier = resume_point(read_pages(pages_file), source.max_depth)
         self.done: set[str] = earlier.done  # canonical stable URLs with a final outcome already
+        # canonical stable URLs requested this run: a link found again makes no second request, which
+        # Scrapy's seen-set would only drop after its trip through the middlewares and the scheduler
+        self.requested: set[str] = set()
         self.frontier: list[tuple[str, int]] = earlier.frontier
         self.fetched = earlier.fetched  # pages fetched so far, earlier runs included
         self.transient_failures = 0  # failures this run that a resumed crawl must try again
@@ -103,8 +106,9 @@ class SourceSpider(scrapy.Spider):
 
     def request(self, url: str, depth: int) -> Request | None:
         key = canonical(self.urls.stable(url))
-        if key in self.done or self.fetched >= self.source.max_pages:
+        if key in self.done or key in self.requested or self.fetched >= self.source.max_pages:
             return None
+        self.requested.add(key)
         request = Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
         if (previous := self.previous.get(key)) is not None:
             if previous.get("etag"):
@@ -133,7 +137,7 @@ class SourceSpider(scrapy.Spider):
 
     async def parse(self, response: Response) -> AsyncIterator[Page | Request]:
         page = self.page(response.request, response.url, status=response.status, response=response)
-        previous = self.previous.get(canonical(page.url))
+        previous = self.previous.get(canonical(page.url)) if self.previous else None
         if response.status == 304 and previous is not None:
             page = Page(**{**carried_fields(previous), "recrawl": "not_modified", "crawled_at": page.crawled_at,
                            "depth": page.depth})
