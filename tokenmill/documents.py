@@ -231,12 +231,17 @@ def _record(raw: bytes, file: DocumentFile, number: int) -> dict[str, Any] | Non
         raise UserError(f"{file}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
     if not line.strip():
         return None
+    return json_object(line, f"{file}:{number}")
+
+
+def json_object(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line as a JSON object; anything else is a one-line UserError naming `where`."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{file}:{number}: invalid JSON ({exc.msg})") from None
+        raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
     if not isinstance(record, dict):
-        raise UserError(f"{file}:{number}: expected a JSON object")
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
     return record
 
 
@@ -351,24 +356,24 @@ def unify_shards(directory: str | Path) -> pa.Schema | None:
     first_seen: dict[str, tuple[pa.DataType, Path]] = {}
     fields: dict[str, pa.Field] = {}
     for file, schema in zip(files, schemas):
-        for field in schema:
-            if pa.types.is_null(field.type):
-                fields.setdefault(field.name, field)
+        for column in schema:
+            if pa.types.is_null(column.type):
+                fields.setdefault(column.name, column)
                 continue
-            known = fields.get(field.name)
+            known = fields.get(column.name)
             if known is None or pa.types.is_null(known.type):
-                fields[field.name] = field.with_nullable(True)
-                first_seen[field.name] = (field.type, file)
+                fields[column.name] = column.with_nullable(True)
+                first_seen[column.name] = (column.type, file)
                 continue
             try:
-                merged = pa.unify_schemas([pa.schema([known]), pa.schema([field])], promote_options="permissive")
+                merged = pa.unify_schemas([pa.schema([known]), pa.schema([column])], promote_options="permissive")
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                type0, file0 = first_seen[field.name]
+                type0, file0 = first_seen[column.name]
                 raise UserError(
-                    f"{directory}: column '{field.name}' is {type0} in {file_name(file0)} but {field.type} in "
+                    f"{directory}: column '{column.name}' is {type0} in {file_name(file0)} but {column.type} in "
                     f"{file_name(file)}"
                 ) from None
-            fields[field.name] = merged.field(field.name).with_nullable(True)
+            fields[column.name] = merged.field(column.name).with_nullable(True)
     names = ["id", "text"] + sorted(set(fields) - {"id", "text"})
     unified = pa.schema([fields[name] for name in names if name in fields])
     for file, schema in zip(files, schemas):

@@ -12,13 +12,13 @@ pad positions excluded from every loss, so no example attends to another.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
+from tokenmill.documents import json_object
 from tokenmill.errors import UserError
 from training.finetune.template import ROLE_TOKENS, ChatTemplate
 
@@ -56,12 +56,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[str, str, dict]]:
             if not line.strip():
                 continue
             where = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            obj = json_object(line, where)
             yield where, hashlib.sha256(line.strip().encode("utf-8")).hexdigest(), obj
 
 

@@ -36,7 +36,7 @@ def test_sft_loader_reads_pairs_and_chats(tmp_path):
     ({"prompt": "Q"}, ":1: missing field 'response'"),
     ({"prompt": "Q", "response": "  "}, ":1: field 'response' is empty"),
     ({"prompt": 3, "response": "A"}, ":1: field 'prompt' must be a string, got int"),
-    ('{"prompt": "Q", ', ":1: not valid JSON"),
+    ('{"prompt": "Q", ', ":1: invalid JSON"),
     ('["Q", "A"]', ":1: expected a JSON object, got list"),
     ({"messages": [{"role": "user", "content": "Q"}]}, ":1: the last message must be the assistant's"),
     ({"messages": [{"role": "bot", "content": "Q"}]}, ":1: messages[0]: needs a 'role' of system, user, assistant"),
