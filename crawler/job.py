@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     code = main(sys.argv[1:])
     # all is written and closed: skip the interpreter's teardown of Scrapy, Twisted and the rest
-    # (the extraction workers, already told to stop, go with this process: PR_SET_PDEATHSIG)
+    # (the extraction workers, already told to stop, go with this process: crawler.analyse.die_with_crawl)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

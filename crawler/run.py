@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from crawler.config import CrawlConfig, Source
 from crawler.items import counts_toward_budget
 from crawler.serve import serve_directory
-from crawler.state import COMPLETE, CrawlState, read_index, read_pages
+from crawler.state import COMPLETE, CrawlState, carried_page, read_index, read_pages
 from crawler.urls import UrlMap, canonical, document_id
 from tokenmill.config import to_dict
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
@@ -286,8 +286,8 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     stats.documents_out = len(documents)
     stats.bytes_out = sum(d.nbytes for d in documents)
     (staging / "pages").mkdir()
-    # written side by side: the documents' Parquet (with pyarrow's import of pandas, ~0.3 s) and the
-    # WARC and page index (their gzip lets go of the GIL)
+    # written side by side: the documents' Parquet and the WARC and page index (zstd and gzip both
+    # let go of the GIL)
     with ThreadPoolExecutor(1, thread_name_prefix="documents") as pool:
         written = pool.submit(write_documents, documents, staging / "documents", config.shard_size)
         for source in [*carried, *sources]:
@@ -303,11 +303,6 @@ def finalise(state: CrawlState, sources: list[Source], out: Path, config: CrawlC
     shutil.rmtree(state.root, ignore_errors=True)
     logger.info("crawl: %d pages fetched, %d documents in %s", stats.extra["pages_fetched"], len(documents), out)
     return stats.to_dict()
-
-
-def carried_page(record: dict[str, Any]) -> dict[str, Any]:
-    """A page of the last crawl, kept as it is: its WARC record is in the previous crawl's file."""
-    return {**record, "warc": {**record["warc"], "previous": True}} if record.get("warc") else record
 
 
 def empty_crawl_error(stats: StageStats, stats_file: Path) -> Exception:

@@ -96,6 +96,12 @@ def read_index(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def carried_page(record: dict[str, Any]) -> dict[str, Any]:
+    """A page record of the last crawl, kept as it is: its WARC record is in that crawl's file
+    (crawler.run.write_warc copies it from there)."""
+    return {**record, "warc": {**record["warc"], "previous": True}} if record.get("warc") else record
+
+
 def read_pages(path: Path) -> Iterator[dict[str, Any]]:
     """The records of a pages.jsonl, skipping a last line cut short by a kill."""
     if not path.exists():

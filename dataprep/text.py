@@ -77,12 +77,6 @@ def char_classes() -> np.ndarray:
     return _classes
 
 
-def char_table(name: str) -> np.ndarray:
-    """For every code point, whether it is 'alnum', 'space', 'letter' or 'cjk' (bool)."""
-    bit = {"alnum": ALNUM, "space": SPACE, "letter": LETTER, "cjk": CJK}[name]
-    return (char_classes() & bit).astype(bool)
-
-
 def _shifted(mask: np.ndarray, fill: bool) -> np.ndarray:
     """mask moved one place right (the previous character's value), `fill` first."""
     out = np.empty_like(mask)
@@ -140,21 +134,9 @@ def _spaced_words(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return starts, ends, any_in(classes, LETTER, starts, ends)
 
 
-def _padded_classes(points: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-    """`char_classes()` of `points` with a whitespace character before and after."""
-    out = np.empty(len(points) + 2, dtype=np.uint8)
-    out[0] = out[-1] = SPACE
-    if classes is None:
-        np.take(char_classes(), points, out=out[1:-1])
-    else:
-        out[1:-1] = classes
-    return out
-
-
-def cjk_spans(points: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """split_cjk as code point spans: every Han/kana character, and runs of other letters/digits."""
-    if classes is None:
-        classes = char_classes()[points]
+def cjk_spans(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """split_cjk as code point spans over the code points' `char_classes()`: every Han/kana
+    character, and runs of other letters/digits."""
     cjk = (classes & CJK) != 0
     other = ((classes & ALNUM) != 0) & ~cjk
     before, after = _shifted(other, False), np.empty_like(other)
@@ -227,17 +209,6 @@ class TextView:
     def classes(self) -> np.ndarray:
         """`char_classes()` bits of each code point."""
         return np.take(char_classes(), self.points)
-
-    @cached_property
-    def word_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(starts, ends) in code points of each of `words`; None for a splitter this module does not know."""
-        splitter = WORD_SPLITTERS.get(self.lang or "default", split_spaced)
-        if splitter is split_spaced:
-            starts, ends, _ = _spaced_words(_padded_classes(self.points, self.classes))
-            return starts - 1, ends - 1
-        if splitter is split_cjk:
-            return cjk_spans(self.points, self.classes)
-        return None
 
     # The array forms and counts below are computed for a whole batch at once (`prepare_views`); a view
     # asked alone is a batch of one.
@@ -370,7 +341,7 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
     word_at = np.searchsorted(starts, begins)
     alpha = _per_text(letter, word_at).tolist()
     if splitter is split_cjk:
-        starts, ends = cjk_spans(points, classes)
+        starts, ends = cjk_spans(classes)
         word_at = np.searchsorted(starts, begins)
     elif splitter is not split_spaced:  # a splitter given as a function only: its words as listed
         starts = ends = np.zeros(0, dtype=np.int64)

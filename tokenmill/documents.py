@@ -447,19 +447,20 @@ def _documents_table(ids: list[Any], texts: list[Any], metas: list[dict[str, Any
     keys: set[str] = set()
     for meta in metas:
         keys.update(meta)
+    own_texts = texts
     if "id" in keys or "text" in keys:  # a meta field shadows a document's own: as its record has it
-        records = [{"id": i, "text": t, **m} for i, t, m in zip(ids, texts, metas)]
-        table, _ = _documents_table([r["id"] for r in records], [r["text"] for r in records],
-                                    [{k: v for k, v in r.items() if k not in ("id", "text")} for r in records])
-        return table, sum(len(text.encode("utf-8")) for text in texts)
+        ids = [m.get("id", i) for i, m in zip(ids, metas)]
+        texts = [m.get("text", t) for t, m in zip(texts, metas)]
+        metas = [{k: v for k, v in m.items() if k not in ("id", "text")} for m in metas]
+        keys -= {"id", "text"}
     columns = ["id", "text"] + sorted(keys)
     text = _column(texts)
     arrays = [_column(ids), text] + [_column([m.get(k) for m in metas]) for k in columns[2:]]
-    if pa.types.is_string(text.type) and text.null_count == 0:
+    if texts is own_texts and pa.types.is_string(text.type) and text.null_count == 0:
         offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
         text_bytes = int(offsets[text.offset + len(text)] - offsets[text.offset])
     else:
-        text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+        text_bytes = sum(len(t.encode("utf-8")) for t in own_texts)
     return pa.Table.from_arrays(arrays, names=columns), text_bytes
 
 

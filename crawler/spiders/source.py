@@ -26,7 +26,7 @@ from crawler.config import Source
 from crawler.analyse import Analyser, link_extractor, rules_of, warc_input
 from crawler.items import IN_PROCESS, Page, counts_toward_budget
 from crawler.middlewares import AddressRefused, RobotsUnavailable
-from crawler.state import read_index, read_pages
+from crawler.state import carried_page, read_index, read_pages
 from crawler.urls import UrlMap, canonical
 
 
@@ -244,10 +244,7 @@ class SourceSpider(scrapy.Spider):
 def carried_fields(record: dict[str, Any]) -> dict[str, Any]:
     """A previous crawl's page record as the fields of a Page of this crawl (its WARC record is
     the previous crawl's, see crawler.run.write_warc)."""
-    fields = {k: v for k, v in record.items() if k in Page.__dataclass_fields__ and k not in IN_PROCESS}
-    if fields.get("warc"):
-        fields["warc"] = {**fields["warc"], "previous": True}
-    return fields
+    return {k: v for k, v in carried_page(record).items() if k in Page.__dataclass_fields__ and k not in IN_PROCESS}
 
 
 def response_facts(response: Response, snapshot: bool) -> dict[str, Any]:

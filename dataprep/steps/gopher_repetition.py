@@ -154,11 +154,6 @@ class NgramIndex:
                 h = h * _MULTIPLIER + self.ids[positions + k]
         return h
 
-    def gram_chars(self, n: int) -> np.ndarray:
-        """Characters of the n-gram starting at each position (words joined without spaces)."""
-        count = max(len(self.cum) - n, 0)
-        return self.cum[n : n + count] - self.cum[:count]
-
     def repeats(self, n: int, candidates: np.ndarray | None = None,
                 keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(positions, keys, counts, firsts) of the n-grams that occur more than once: their start
