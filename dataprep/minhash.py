@@ -30,7 +30,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _PRIME = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.uint64(0x243F6A8885A308D3)  # the hash of a document without words
-CHUNK_VALUES = 1 << 21  # shingles x permutations computed at once (16 MiB of uint64)
+CHUNK_VALUES = 1 << 19  # shingles x permutations computed at once: 2 MiB of uint32, in L2 (1.3x as fast as 8 MiB)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -58,13 +58,15 @@ CHUNK_CHARS = 1 << 17  # characters turned into word hashes at once: ~20 bytes o
 
 
 def word_table() -> np.ndarray:
-    """For every code point, whether `re`'s `\\w` matches it (str.isalnum() or '_'); built once."""
+    """For every code point, whether `re`'s `\\w` matches it; built once (~0.02 s: one `\\w+` scan over
+    every code point, a few hundred runs)."""
     global _word_table
     if _word_table is None:
-        from dataprep.text import ALNUM, char_classes
-
-        _word_table = (char_classes() & ALNUM) != 0  # str.isalnum, built from re's classes (tested)
-        _word_table[ord("_")] = True
+        every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+        table = np.zeros(0x110000, dtype=bool)
+        for run in WORD.finditer(every):
+            table[run.start() : run.end()] = True
+        _word_table = table
     return _word_table
 
 

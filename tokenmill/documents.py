@@ -54,6 +54,7 @@ class Document:
         return len(text) if text.isascii() else len(text.encode("utf-8"))  # isascii: a flag, no scan
 
 
+READ_BUFFER = 1 << 20
 DocumentFile = Union[Path, str]  # a local path, or the URL of a remote file
 
 
@@ -64,7 +65,9 @@ def file_name(file: DocumentFile) -> str:
 def open_binary(file: DocumentFile, mode: str = "rb") -> IO[bytes]:
     """A local file, or a remote one through fsspec."""
     if not is_url(file):
-        return open(file, mode)
+        # a 1 MiB buffer: a JSONL line (a whole page) is often longer than the default 8 KiB, and
+        # iterating lines through the small buffer took 3-5x as long
+        return open(file, mode, buffering=READ_BUFFER if "r" in mode else -1)
     fs, path = url_fs(file)
     return fs.open(path, mode)
 
