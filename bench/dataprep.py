@@ -19,7 +19,9 @@ through bench/datatrove_ref.py. Measured, each with the ratio ours/reference (> 
    `tokenmill prepare --steps near_dedup` vs datatrove's four MinHash stages (signature, buckets,
    cluster, filter), wall time and peak RSS of each process; removed documents compared.
 4. PII: tokenmill's `pii` step vs datatrove's PIIFormatter (e-mail and IP only).
-5. The whole prepare stage (`tokenmill prepare`, default steps): MB/s per core and peak RSS.
+5. The whole prepare stage (`tokenmill prepare`, default steps): MB/s per core and peak RSS, next to
+   datatrove's nearest pipeline run the same way (ftfy, Gopher quality + repetition, the four MinHash
+   stages, PII; see bench/datatrove_ref.py for what it leaves out).
 """
 
 from __future__ import annotations
@@ -273,7 +275,7 @@ def bench_pii(docs, megabytes, inp, work, python, results):
                       "replaced": dict(step.replaced)}
 
 
-def bench_prepare(docs, megabytes, inp, work, results):
+def bench_prepare(docs, megabytes, inp, work, python, results):
     print("5. Whole prepare stage (default steps, one process)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     seconds, rss, _ = measured_child(tokenmill_command("prepare", "--in", str(inp), "--out", str(work / "prepare")),
@@ -281,8 +283,18 @@ def bench_prepare(docs, megabytes, inp, work, results):
     stats = json.loads((work / "prepare" / "stats.json").read_text())
     print(line("tokenmill prepare", seconds, len(docs), megabytes, f"peak RSS {rss} MB"))
     print(f"    kept {stats['documents_out']} of {stats['documents_in']}; removed {stats['removed']}")
+    # datatrove's nearest pipeline (bench/datatrove_ref.py `prepare`: no language ID, URL filter,
+    # decontamination or exact dedup, which it cannot run offline or has no counterpart for)
+    ref_s, ref_rss, ref_out = measured_child([str(python), str(HERE / "datatrove_ref.py"), "prepare", str(inp),
+                                              str(work / "datatrove-prepare")])
+    ref = json.loads(ref_out)
+    print(line(f"datatrove {ref['version']} ftfy+Gopher+MinHash+PII pipeline", ref_s, len(docs), megabytes,
+               f"peak RSS {ref_rss} MB (kept {ref['kept']})"))
+    print(f"  ratio tokenmill/datatrove: {ref_s / seconds:.1f}x; peak RSS {rss / ref_rss:.2f}x datatrove's")
     results["prepare"] = {"seconds": seconds, "mb_per_s": megabytes / seconds, "peak_rss_mb": rss,
-                          "documents_out": stats["documents_out"], "removed": stats["removed"]}
+                          "documents_out": stats["documents_out"], "removed": stats["removed"],
+                          "datatrove_s": ref_s, "datatrove_stage_s": ref["stage_seconds"],
+                          "datatrove_rss_mb": ref_rss, "datatrove_kept": ref["kept"], "ratio": ref_s / seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         if "pii" in parts:
             bench_pii(docs, megabytes, inp, work, python, results)
         if "prepare" in parts:
-            bench_prepare(docs, megabytes, inp, work, results)
+            bench_prepare(docs, megabytes, inp, work, python, results)
     (directory / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

@@ -1,10 +1,10 @@
 """The datatrove side of bench/dataprep.py, run by the Python of its own venv (never imports tokenmill).
 
-    venv-datatrove/bin/python bench/datatrove_ref.py gopher|minhash|pii INPUT_DIR WORK_DIR
+    venv-datatrove/bin/python bench/datatrove_ref.py gopher|minhash|pii|prepare INPUT_DIR WORK_DIR
 
 Reads the same JSONL shards as the tokenmill side and prints one JSON object: seconds (the timed
-part only: documents are read into memory first, except for minhash, whose four stages read the
-shards themselves as datatrove runs them) and the decisions to compare.
+part only: documents are read into memory first, except for minhash and prepare, whose stages read
+the shards themselves as datatrove runs them) and the decisions to compare.
 """
 
 from __future__ import annotations
@@ -84,6 +84,49 @@ def minhash(inp: Path, work: Path) -> dict:
     return {"seconds": sum(times), "stage_seconds": times, "removed": removed}
 
 
+def prepare(inp: Path, work: Path) -> dict:
+    """datatrove's nearest pipeline to tokenmill's default prepare, stage by stage in this process:
+    ftfy, Gopher quality + repetition, the four MinHash stages, then PII on what is left, written as
+    uncompressed JSONL. Left out, as they cannot run offline or have no counterpart: language
+    identification (fastText's model is downloaded from the Hub), the URL filter (tldextract fetches
+    the public suffix list; the bench documents have no URLs), decontamination and exact dedup."""
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+    )
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
+    filtered, out = work / "filtered", work / "out"
+    stages = [
+        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"), FTFYFormatter(), GopherQualityFilter(),
+                       GopherRepetitionFilter(), JsonlWriter(str(filtered), compression=None)], tasks=1),
+        dict(pipeline=[JsonlReader(str(filtered), glob_pattern="*.jsonl"),
+                       MinhashDedupSignature(output_folder=str(work / "signatures"), config=config)], tasks=1),
+        dict(pipeline=[MinhashDedupBuckets(input_folder=str(work / "signatures"), output_folder=str(work / "buckets"),
+                                           config=config)], tasks=config.num_buckets),
+        dict(pipeline=[MinhashDedupCluster(input_folder=str(work / "buckets"), output_folder=str(work / "clusters"),
+                                           config=config)], tasks=1),
+        dict(pipeline=[JsonlReader(str(filtered), glob_pattern="*.jsonl"),
+                       MinhashDedupFilter(input_folder=str(work / "clusters")), PIIFormatter(),
+                       JsonlWriter(str(out), compression=None)], tasks=1),
+    ]
+    times = []
+    for number, stage in enumerate(stages):
+        start = time.perf_counter()
+        LocalPipelineExecutor(**stage, workers=1, logging_dir=str(work / f"logs-{number}"), skip_completed=False).run()
+        times.append(time.perf_counter() - start)
+    kept = sum(1 for f in out.glob("*") for _ in open(f))
+    return {"seconds": sum(times), "stage_seconds": times, "kept": kept}
+
+
 def pii(inp: Path, work: Path) -> dict:
     from datatrove.pipeline.formatters import PIIFormatter
 
@@ -102,6 +145,6 @@ if __name__ == "__main__":
     work.mkdir(parents=True, exist_ok=True)
     from importlib.metadata import version
 
-    result = {"gopher": gopher, "minhash": minhash, "pii": pii}[mode](inp, work)
+    result = {"gopher": gopher, "minhash": minhash, "pii": pii, "prepare": prepare}[mode](inp, work)
     result["version"] = version("datatrove")
     print(json.dumps(result))

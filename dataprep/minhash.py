@@ -53,7 +53,7 @@ _powers = np.ones(1, dtype=np.uint64)  # _P ** i, grown on demand
 _inverse_powers = np.ones(1, dtype=np.uint64)  # _P ** -i (mod 2**64; _P is odd)
 _P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
 _P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
-SIGN_CHARS = 1 << 22  # characters of text signed at once (MinHasher.sign)
+SIGN_CHARS = 1 << 19  # characters of text signed at once (MinHasher.sign): ~4 MB of shingle arrays, 1.1x as fast as 1 << 22
 CHUNK_CHARS = 1 << 17  # characters turned into word hashes at once: ~20 bytes of numpy state each, in cache
 
 
