@@ -50,8 +50,9 @@ def recording(check, decisions):
     return filter
 
 
-def minhash(inp: Path, work: Path) -> dict:
-    from datatrove.executor import LocalPipelineExecutor
+def minhash_stages(docs: Path, work: Path, filter_kwargs: dict, after: list) -> list[dict]:
+    """datatrove's four MinHash stages over the JSONL shards in `docs` (FineWeb's 14 buckets x 8 hashes,
+    5-grams); the filter stage re-reads `docs` and runs `after` on the survivors."""
     from datatrove.pipeline.dedup import MinhashDedupSignature
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
@@ -60,26 +61,37 @@ def minhash(inp: Path, work: Path) -> dict:
         MinhashDedupFilter,
     )
     from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers import JsonlWriter
 
     config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
-    stages = [
-        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"),
+    return [
+        dict(pipeline=[JsonlReader(str(docs), glob_pattern="*.jsonl"),
                        MinhashDedupSignature(output_folder=str(work / "signatures"), config=config)], tasks=1),
         dict(pipeline=[MinhashDedupBuckets(input_folder=str(work / "signatures"), output_folder=str(work / "buckets"),
                                            config=config)], tasks=config.num_buckets),
         dict(pipeline=[MinhashDedupCluster(input_folder=str(work / "buckets"), output_folder=str(work / "clusters"),
                                            config=config)], tasks=1),
-        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"),
-                       MinhashDedupFilter(input_folder=str(work / "clusters"),
-                                          exclusion_writer=JsonlWriter(str(work / "removed"), compression=None))],
-             tasks=1),
+        dict(pipeline=[JsonlReader(str(docs), glob_pattern="*.jsonl"),
+                       MinhashDedupFilter(input_folder=str(work / "clusters"), **filter_kwargs), *after], tasks=1),
     ]
+
+
+def run_stages(stages: list[dict], work: Path) -> list[float]:
+    """Each stage on one worker, one after the other: the seconds of each."""
+    from datatrove.executor import LocalPipelineExecutor
+
     times = []
     for number, stage in enumerate(stages):
         start = time.perf_counter()
         LocalPipelineExecutor(**stage, workers=1, logging_dir=str(work / f"logs-{number}"), skip_completed=False).run()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def minhash(inp: Path, work: Path) -> dict:
+    from datatrove.pipeline.writers import JsonlWriter
+
+    writer = JsonlWriter(str(work / "removed"), compression=None)
+    times = run_stages(minhash_stages(inp, work, {"exclusion_writer": writer}, []), work)
     removed = sorted(json.loads(line)["id"] for f in sorted((work / "removed").glob("*")) for line in open(f))
     return {"seconds": sum(times), "stage_seconds": times, "removed": removed}
 
@@ -90,39 +102,16 @@ def prepare(inp: Path, work: Path) -> dict:
     uncompressed JSONL. Left out, as they cannot run offline or have no counterpart: language
     identification (fastText's model is downloaded from the Hub), the URL filter (tldextract fetches
     the public suffix list; the bench documents have no URLs), decontamination and exact dedup."""
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import MinhashDedupSignature
-    from datatrove.pipeline.dedup.minhash import (
-        MinhashConfig,
-        MinhashDedupBuckets,
-        MinhashDedupCluster,
-        MinhashDedupFilter,
-    )
     from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
     from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
     filtered, out = work / "filtered", work / "out"
-    stages = [
-        dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"), FTFYFormatter(), GopherQualityFilter(),
-                       GopherRepetitionFilter(), JsonlWriter(str(filtered), compression=None)], tasks=1),
-        dict(pipeline=[JsonlReader(str(filtered), glob_pattern="*.jsonl"),
-                       MinhashDedupSignature(output_folder=str(work / "signatures"), config=config)], tasks=1),
-        dict(pipeline=[MinhashDedupBuckets(input_folder=str(work / "signatures"), output_folder=str(work / "buckets"),
-                                           config=config)], tasks=config.num_buckets),
-        dict(pipeline=[MinhashDedupCluster(input_folder=str(work / "buckets"), output_folder=str(work / "clusters"),
-                                           config=config)], tasks=1),
-        dict(pipeline=[JsonlReader(str(filtered), glob_pattern="*.jsonl"),
-                       MinhashDedupFilter(input_folder=str(work / "clusters")), PIIFormatter(),
-                       JsonlWriter(str(out), compression=None)], tasks=1),
-    ]
-    times = []
-    for number, stage in enumerate(stages):
-        start = time.perf_counter()
-        LocalPipelineExecutor(**stage, workers=1, logging_dir=str(work / f"logs-{number}"), skip_completed=False).run()
-        times.append(time.perf_counter() - start)
+    stages = [dict(pipeline=[JsonlReader(str(inp), glob_pattern="*.jsonl"), FTFYFormatter(), GopherQualityFilter(),
+                             GopherRepetitionFilter(), JsonlWriter(str(filtered), compression=None)], tasks=1)]
+    stages += minhash_stages(filtered, work, {}, [PIIFormatter(), JsonlWriter(str(out), compression=None)])
+    times = run_stages(stages, work)
     kept = sum(1 for f in out.glob("*") for _ in open(f))
     return {"seconds": sum(times), "stage_seconds": times, "kept": kept}
 
