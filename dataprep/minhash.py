@@ -55,6 +55,7 @@ _P = np.uint64(0x100000001B3)  # FNV's 64-bit prime
 _P_INVERSE = np.uint64(pow(0x100000001B3, -1, 1 << 64))
 SIGN_CHARS = 1 << 19  # characters of text signed at once (MinHasher.sign): ~4 MB of shingle arrays, 1.1x as fast as 1 << 22
 CHUNK_CHARS = 1 << 17  # characters turned into word hashes at once: ~20 bytes of numpy state each, in cache
+POWERS_KEPT = 1 << 18  # powers kept between calls: 4 MiB, more than a chunk of CHUNK_CHARS needs
 
 
 def word_table() -> np.ndarray:
@@ -91,9 +92,15 @@ def bmp_lower_table() -> np.ndarray:
 
 
 def powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """_P ** i and _P ** -i for i < n (at least). Kept for n up to POWERS_KEPT (what signing's chunks
+    need, over and over); a longer text gets tables for its call only: kept, they would stay as large
+    as the longest text ever seen (16 bytes a character; a 5M-character page would keep 80 MB)."""
     global _powers, _inverse_powers
+    if n > POWERS_KEPT:
+        with np.errstate(over="ignore"):
+            return _cumulative(_P, n), _cumulative(_P_INVERSE, n)
     if len(_powers) < n:
-        size = max(n, 2 * len(_powers))
+        size = min(max(n, 2 * len(_powers)), POWERS_KEPT)
         with np.errstate(over="ignore"):
             _powers = _cumulative(_P, size)
             _inverse_powers = _cumulative(_P_INVERSE, size)

@@ -112,3 +112,20 @@ def test_the_lower_case_word_table_is_str_lower_and_re_word_for_every_bmp_charac
             assert len(low) != 1 or code == 0x03A3
         else:
             assert table[code] == (ord(low) if re.fullmatch(r"\w", low) else 0), hex(code)
+
+
+def test_a_text_longer_than_the_kept_powers_hashes_alike_and_leaves_no_large_tables(monkeypatch):
+    """Power tables are kept up to POWERS_KEPT entries; a longer text gets tables of its own for the
+    call, with the same word hashes as in a short text (the kept tables do not grow with the longest text)."""
+    from dataprep import minhash
+
+    monkeypatch.setattr(minhash, "POWERS_KEPT", 1 << 10)
+    monkeypatch.setattr(minhash, "_powers", np.ones(1, dtype=np.uint64))
+    monkeypatch.setattr(minhash, "_inverse_powers", np.ones(1, dtype=np.uint64))
+    words = [f"wort{i % 97}x" for i in range(2000)]  # ~16,000 characters
+    long_hashes, _ = minhash.word_hashes([" ".join(words)])
+    short_hashes, _ = minhash.word_hashes([" ".join(words[:50])])
+    assert len(minhash._powers) <= 1 << 10 and len(minhash._inverse_powers) <= 1 << 10
+    assert len(long_hashes) == 2000
+    assert long_hashes[:50].tolist() == short_hashes.tolist()
+    assert len(set(long_hashes.tolist())) == 97
