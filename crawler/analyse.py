@@ -39,7 +39,6 @@ from crawler.extract import Extracted, extract_tree
 
 logger = logging.getLogger(__name__)
 
-# gzip's (and zlib's) default level: 1% larger than warcio's level 9 on HTML at 0.6x its CPU
 # zlib's fastest level. On the benchmark's 181 real pages (31 MB of HTML), per page and of the HTML's
 # size: level 1 0.93 ms, 23.0%; 3 1.11 ms, 21.7%; 4 1.36 ms, 20.3%; 6 (gzip's default) 2.29 ms,
 # 19.3%; 9 3.68 ms, 19.2%. The crawl is bound by CPU (the records are built in the extraction

@@ -166,10 +166,7 @@ def _chunk_word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
             lowered[bounds[i] : bounds[i + 1] - 1] = 0
     is_word = np.zeros(len(points) + 2, dtype=bool)
     np.not_equal(lowered, 0, out=is_word[1:-1])
-    edges = np.flatnonzero(is_word[1:] != is_word[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    hashes = span_hashes(lowered, starts, ends)
-    counts = np.diff(np.searchsorted(starts, bounds))  # words never span texts (NUL between)
+    hashes, counts = _hash_words(lowered, is_word, bounds)
     if not others:
         return hashes, counts
     other_hashes, other_counts = _lowered_word_hashes([texts[i] for i in others])
@@ -205,6 +202,13 @@ def _lowered_word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         np.cumsum([len(t.lower()) + 1 for t in texts[:-1]], out=bounds[1:-1])
     is_word = np.zeros(len(points) + 2, dtype=bool)
     np.take(word_table(), points, out=is_word[1:-1])
+    return _hash_words(points, is_word, bounds)
+
+
+def _hash_words(points: np.ndarray, is_word: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hashes of the words of `points` (runs where `is_word`, which has one False on either side),
+    and the words of each text, `bounds` being where each text starts (then the end): no word spans
+    two texts (a NUL between them)."""
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])
     starts, ends = edges[0::2], edges[1::2]
     return span_hashes(points, starts, ends), np.diff(np.searchsorted(starts, bounds))

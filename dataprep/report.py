@@ -8,8 +8,8 @@
     out/plots/dedup_clusters.{csv,svg}  duplicate cluster sizes           (dataprep/plots.py)
 
 "Before" is every document that entered the stage (kept and removed), "after" the kept ones: the
-lengths of the final texts, counted as the stage wrote them (`text_lengths` reads them back from the
-shards instead). Everything is derived from the output and stats.json, in a fixed order: the same
+lengths of the final texts, counted as the stage wrote them (`text_lengths` reads the same back from
+the shards). Everything is derived from the output and stats.json, in a fixed order: the same
 run writes the same bytes.
 """
 
@@ -122,15 +122,15 @@ def kept_languages(directory: Path) -> Counter:
     return counts
 
 
-def write_report(out: Path, stats: dict[str, Any], lengths: tuple[list[int], list[int]] | None = None) -> None:
+def write_report(out: Path, stats: dict[str, Any], lengths: tuple[list[int], list[int]]) -> None:
     """Write out/report.html and its plots (CSV + SVG in out/plots) from the output and its stats
     (call after `dataprep.plots.write_plots`, whose removal and cluster plots it embeds). `lengths`:
-    the characters of the kept and of the removed texts as they were written (else read back)."""
+    the characters of the kept and of the removed texts as they were written."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     images: dict[str, str] = {}
 
-    after, removed = lengths if lengths is not None else (text_lengths(out), text_lengths(out / "removed"))
+    after, removed = lengths
     before = after + removed
     edges = log_bins(before)
     hist_before, hist_after = histogram(before, edges), histogram(after, edges)

@@ -328,7 +328,7 @@ class ShardWriter:
         if not self._ids:
             return
         table, text_bytes = _documents_table(self._ids, self._texts, self._metas)
-        _write_parquet_table(table, join(self.directory, SHARD_PATTERN.format(self.shards)))
+        _write_table(table, join(self.directory, SHARD_PATTERN.format(self.shards)))
         self._written_bytes += text_bytes
         self.shards += 1
         self._ids, self._texts, self._metas = [], [], []
@@ -426,22 +426,19 @@ def read_batches(file: DocumentFile, columns: list[str], batch_size: int = 64) -
 
 
 def _write_table(table: pa.Table, file: DocumentFile) -> None:
+    """`table` as one zstd Parquet file: a local path, or a remote file through fsspec."""
+    if not is_url(file):
+        pq.write_table(table, file, compression="zstd")
+        return
     with open_binary(file, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
 
 
 def write_parquet(records: list[dict[str, Any]], file: DocumentFile) -> None:
     """One zstd Parquet file with `id` and `text` first; identical records give identical bytes."""
-    columns = ["id", "text"] + sorted({k for r in records for k in r} - {"id", "text"})
-    table = pa.Table.from_arrays([_column([r.get(c) for r in records]) for c in columns], names=columns)
-    _write_parquet_table(table, file)
-
-
-def _write_parquet_table(table: pa.Table, file: DocumentFile) -> None:
-    if is_url(file):
-        _write_table(table, file)
-    else:
-        pq.write_table(table, file, compression="zstd")
+    metas = [{k: v for k, v in r.items() if k not in ("id", "text")} for r in records]
+    table, _ = _documents_table([r.get("id") for r in records], [r.get("text") for r in records], metas)
+    _write_table(table, file)
 
 
 def _documents_table(ids: list[Any], texts: list[Any], metas: list[dict[str, Any]]) -> tuple[pa.Table, int]:
@@ -463,7 +460,7 @@ def _documents_table(ids: list[Any], texts: list[Any], metas: list[dict[str, Any
         offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)
         text_bytes = int(offsets[text.offset + len(text)] - offsets[text.offset])
     else:
-        text_bytes = sum(len(t.encode("utf-8")) for t in own_texts)
+        text_bytes = sum(len(t.encode("utf-8")) for t in own_texts if isinstance(t, str))
     return pa.Table.from_arrays(arrays, names=columns), text_bytes
 
 

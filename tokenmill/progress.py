@@ -84,13 +84,12 @@ class PlainProgress:
 def progress(iterable: Iterable | None = None, *, total: float | None = None, desc: str = "",
              unit: str = "it", every_s: float = 10.0, disable: bool = False, **kwargs: Any) -> Any:
     """A progress bar over `iterable` (or a manual one with `update`); see the module docstring."""
-    if disable or is_terminal():
-        from tqdm import tqdm  # only here: its import is ~15-30 ms of every command (importlib.metadata)
+    if not disable and not is_terminal():
+        return PlainProgress(iterable, total=total, desc=desc, unit=unit, every_s=every_s)
+    from tqdm import tqdm  # only here: its import is ~15-30 ms of every command (importlib.metadata)
     if disable:
         return tqdm(iterable, total=total, disable=True)
-    if is_terminal():
-        return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs)
-    return PlainProgress(iterable, total=total, desc=desc, unit=unit, every_s=every_s)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, **kwargs)
 
 
 def _len(iterable: Iterable | None) -> float | None:
