@@ -148,6 +148,24 @@ def cjk_spans(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
+class BatchField:
+    """A TextView attribute that `_fill_views` computes for a whole batch of views and stores on each
+    (as cached_property stores its value): a view asked alone is filled as a batch of one."""
+
+    def __init__(self, doc: str):
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, v: "TextView | None", owner: type | None = None):
+        if v is None:
+            return self
+        if self.name not in v.__dict__:
+            _fill_views([v], WORD_SPLITTERS.get(v.lang or "default", split_spaced))
+        return v.__dict__[self.name]
+
+
 class TextView:
     """Lazily computed, cached parts of one text (in one language).
 
@@ -213,73 +231,23 @@ class TextView:
     # The array forms and counts below are computed for a whole batch at once (`prepare_views`); a view
     # asked alone is a batch of one.
 
-    def _filled(self, name: str):
-        if name not in self.__dict__:
-            _fill_views([self], WORD_SPLITTERS.get(self.lang or "default", split_spaced))
-        return self.__dict__[name]
-
-    @cached_property
-    def word_lengths(self) -> np.ndarray:
-        """len() of each of `words` (int64)."""
-        return self._filled("word_lengths")
-
-    @cached_property
-    def word_ids(self) -> np.ndarray:
-        """One uint64 per word of `words`: equal words, equal ids."""
-        return self._filled("word_ids")
-
-    @cached_property
-    def word_chars(self) -> int:
-        """sum(word_lengths)."""
-        return self._filled("word_chars")
-
-    @cached_property
-    def token_count(self) -> int:
-        """len(tokens): whitespace tokens."""
-        return self._filled("token_count")
-
-    @cached_property
-    def alpha_token_count(self) -> int:
+    word_lengths: np.ndarray = BatchField("len() of each of `words` (int64).")
+    word_ids: np.ndarray = BatchField("One uint64 per word of `words`: equal words, equal ids.")
+    word_chars: int = BatchField("sum(word_lengths).")
+    token_count: int = BatchField("len(tokens): whitespace tokens.")
+    alpha_token_count: int = BatchField(
         """Whitespace tokens holding a letter (re's `[^\\W\\d_]`): their word (first to last
-        letter/digit) holds all their letters."""
-        return self._filled("alpha_token_count")
-
-    @cached_property
-    def nonempty_line_count(self) -> int:
-        """len(nonempty_lines)."""
-        return self._filled("nonempty_line_count")
-
-    @cached_property
-    def bullet_line_count(self) -> int:
-        """How many of `nonempty_lines` start with one of BULLETS."""
-        return self._filled("bullet_line_count")
-
-    @cached_property
-    def ellipsis_line_count(self) -> int:
-        """How many of `nonempty_lines` end with one of ELLIPSES."""
-        return self._filled("ellipsis_line_count")
-
-    @cached_property
-    def hash_count(self) -> int:
-        """text.count('#')."""
-        return self._filled("hash_count")
-
-    @cached_property
-    def ellipsis_count(self) -> int:
-        """text.count('...') + text.count('…')."""
-        return self._filled("ellipsis_count")
-
-    @cached_property
-    def line_repeats(self) -> tuple[int, int, int]:
+        letter/digit) holds all their letters.""")
+    nonempty_line_count: int = BatchField("len(nonempty_lines).")
+    bullet_line_count: int = BatchField("How many of `nonempty_lines` start with one of BULLETS.")
+    ellipsis_line_count: int = BatchField("How many of `nonempty_lines` end with one of ELLIPSES.")
+    hash_count: int = BatchField("text.count('#').")
+    ellipsis_count: int = BatchField("text.count('...') + text.count('…').")
+    line_repeats: tuple[int, int, int] = BatchField(
         """(lines, lines that repeat an earlier line, characters in those repeats) over the non-empty
         `lines` (as they stand, '' left out): every line but the first occurrence of each distinct one
-        is a repeat."""
-        return self._filled("line_repeats")
-
-    @cached_property
-    def paragraph_repeats(self) -> tuple[int, int, int]:
-        """As `line_repeats`, over `paragraphs`."""
-        return self._filled("paragraph_repeats")
+        is a repeat.""")
+    paragraph_repeats: tuple[int, int, int] = BatchField("As `line_repeats`, over `paragraphs`.")
 
     def count_words_in(self, vocabulary: frozenset[str] | set[str], enough: int) -> int:
         """How many of `lower_words` are in `vocabulary`, counting up to `enough` (then it stops)."""
