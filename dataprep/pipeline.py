@@ -4,7 +4,7 @@
     out/removed/part-00000.parquet ...  removed documents with `reason` (and `duplicate_of`)
     out/stats.json                      documents/bytes in and out, removals, per-step counts
     out/report.html                     the data-quality report (dataprep/report.py)
-    out/plots/*.{png,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
+    out/plots/*.{svg,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
 """
 
 from __future__ import annotations

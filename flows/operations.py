@@ -25,6 +25,7 @@ from flows.locks import path_lock
 from flows.pipeline import run_stage
 from pipeline import champion, corpus, stages
 from pipeline.params import load_params
+from training.tracking import client
 from tokenmill.errors import UserError
 
 CRAWL_COMPLETED = "tokenmill.crawl.completed"
@@ -89,7 +90,8 @@ def fetch_corpus_task(version: str, md5: str, path: str, out: str) -> str:
 
 @flow(name="train-on-corpus", log_prints=True)
 def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
-    """tokenize → train → evaluate on exactly corpus `version`, then crown the run champion if it is better.
+    """tokenize → train → evaluate on exactly corpus `version`; evaluate's promotion gate makes the run's
+    model the champion when it beats the holder.
 
     On the workspace's corpus the stages are versioned in DVC (skipped when up to date); on an
     older version they run under runs/<version>/ and are not (dvc.lock records the latest)."""
@@ -111,8 +113,9 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
     run_file = Path(params.paths.model) / "run.json"
     if params.tracking.enabled and run_file.is_file():
         run_id = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
-        champion.client(params.tracking).set_tag(run_id, "corpus.version", version)
-        crowned = champion.crown_if_better(params.tracking, run_id)
+        client(params.tracking).set_tag(run_id, "corpus.version", version)
+        best = champion.champion(params.tracking)  # evaluate's promotion gate moved the alias, or not
+        crowned = best is not None and best["run_id"] == run_id
         logger.info("MLflow run %s trained on %s%s", run_id, version, ": the new champion" if crowned else "")
         results["run"] = {"run_id": run_id, "corpus_version": version, "champion": crowned}
     return results

@@ -108,7 +108,8 @@ def deployments(params_path: str = "params.yaml") -> list:
 
 def finetune_deployments(params_path: str) -> list:
     """finetune: SFT, reward model and DPO on each new pre-training champion (flows/finetune.py)."""
-    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED, finetune_champion
+    from flows.champion import CHAMPION_RESOURCE, CHAMPION_UPDATED
+    from flows.finetune import finetune_champion
 
     return [finetune_champion.to_deployment(
         name="finetune", entrypoint_type=EntrypointType.MODULE_PATH, concurrency_limit=FINETUNE_CONCURRENCY,

@@ -26,7 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.commands import DVC, run_command
 from flows.report import report_stage
-from pipeline.champion import absolute_uri, client
+from training.tracking import client, store_uri
 from pipeline.params import load_params
 from tokenmill.errors import UserError
 
@@ -82,7 +82,7 @@ def group_runs(tracking, parent_id: str, started_ms: int, grid_points: dict[str,
 def sweep(grid: dict[str, list], params_path: str = "params.yaml", parallel: int = 2) -> dict:
     logger = get_run_logger()
     params = load_params(params_path)
-    tracking_uri = absolute_uri(params.tracking.tracking_uri)
+    tracking_uri = store_uri(params.tracking.tracking_uri)
     if tracking_uri.startswith("sqlite:") and parallel > 1:
         logger.warning("%d experiments at once writing one SQLite file: start `make mlflow-server` to log "
                        "through the tracking server instead", parallel)

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pipeline.champion import client
+from training.tracking import client
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
 

@@ -1,7 +1,8 @@
 """Configs of the training stages: params.yaml sections evalset, tokenize, model, train, evaluate, tracking.
 
 Built with `tokenmill.config.build(Cls, params["train"], "params.yaml: train")`. The defaults suit the
-offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 6 minutes of training).
+offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 3 minutes of training:
+bench/README.md has the measured figures).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 16  # sequences per micro-batch per device
     accumulate_grad_batches: int = 1  # micro-batches per optimizer step
-    max_steps: int = 1000  # optimizer steps (demo preset: about 3 steps/s, so about 6 minutes on 2 CPU cores)
+    max_steps: int = 1000  # optimizer steps (demo preset: about 5 steps/s, so about 3 minutes on 2 CPU cores)
     lr: float = 2e-3  # peak learning rate after warmup
     min_lr: float = 2e-4  # learning rate at the end of the cosine decay
     warmup_steps: int = 50  # linear warmup from 0 to lr

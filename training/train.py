@@ -34,7 +34,7 @@ from tokenmill.progress import is_terminal
 from tokenmill.stage import atomic_directory, write_json
 from training import measure
 from training import tracking as mlf
-from training.callbacks import PlainProgress, StepCheckpoints, StepProgressBar
+from training.callbacks import StepCheckpoints, StepProgressBar, StepProgressLines
 from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
@@ -83,7 +83,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
                            config.seed, config.val_batches, config.num_workers, config.mixture)  # checks the mixture
 
     saver = StepCheckpoints(checkpoints, config.checkpoint_every, config.keep_checkpoints, config.val_every)
-    progress = StepProgressBar() if is_terminal() else PlainProgress(config.progress_every_s)
+    progress = StepProgressBar() if is_terminal() else StepProgressLines(config.progress_every_s)
     trainer = make_trainer(config, precision, [saver, progress])
     # Lightning's launcher starts the other ranks inside fit(), after rank 0 has tidied the directory.
     resume_from, info = choose_resume(checkpoints, identity, may_move=trainer.is_global_zero)
