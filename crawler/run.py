@@ -160,7 +160,8 @@ def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, por
         urls = UrlMap()
         if source.serve is not None:
             urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))
-            source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
+            # a served source allows exactly its own address (and port: crawler.addresses.SourceScope)
+            source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"], allow_private=["127.0.0.1"],
                                          start_urls=[urls.fetch_origin + path for path in source.start_urls],
                                          sitemap_urls=[urls.fetch_origin + path for path in source.sitemap_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
