@@ -23,6 +23,7 @@ from twisted.internet.error import DNSLookupError
 
 from crawler import addresses
 from crawler.politeness import host_delays, retry_after_seconds
+from crawler.urls import without_userinfo
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,17 @@ class AddressGuardMiddleware:
         reason = scope.refusal(parts.scheme, parts.hostname or "", port)
         if reason is not None:
             raise refused(self.crawler, request, reason, why(reason, parts, source))
+        return None
+
+
+class CredentialsMiddleware:
+    """A request whose URL carries credentials (a link or a redirect to http://user:password@host/)
+    is made again without them: the crawler never authenticates, and Scrapy's client cannot
+    connect to such a URL. The new request passes the guard again; its meta (source, redirects) is kept."""
+
+    def process_request(self, request: Request) -> Request | None:
+        if "@" in urlparse_cached(request).netloc:
+            return request.replace(url=without_userinfo(request.url))
         return None
 
 

@@ -17,6 +17,7 @@ DOWNLOADER_MIDDLEWARES = {
     # never contacted, not even for its robots.txt); it also does OffsiteMiddleware's job, counted
     "crawler.middlewares.AddressGuardMiddleware": 0,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "crawler.middlewares.CredentialsMiddleware": 1,
     # exceptions reach it before RetryMiddleware (550): a resolver refusal is final, not retried
     "crawler.middlewares.ResolverRefusalMiddleware": 580,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,

@@ -71,10 +71,10 @@ class SourceSpider(scrapy.Spider):
         async for item in self.revisit():
             yield item
         for url in self.source.sitemap_urls:
-            yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1,
+            yield Request(self.urls.fetchable(url), callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1,
                           meta={SOURCE_META: self.name})
         for url in self.source.start_urls:
-            if request := self.request(url, depth=0):
+            if request := self.request(self.urls.fetchable(url), depth=0):
                 yield request
         # after a hard kill the JOBDIR's queue is gone: what was found but not done is requeued
         # here; after a graceful stop Scrapy's seen-set filters these out as already queued
