@@ -111,6 +111,10 @@ class SourceScope:
     domains: tuple[str, ...] = ()
     origin: tuple[str, str, int] | None = None  # (scheme, host, port) of a served source
     allowance: Allowance = Allowance()
+    names: tuple[str, ...] = field(init=False, repr=False)  # the domains that may have subdomains: not IPs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(d for d in self.domains if not is_literal(d)))
 
     @classmethod
     def served(cls, scheme: str, host: str, port: int) -> "SourceScope":
@@ -132,15 +136,15 @@ class SourceScope:
             literal: Address | None = ipaddress.ip_address(host.split("%")[0])
         except ValueError:
             literal = None
-        port = port if port is not None else DEFAULT_PORTS[scheme]
-        if not self.covers(scheme, host, port, subdomains=literal is None):
+        if not self.covers(scheme, host, port if port is not None else DEFAULT_PORTS[scheme], literal is None):
             return "out_of_scope"
         return None if literal is None else self.allowance.refusal(literal)
 
     def covers(self, scheme: str, host: str, port: int, subdomains: bool = True) -> bool:
+        """Neither an IP literal domain nor an IP literal host has subdomains."""
         if self.origin is not None:
             return (scheme, host, port) == self.origin
-        return any(host == d or (subdomains and host.endswith("." + d)) for d in self.domains)
+        return host in self.domains or (subdomains and any(host.endswith("." + d) for d in self.names))
 
 
 def normal_host(host: str) -> str:
