@@ -44,6 +44,7 @@ from tokenmill.errors import UserError
 from tokenmill.progress import progress
 from tokenmill.stage import write_json
 from training import tracking as mlf
+from training.checkpoints import load_checkpoint
 from training.config import EvalConfig, TrackingConfig
 from training.model import GPT
 from training.objectives import IGNORE_INDEX, mask_tokens
@@ -274,14 +275,18 @@ def _load_record(path: Path, device) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: not found (run the train stage first)")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return load_checkpoint(path, map_location=device)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: not a readable model file ({str(exc).splitlines()[0][:160]})") from None
 
 
 def _from_checkpoint(path: Path, device) -> GPT:
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        checkpoint = load_checkpoint(path, map_location=device)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
     identity = (checkpoint.get("tokenmill") or {}).get("identity")
@@ -295,7 +300,7 @@ def _from_checkpoint(path: Path, device) -> GPT:
 
 def _checkpoint_run_id(path: Path) -> str | None:
     try:
-        return (torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("tokenmill") or {}).get(
+        return (load_checkpoint(path, mmap=True).get("tokenmill") or {}).get(
             "mlflow_run_id")
     except Exception:
         return None

@@ -35,7 +35,7 @@ from tokenmill.stage import atomic_directory, write_json
 from training import measure
 from training import tracking as mlf
 from training.callbacks import PlainProgress, StepCheckpoints, StepProgressBar
-from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, run_identity, say
+from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, load_checkpoint, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
 from training.model import GPT
@@ -210,7 +210,7 @@ def _system_metrics(tracking: TrackingConfig, run_id: str, resumed: bool):
 def _model_weights(checkpoint: Path) -> dict:
     """The GPT's weights from a training checkpoint (keys without the module's "model." prefix). Read from
     the checkpoint that every rank helped write, so FSDP's sharded weights arrive whole."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(checkpoint)["state_dict"]
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
 
