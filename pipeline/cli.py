@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     def stage(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
         p = command(name, handler, help)
         p.add_argument("--force", action="store_true",
-                       help="replace whatever is at the output path (default: only this stage's earlier output)")
+                       help="replace a file at the output path; move anything else there aside to <out>.aside-<time> "
+                            "(default: replace only this stage's earlier output)")
         return p
 
     p = stage("crawl", run_crawl, "crawl sources into WARC files and document shards")

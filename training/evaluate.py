@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from tokenmill.errors import UserError
 from tokenmill.progress import progress
-from tokenmill.stage import write_json
+from tokenmill.stage import atomic_write_text, write_json
 from training import tracking as mlf
 from training.checkpoints import load_checkpoint
 from training.config import EvalConfig, TrackingConfig
@@ -374,7 +374,7 @@ def evaluate(model_dir: Path | str, tokens: Path, out: Path, config: EvalConfig,
     write_json(out, metrics)
     write_json(out.with_name("evaluation.json"), description)
     write_json(out.with_name("samples.json"), samples)
-    out.with_name("samples.md").write_text(gallery_markdown(samples, config), encoding="utf-8")
+    atomic_write_text(out.with_name("samples.md"), gallery_markdown(samples, config))
     logged = _log_to_run(loaded.run_id, tracking, metrics, description, out)
     decision = None
     if logged and tracking.register and loaded.model_dir is not None and not causal:

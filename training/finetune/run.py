@@ -21,7 +21,7 @@ import torch
 
 from tokenmill.config import to_dict
 from tokenmill.errors import UserError
-from tokenmill.stage import atomic_directory, write_json
+from tokenmill.stage import atomic_directory, check_replaceable, write_json
 from training.config import TrackingConfig
 from training.finetune import dpo, reward, sft, track
 from training.finetune.config import STAGES, FinetuneConfig
@@ -65,6 +65,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     data = Path(data or (config.sft_data if stage == "sft" else config.preference_data))
     base = str(base or (config.base if stage == "sft" else config.sft_model))
     out = Path(out or Path(config.out) / stage)
+    check_replaceable(out, f"finetune-{stage}")  # before hours of training, not after them
     torch.manual_seed(config.seed)
     records = load_sft(data) if stage == "sft" else load_preferences(data)  # bad data fails before any model loads
     data_sha256 = file_sha256(data)
@@ -105,7 +106,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
             **extra, "run_id": run_id,
         }
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, f"finetune-{stage}") as tmp:
             if stage == "reward":
                 if config.lora.rank:
                     merge_lora(gpt)  # a reward model is always saved whole
