@@ -16,6 +16,7 @@ from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.pipeline import retry_transient
 from pipeline import stages
 from pipeline.params import load_params
@@ -73,6 +74,7 @@ def finetune_champion(model: str | None = None, version: str | None = None,
 
     `model`/`version` come from the event; when the alias has moved on since (a newer champion), this
     run does nothing: that champion's own event runs the fine-tuning on it."""
+    check_deployment_run(params_path, model=model, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     model = model or params.tracking.registered_model

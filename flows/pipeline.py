@@ -25,6 +25,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.commands import dvc, in_dvc_repo, run_command, stage_changes
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.report import report_stage
 from pipeline import stages
 from pipeline.champion import absolute_uri
@@ -198,6 +199,7 @@ def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> d
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """crawl → prepare → evalset → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
     overrides = list(overrides or [])
+    check_deployment_run(params_path, overrides)  # API callers: no addresses, URIs or paths (flows/parameters.py)
     load_params(params_path, overrides)  # fail fast on a bad params file, before any work
     results = {stage: run_stage(stage, params_path, overrides) for stage in stages.STAGE_NAMES}
     if not can_version(params_path, overrides):
