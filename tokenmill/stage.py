@@ -46,6 +46,11 @@ def replacing_anything() -> Iterator[None]:
         _replace_anything.reset(token)
 
 
+def forcing() -> bool:
+    """True inside `replacing_anything()` (the CLI's --force)."""
+    return _replace_anything.get()
+
+
 def output_stage(path: str | Path) -> str | None:
     """The stage named in `path`/stats.json, or None when there is no readable one."""
     try:
