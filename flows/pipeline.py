@@ -31,6 +31,7 @@ from pipeline import stages
 from pipeline.champion import absolute_uri
 from pipeline.params import load_params
 from tokenmill.errors import TransientError, UserError
+from tokenmill.locations import without_credentials
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
@@ -171,7 +172,10 @@ def link_mlflow_run(params) -> str | None:
     run = json.loads(run_file.read_text(encoding="utf-8"))
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=absolute_uri(run.get("tracking_uri") or params.tracking.tracking_uri))
+    configured = params.tracking.tracking_uri
+    recorded = run.get("tracking_uri") or configured  # run.json holds it without credentials; params may have them
+    uri = configured if without_credentials(configured) == recorded else recorded
+    client = mlflow.MlflowClient(tracking_uri=absolute_uri(uri))
     if flow_run.id:
         client.set_tag(run["run_id"], "prefect.flow_run_id", flow_run.id)
         client.set_tag(run["run_id"], "prefect.flow_run_name", flow_run.name)

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from pipeline.params import Params
 from pipeline.summary import read_json, run_label
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
 
@@ -314,7 +315,7 @@ def _log_to_mlflow(params: Params, run: dict, out: Path) -> str | None:
     try:
         client.get_run(run["run_id"])
     except Exception:  # MlflowException: the store was reset or the run deleted
-        print(f"warning: MLflow run {run['run_id']} not in {params.tracking.tracking_uri}; report not logged",
+        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; report not logged",
               file=sys.stderr)
         return None
     client.log_artifact(run["run_id"], str(out), "report")

@@ -197,6 +197,7 @@ def atomic_directory(out: str | Path, stage: str | None = None) -> Iterator[Path
         check_replaceable(out, stage)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # a new name, never a planted one
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; the output gets the mode mkdir would give it
     try:
         yield tmp
     except BaseException:

@@ -34,6 +34,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from tokenmill.config import to_dict
 from tokenmill.errors import UserError
+from tokenmill.stage import exclusive_temp_file
 
 CHECKPOINT_GLOB = "*.ckpt"
 ASIDE = "aside"
@@ -90,12 +91,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        fd, tmp = exclusive_temp_file(path)  # .<name>.XXXXXXXX.tmp, matched by newest_readable's cleanup
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_directory(path.parent)
 
 
@@ -169,7 +175,7 @@ def newest_readable(directory: Path, move_torn: bool = True) -> tuple[Path | Non
     """The newest checkpoint that loads, and its info. Unreadable ones are renamed *.torn (kept)."""
     directory = Path(directory)
     if move_torn:  # a write killed before its rename: never a whole checkpoint, so nothing is lost
-        for partial in directory.glob(".*.ckpt.tmp-*"):
+        for partial in [*directory.glob(".*.ckpt.*.tmp"), *directory.glob(".*.ckpt.tmp-*")]:
             partial.unlink(missing_ok=True)
     for path in sorted(directory.glob(CHECKPOINT_GLOB), key=_step_of, reverse=True):
         try:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.progress import progress
 from tokenmill.stage import atomic_write_text, write_json
@@ -308,7 +309,7 @@ def _checkpoint_run_id(path: Path) -> str | None:
 
 def _from_run(run_id: str, tracking: TrackingConfig, device, workdir: Path, source: str) -> LoadedModel:
     if mlf.existing_run(tracking, run_id) is None:
-        raise UserError(f"{source}: no such MLflow run in {tracking.tracking_uri}")
+        raise UserError(f"{source}: no such MLflow run in {without_credentials(tracking.tracking_uri)}")
     client = mlf.client(tracking)
     names = {a.path for a in client.list_artifacts(run_id)}
     if "model.pt" not in names:
@@ -399,7 +400,7 @@ def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, des
     if not tracking.enabled or run_id is None:
         return False
     if mlf.existing_run(tracking, run_id) is None:
-        print(f"warning: MLflow run {run_id} not in {tracking.tracking_uri}; evaluation not logged", file=sys.stderr)
+        print(f"warning: MLflow run {run_id} not in {without_credentials(tracking.tracking_uri)}; evaluation not logged", file=sys.stderr)
         return False
     client = mlf.client(tracking)
     from mlflow.entities import Metric, RunTag

@@ -28,6 +28,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import flatten, to_dict
 from tokenmill.errors import TransientError, UserError
 from tokenmill.progress import is_terminal
@@ -228,8 +229,14 @@ def _write_outputs(tmp: Path, state_dict: dict, history: dict, step: int, tokens
     _write_csv(tmp / "history" / "val.csv", history["val"], ["step", "loss"])
     plot_loss(history, tmp / "plots" / "loss.png")
     if logger is not None:
-        write_json(tmp / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id,
-                                      "experiment": tracking.experiment, "tracking_uri": tracking.tracking_uri})
+        write_json(tmp / "run.json", run_record(logger.run_id, logger.experiment_id, tracking.experiment,
+                                                tracking.tracking_uri))
+
+
+def run_record(run_id: str, experiment_id: str, experiment: str, tracking_uri: str) -> dict:
+    """run.json: where the training's MLflow run is; the tracking URI without credentials (user:token@)."""
+    return {"run_id": run_id, "experiment_id": experiment_id, "experiment": experiment,
+            "tracking_uri": without_credentials(tracking_uri)}
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -56,9 +56,9 @@ def test_the_local_prefect_server_answers_only_with_the_auth_string_and_csrf_tok
 
     auth = auth_string(tmp_path / "auth-string")
     with local_server(free_port(), home=tmp_path / "home", auth=auth) as api_url:
-        def post(headers: dict) -> int:
-            request = urllib.request.Request(f"{api_url}/flows/filter", data=b"{}", method="POST",
-                                             headers={"Content-Type": "application/json", **headers})
+        def status(method: str, path: str, headers: dict) -> int:
+            request = urllib.request.Request(f"{api_url}{path}", data=b"{}" if method == "POST" else None,
+                                             method=method, headers={"Content-Type": "application/json", **headers})
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     return response.status
@@ -67,8 +67,10 @@ def test_the_local_prefect_server_answers_only_with_the_auth_string_and_csrf_tok
 
         basic = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
         wrong = {"Authorization": "Basic " + base64.b64encode(b"guess").decode()}
-        assert post({}) == 401 and post(wrong) == 401
-        assert post(basic) == 403  # authenticated, but no CSRF token
+        assert status("GET", "/admin/version", {}) == 401 and status("GET", "/admin/version", wrong) == 401
+        assert status("GET", "/admin/version", basic) == 200
+        assert status("POST", "/flows/filter", {}) in (401, 403)
+        assert status("POST", "/flows/filter", basic) == 403  # authenticated, but no CSRF token
         with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth}), \
                 get_client(sync_client=True) as client:
             assert client.read_flows() == []  # Prefect's own client: auth string and CSRF token

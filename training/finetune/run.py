@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import to_dict
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_directory, check_replaceable, write_json
@@ -123,7 +124,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             plot_loss(history, tmp / "plots" / "loss.png")
             if run_id:
                 write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
-                                              "tracking_uri": tracking.tracking_uri})
+                                              "tracking_uri": without_credentials(tracking.tracking_uri)})
             write_json(tmp / "stats.json", summary)
     except BaseException:
         if run_id:
