@@ -17,8 +17,10 @@ from prefect.tasks import exponential_backoff
 from flows.champion import champion_number
 from flows.commands import retry_transient
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from pipeline import stages
 from pipeline.params import load_params
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 
 @task(name="finetune", task_run_name="finetune-{stage}", retries=2,
@@ -38,6 +40,7 @@ def finetune_champion(model: str | None = None, version: str | None = None,
 
     `model`/`version` come from the event; when the alias has moved on since (a newer champion), this
     run does nothing: that champion's own event runs the fine-tuning on it."""
+    check_deployment_run(params_path, model=model, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     model = model or params.tracking.registered_model
@@ -46,7 +49,7 @@ def finetune_champion(model: str | None = None, version: str | None = None,
                         f"not the event's {model!r}")
     current = champion_number(params)
     if current is None:
-        raise UserError(f"registered model {model!r} has no champion in {params.tracking.tracking_uri} "
+        raise UserError(f"registered model {model!r} has no champion in {without_credentials(params.tracking.tracking_uri)} "
                         f"(tracking enabled and tracking.register on, evaluate a model first)")
     if version is not None and str(version) != current:
         logger.info("%s v%s is no longer the champion (v%s is): nothing to do", model, version, current)

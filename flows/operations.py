@@ -22,6 +22,7 @@ from prefect.events import emit_event
 
 from flows.commands import dvc
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.pipeline import run_stage
 from pipeline import champion, corpus, stages
 from pipeline.params import load_params
@@ -41,6 +42,7 @@ def source_resource(name: str) -> str:
 def crawl_source(source: str, params_path: str = "params.yaml") -> dict:
     """Re-crawl `source` (the other sources in the crawl output carried over as they are), version
     the crawl output, and say so with `tokenmill.crawl.completed`."""
+    check_deployment_run(params_path, source=source)
     params = load_params(params_path)
     if source not in params.crawl.sources:
         raise UserError(f"{params_path}: crawl.sources does not list {source!r}")
@@ -71,6 +73,7 @@ def publish_task(params_path: str) -> dict:
 @flow(name="prepare-corpus", log_prints=True)
 def prepare_corpus(params_path: str = "params.yaml") -> dict:
     """Prepare (skipped when the crawl did not change), version, publish."""
+    check_deployment_run(params_path)
     run_stage("prepare", params_path, [])
     return publish_task(params_path)
 
@@ -95,6 +98,7 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
 
     On the workspace's corpus the stages are versioned in DVC (skipped when up to date); on an
     older version they run under runs/<version>/ and are not (dvc.lock records the latest)."""
+    check_deployment_run(params_path, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     target = corpus.find(params, version)
@@ -126,6 +130,7 @@ def evaluate_champion(version: str, params_path: str = "params.yaml") -> dict:
     """Measure the registry's champion (alias `champion` of tracking.registered_model) on corpus `version`,
     encoded with the champion's own tokenizer; its figures go on the champion's MLflow run as
     eval/<version>/<key> (pipeline.champion.evaluate_on_corpus). Nothing to do without a champion."""
+    check_deployment_run(params_path, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     if not params.tracking.enabled:

@@ -26,10 +26,12 @@ from prefect.tasks import exponential_backoff
 from flows.champion import announce_champion, champion_number
 from flows.commands import dvc, in_dvc_repo, retry_transient, run_command, stage_changes
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.report import report_stage
 from pipeline import stages
 from pipeline.params import load_params
 from tokenmill.errors import UserError
+from tokenmill.locations import without_credentials
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
@@ -147,7 +149,9 @@ def link_mlflow_run(params) -> str | None:
     run = json.loads(run_file.read_text(encoding="utf-8"))
     from training.tracking import client
 
-    client = client(params.tracking, run.get("tracking_uri"))
+    configured = params.tracking.tracking_uri
+    recorded = run.get("tracking_uri") or configured  # run.json holds it without credentials; params may have them
+    client = client(params.tracking, configured if without_credentials(configured) == recorded else recorded)
     if flow_run.id:
         client.set_tag(run["run_id"], "prefect.flow_run_id", flow_run.id)
         client.set_tag(run["run_id"], "prefect.flow_run_name", flow_run.name)
@@ -177,6 +181,7 @@ def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> d
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """crawl → prepare → evalset → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
     overrides = list(overrides or [])
+    check_deployment_run(params_path, overrides)  # API callers: no addresses, URIs or paths (flows/parameters.py)
     load_params(params_path, overrides)  # fail fast on a bad params file, before any work
     results = {stage: run_stage(stage, params_path, overrides) for stage in stages.STAGE_NAMES}
     if not can_version(params_path, overrides):

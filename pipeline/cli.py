@@ -102,7 +102,8 @@ def add_command(sub, name: str, help: str, options: Callable, handler: Callable,
     p.add_argument("--json", action="store_true", help="print the full result (stats) as JSON")
     if force:
         p.add_argument("--force", action="store_true",
-                       help="replace whatever is at the output path (default: only this stage's earlier output)")
+                       help="replace a file at the output path; move anything else there aside to <out>.aside-<time> "
+                            "(default: replace only this stage's earlier output)")
 
 
 def stage_handler(stage: stages.Stage) -> Callable:

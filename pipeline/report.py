@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pipeline.summary import read_json, run_label
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
 
@@ -316,7 +317,7 @@ def _log_to_mlflow(params: Params, run: dict, out: Path) -> str | None:
     try:
         client.get_run(run["run_id"])
     except Exception:  # MlflowException: the store was reset or the run deleted
-        print(f"warning: MLflow run {run['run_id']} not in {params.tracking.tracking_uri}; report not logged",
+        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; report not logged",
               file=sys.stderr)
         return None
     client.log_artifact(run["run_id"], str(out), "report")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from tokenmill.locations import join, location
 from tokenmill.errors import UserError
-from tokenmill.stage import check_replaceable, check_replaceable_file
+from tokenmill.stage import check_replaceable, check_replaceable_file, check_scratch_directory
 
 if TYPE_CHECKING:
     from pipeline.params import Params
@@ -37,6 +37,7 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     others = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources
               if sources and name not in names and crawled_index(out, name).exists()]
     check_replaceable(out, "crawl")
+    check_scratch_directory(out.with_name(out.name + ".partial"), "job.json")  # the crawl deletes a stale one
     return run_crawl(loaded, out, params.crawl, carry_over=others)
 
 
@@ -117,17 +118,26 @@ def evaluate(params: Params, model: Path | str | None = None, tokens: Path | Non
              out: Path | None = None) -> dict:
     """`model`: a model directory, a .ckpt checkpoint, an MLflow run id, runs:/ID or models:/NAME@ALIAS."""
     out = Path(out or params.paths.metrics)
-    check_replaceable_file(out, '"val_loss"')
-    check_replaceable_file(out.with_name("samples.json"), '"prompt"')
+    for path, marker in evaluation_files(out).items():
+        check_replaceable_file(path, marker)
     from training.evaluate import evaluate as run_evaluate
 
     return run_evaluate(model or Path(params.paths.model), Path(tokens or params.paths.tokens), out,
                         params.evaluate, params.tracking)
 
 
+def evaluation_files(out: Path) -> dict[Path, str]:
+    """Every file `tokenmill evaluate` writes (training/evaluate.py), and what its own copy always holds."""
+    return {out: '"val_loss"', out.with_name("evaluation.json"): '"eval_set"',
+            out.with_name("samples.json"): '"prompt"', out.with_name("samples.md"): "# Samples (seed",
+            out.with_name("registry.json"): '"promoted"'}
+
+
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
     """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
+    out = Path(out or Path(params.finetune.out) / stage)
+    check_replaceable(out, f"finetune-{stage}")  # before torch loads, and long before training ends
     from training.finetune.run import finetune as run_finetune
 
     return run_finetune(stage, data, base, out, params.finetune, params.tracking,

@@ -29,6 +29,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import flatten, to_dict
 from tokenmill.errors import TransientError, UserError
 from tokenmill.progress import is_terminal
@@ -36,7 +37,7 @@ from tokenmill.stage import atomic_directory, write_json
 from training import measure
 from training import tracking as mlf
 from training.callbacks import StepCheckpoints, StepProgressBar, StepProgressLines
-from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, run_identity, say
+from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, load_checkpoint, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
 from training.model import GPT
@@ -249,7 +250,7 @@ def _system_metrics(tracking: TrackingConfig, run_id: str, resumed: bool):
 def _model_weights(checkpoint: Path) -> dict:
     """The GPT's weights from a training checkpoint (keys without the module's "model." prefix). Read from
     the checkpoint that every rank helped write, so FSDP's sharded weights arrive whole."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(checkpoint)["state_dict"]
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
 
@@ -267,8 +268,14 @@ def _write_outputs(tmp: Path, state_dict: dict, history: dict, step: int, tokens
     _write_csv(tmp / "history" / "val.csv", history["val"], ["step", "loss"])
     plot_loss(history, tmp / "plots" / "loss.png")
     if logger is not None:
-        write_json(tmp / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id,
-                                      "experiment": tracking.experiment, "tracking_uri": tracking.tracking_uri})
+        write_json(tmp / "run.json", run_record(logger.run_id, logger.experiment_id, tracking.experiment,
+                                                tracking.tracking_uri))
+
+
+def run_record(run_id: str, experiment_id: str, experiment: str, tracking_uri: str) -> dict:
+    """run.json: where the training's MLflow run is; the tracking URI without credentials (user:token@)."""
+    return {"run_id": run_id, "experiment_id": experiment_id, "experiment": experiment,
+            "tracking_uri": without_credentials(tracking_uri)}
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

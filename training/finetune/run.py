@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import to_dict
 from tokenmill.errors import UserError
-from tokenmill.stage import atomic_directory, write_json
+from tokenmill.stage import atomic_directory, check_replaceable, write_json
 from training.config import TrackingConfig
 from training.finetune import dpo, reward, sft, track
 from training.finetune.config import STAGES, FinetuneConfig
@@ -65,6 +66,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
     data = Path(data or (config.sft_data if stage == "sft" else config.preference_data))
     base = str(base or (config.base if stage == "sft" else config.sft_model))
     out = Path(out or Path(config.out) / stage)
+    check_replaceable(out, f"finetune-{stage}")  # before hours of training, not after them
     torch.manual_seed(config.seed)
     records = load_sft(data) if stage == "sft" else load_preferences(data)  # bad data fails before any model loads
     data_sha256 = file_sha256(data)
@@ -105,7 +107,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
             **extra, "run_id": run_id,
         }
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, f"finetune-{stage}") as tmp:
             if stage == "reward":
                 if config.lora.rank:
                     merge_lora(gpt)  # a reward model is always saved whole
@@ -122,7 +124,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             plot_loss(history, tmp / "plots" / "loss.png")
             if run_id:
                 write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
-                                              "tracking_uri": tracking.tracking_uri})
+                                              "tracking_uri": without_credentials(tracking.tracking_uri)})
             write_json(tmp / "stats.json", summary)
     except BaseException:
         if run_id:

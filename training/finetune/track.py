@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import flatten
 from tokenmill.errors import UserError
 from training import tracking as mlf
@@ -52,14 +53,14 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             raise UserError(f"--base {base}: registered model '{name}' has no version with alias '{alias}' "
-                            f"in {tracking.tracking_uri}") from None
+                            f"in {without_credentials(tracking.tracking_uri)}") from None
         info = {"model": base, "registered": name, "version": version.version, "run_id": version.run_id}
         uri, key = version.source, f"{name}-v{version.version}"
     else:
         try:
             run = client.get_run(base)
         except MlflowException:
-            raise UserError(f"--base {base}: not a model directory, an MLflow run id in {tracking.tracking_uri} "
+            raise UserError(f"--base {base}: not a model directory, an MLflow run id in {without_credentials(tracking.tracking_uri)} "
                             f"or '{config.registry.alias}'") from None
         info = {"model": base, "run_id": run.info.run_id}
         uri, key = run.info.artifact_uri, run.info.run_id
