@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
 
+    from training.export import add_export_arguments  # tokenmill export: the options live with the feature
+
+    add_export_arguments(stage("export", run_export, "write a model as a Hugging Face transformers directory"))
+
     command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
 
     p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
@@ -230,6 +234,10 @@ def run_train(args, params):
 
 def run_evaluate(args, params):
     return stages.evaluate(params, args.model, args.tokens, args.out)
+
+
+def run_export(args, params):
+    return stages.export(params, args.model, args.out, args.tokenizer, args.register)
 
 
 def run_models(args, params):

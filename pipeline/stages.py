@@ -143,6 +143,14 @@ def evaluate(params: Params, model: Path | str | None = None, tokens: Path | Non
                         params.evaluate, params.tracking)
 
 
+def export(params: Params, model: str | None, out: Path, tokenizer: Path | None = None,
+           register: bool = False) -> dict:
+    """`tokenmill export --format hf` (training/export.py): a transformers directory, logged to the model's run."""
+    from training.export import export_hf
+
+    return export_hf(model or Path(params.paths.model), out, params.tracking, tokenizer, register, params.evaluate)
+
+
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
     """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
