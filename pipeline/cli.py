@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+    from training.local_tasks import add_harness_arguments
+
+    add_harness_arguments(p)
 
     from training.export import add_export_arguments  # tokenmill export: the options live with the feature
 
@@ -233,6 +236,8 @@ def run_train(args, params):
 
 
 def run_evaluate(args, params):
+    if args.tasks:
+        return stages.evaluate_tasks(params, args.tasks, args.model, args.out, args.include_path, args.limit)
     return stages.evaluate(params, args.model, args.tokens, args.out)
 
 

@@ -195,3 +195,97 @@ def offline_environment() -> None:
     """No Hub traffic for local tasks: datasets and transformers read only what is on disk."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tasks_directory(evalset: Path) -> Path:
+    """Where the local tasks of an evaluation set are built: beside it (data/evalset -> data/evalset-tasks)."""
+    evalset = Path(evalset)
+    return evalset.with_name(evalset.name + "-tasks")
+
+
+def resolve_tasks(names: list[str], evalset: Path | None) -> tuple[list[str], Path | None, str | None]:
+    """(task names, local task directory, evaluation-set digest): `tokenmill` expands to every local task;
+    local tasks are (re)built from the evaluation set when any is asked for."""
+    from tokenmill.errors import UserError
+    from training.local_tasks import build_tasks
+
+    if not any(n.startswith(LOCAL_GROUP) for n in names):
+        return names, None, None
+    if evalset is None or not (Path(evalset) / "meta.json").is_file():
+        raise UserError(f"--tasks {','.join(names)}: the tokenmill_* tasks are built from the evaluation set, and "
+                        f"there is none at {evalset} (run `tokenmill evalset` first)")
+    built = build_tasks(Path(evalset), tasks_directory(Path(evalset)))
+    expanded = [t for n in names for t in (sorted(built["tasks"]) if n == LOCAL_GROUP else [n])]
+    return list(dict.fromkeys(expanded)), Path(built["path"]), built["eval_set"]
+
+
+def evaluate_tasks(model_spec: str | Path, names: list[str], out: Path, tracking, evalset: Path | None = None,
+                   include_path: Path | None = None, limit: int | float | None = None, batch_size: int = 16,
+                   device: str = "auto") -> dict:
+    """Run harness tasks on a tokenmill model (anything `tokenmill evaluate --model` takes): their figures
+    are merged into `out` (metrics.json, keys task/<task>/<metric>), the harness's description goes to
+    harness.json beside it, and both to the model's MLflow run."""
+    import tempfile
+
+    import lm_eval
+
+    from training.evaluate import pick_device
+    from training.export import load_exportable
+
+    names, local_dir, digest = resolve_tasks(names, evalset)
+    if all(n.startswith(LOCAL_GROUP) for n in names):
+        offline_environment()  # local tasks never need the Hub
+    with tempfile.TemporaryDirectory(prefix="tokenmill-harness-") as workdir:
+        model, tokenizer, run_id = load_exportable(str(model_spec), tracking, Path(workdir))
+    from tokenmill.errors import UserError
+
+    if not getattr(model, "causal", True):
+        raise UserError(f"{model_spec}: a masked-LM model has no left-to-right log-likelihood to run harness tasks on")
+    lm = TokenmillLM(model, tokenizer, batch_size, pick_device(device))
+    paths = [p for p in (local_dir, include_path) if p is not None]
+    results = run_harness(lm, names, paths, limit)
+    metrics = task_metrics(results)
+    description = {"tasks": names, "limit": limit, "lm_eval": lm_eval.__version__, "model": str(model_spec),
+                   "eval_set": digest, "versions": results.get("versions", {}),
+                   "n_samples": results.get("n-samples", {}), "include_path": [p.as_posix() for p in paths]}
+    write_metrics(Path(out), metrics, description)
+    logged = _log(tracking, run_id, metrics, description, Path(out))
+    return {"tasks": names, **metrics, "run_id": run_id, "logged": logged}
+
+
+def write_metrics(out: Path, metrics: dict, description: dict) -> None:
+    """Merge `metrics` into metrics.json (earlier task/* figures of these tasks replaced) and write harness.json."""
+    import json
+
+    from tokenmill.stage import write_json
+
+    from tokenmill.errors import UserError
+
+    try:
+        existing = json.loads(out.read_text(encoding="utf-8") or "{}") if out.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise UserError(f"{out}: exists and is not a metrics.json (a JSON object); not replacing it (choose another --out)")
+    stale = tuple(f"task/{t}/" for t in description["tasks"])
+    merged = {k: v for k, v in existing.items() if not k.startswith(stale)}
+    write_json(out, {**merged, **metrics})
+    write_json(out.with_name("harness.json"), description)
+
+
+def _log(tracking, run_id: str | None, metrics: dict, description: dict, out: Path) -> bool:
+    import time
+
+    from training import tracking as mlf
+    from training.evaluate import mlflow_metric_name
+
+    if not tracking.enabled or run_id is None or mlf.existing_run(tracking, run_id) is None:
+        return False
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    mlf.client(tracking).log_batch(
+        run_id, metrics=[Metric(mlflow_metric_name(k), v, now, 0) for k, v in metrics.items() if math.isfinite(v)],
+        tags=[RunTag("harness.tasks", ",".join(description["tasks"])), RunTag("harness.lm_eval", description["lm_eval"])])
+    mlf.client(tracking).log_artifact(run_id, str(out.with_name("harness.json")), "eval")
+    return True

@@ -122,3 +122,11 @@ def _write_task(tmp: Path, out: Path, name: str, kind: str, items: list[dict], d
     config["dataset_kwargs"]["data_files"]["test"] = str((out / data).resolve())
     config["metadata"] = {**config.get("metadata", {}), "eval_set": digest, "tokenmill_tasks_version": TASKS_VERSION}
     (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def add_harness_arguments(p) -> None:
+    """`tokenmill evaluate`'s harness options (here, not in training/harness.py, so the CLI does not load lm_eval)."""
+    p.add_argument("--tasks", help="comma-separated lm-evaluation-harness tasks to run instead of bits-per-byte "
+                                   "(tokenmill: every local task of the evaluation set; any harness task name)")
+    p.add_argument("--include-path", type=Path, help="a directory of extra harness task YAMLs")
+    p.add_argument("--limit", type=float, help="at most N examples per task (a fraction if below 1)")
