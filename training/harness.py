@@ -289,3 +289,27 @@ def _log(tracking, run_id: str | None, metrics: dict, description: dict, out: Pa
         tags=[RunTag("harness.tasks", ",".join(description["tasks"])), RunTag("harness.lm_eval", description["lm_eval"])])
     mlf.client(tracking).log_artifact(run_id, str(out.with_name("harness.json")), "eval")
     return True
+
+
+def gate_figures(model: GPT, tokenizer, tracking, meta: dict, out: Path, config,
+                 run_id: str | None = None) -> tuple[dict, str]:
+    """(figures, identity) of the harness task `tracking.gate` names, on this model: merged into metrics.json
+    and logged like `tokenmill evaluate --tasks`. The identity (task, its version, the evaluation set the local
+    tasks were built from) is what the gate requires the champion's figure to share."""
+    from training.evaluate import pick_device
+
+    task = tracking.gate.split("/")[1]
+    evalset = Path(meta["eval_set"]["path"]) if meta.get("eval_set") else None
+    names, local_dir, digest = resolve_tasks([task], evalset)
+    if local_dir is not None:
+        offline_environment()
+    results = run_harness(TokenmillLM(model, tokenizer, config.batch_size, pick_device(config.device)), names,
+                          [local_dir] if local_dir else [], None)
+    metrics = task_metrics(results)
+    version = results.get("versions", {}).get(task)
+    description = {"tasks": names, "limit": None, "lm_eval": __import__("lm_eval").__version__, "model": "gate",
+                   "eval_set": digest, "versions": results.get("versions", {}),
+                   "n_samples": results.get("n-samples", {}), "include_path": [] if local_dir is None else [str(local_dir)]}
+    write_metrics(Path(out), metrics, description)
+    _log(tracking, run_id, metrics, description, Path(out))
+    return metrics, f"{task}@{version}:{digest or 'hub'}"
