@@ -269,11 +269,19 @@ def register_transformers(tracking: TrackingConfig, run_id: str, out: Path) -> s
 
     from training import tracking as mlf
 
+    from importlib.metadata import version
+
+    from transformers import pipeline
+
     mlflow.set_tracking_uri(mlf.store_uri(tracking.tracking_uri))
     name = f"{tracking.registered_model}-hf"
+    # A pipeline object, not the directory's path: MLflow's path route fails on transformers 5 (MLflow 3.17),
+    # and its guessed requirements import torchvision; the requirements are these.
+    requirements = [f"{p}=={version(p)}" for p in ("transformers", "torch", "tokenizers", "safetensors")]
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.transformers.log_model(transformers_model=str(out), name="hf-model", task="text-generation",
-                                             registered_model_name=name)
+        info = mlflow.transformers.log_model(transformers_model=pipeline("text-generation", model=str(out)),
+                                             name="hf-model", registered_model_name=name,
+                                             pip_requirements=requirements)
     return f"models:/{name}/{info.registered_model_version}"
 
 
