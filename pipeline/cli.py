@@ -118,6 +118,10 @@ def stage_handler(stage: stages.Stage) -> Callable:
     return handler
 
 
+def run_export(args, params):
+    return stages.export(params, args.model, args.out, args.tokenizer, args.register)
+
+
 def run_models(args, params):
     from training.registry import format_models, list_models
 
@@ -255,6 +259,12 @@ def sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
 
 
+def export_options(p: argparse.ArgumentParser) -> None:
+    from training.export import add_export_arguments  # the options live with the feature
+
+    add_export_arguments(p)
+
+
 def no_options(p: argparse.ArgumentParser) -> None:
     pass
 
@@ -268,6 +278,7 @@ def step_group_commands() -> list[tuple]:
 # (name, help, options, handler, takes --force); the pipeline's stages come first, from pipeline/stages.py
 COMMANDS = [
     *step_group_commands(),
+    ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
     ("models", "registered model versions with their bits-per-byte; which is champion", no_options, run_models,
      False),
     ("finetune", "post-training: supervised fine-tuning, reward model or DPO", finetune_options, run_finetune,

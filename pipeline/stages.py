@@ -133,6 +133,28 @@ def evaluation_files(out: Path) -> dict[Path, str]:
             out.with_name("registry.json"): '"promoted"'}
 
 
+def evaluate_tasks(params: Params, tasks: str, model: str | None = None, out: Path | None = None,
+                   include_path: Path | None = None, limit: float | None = None) -> dict:
+    """`tokenmill evaluate --tasks`: lm-evaluation-harness tasks (training/harness.py), merged into metrics.json."""
+    from training.harness import evaluate_tasks as run_tasks
+
+    out = Path(out or params.paths.metrics)
+    # metrics.json is merged into, never replaced (training/harness.py refuses a file that is not one)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    return run_tasks(model or Path(params.paths.model), names, out, params.tracking,
+                     Path(params.paths.evalset) if params.paths.evalset else None, include_path,
+                     int(limit) if limit is not None and limit >= 1 else limit, params.evaluate.batch_size,
+                     params.evaluate.device)
+
+
+def export(params: Params, model: str | None, out: Path, tokenizer: Path | None = None,
+           register: bool = False) -> dict:
+    """`tokenmill export --format hf` (training/export.py): a transformers directory, logged to the model's run."""
+    from training.export import export_hf
+
+    return export_hf(model or Path(params.paths.model), out, params.tracking, tokenizer, register, params.evaluate)
+
+
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
     """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
@@ -217,10 +239,21 @@ def train_options(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate_options(p: argparse.ArgumentParser) -> None:
+    from training.local_tasks import add_harness_arguments
+
     p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
                                    "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+    add_harness_arguments(p)
+
+
+def evaluate_or_tasks(params: Params, model: str | None = None, tokens: Path | None = None, out: Path | None = None,
+                      tasks: str | None = None, include_path: Path | None = None, limit: float | None = None) -> dict:
+    """`tokenmill evaluate`: bits-per-byte on the token files, or with --tasks lm-evaluation-harness tasks."""
+    if tasks:
+        return evaluate_tasks(params, tasks, model, out, include_path, limit)
+    return evaluate(params, model, tokens, out)
 
 
 def report_options(p: argparse.ArgumentParser) -> None:
@@ -312,7 +345,8 @@ STAGES = (
           code=("training.evaluate",),
           outputs=(Output("metrics", {"cache": False}, metric=True,
                           note="Tracked by git (not the DVC cache): `dvc metrics diff` compares commits and "
-                               "experiments."),)),
+                               "experiments."),),
+          cli=evaluate_or_tasks),
     Stage("report", "write the run's report card (HTML) and log it to its MLflow run", report, report_options,
           cmd="tokenmill report --out ${paths.report}", sections=(),
           reads=("${paths.crawl}/stats.json", "${paths.corpus}/stats.json", "${paths.tokens}/stats.json",
