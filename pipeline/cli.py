@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
 
+    from training import commands as serving  # generate, serve: their options live with them
+
+    serving.add_generate_arguments(command("generate", serving.run_generate, "continue a prompt with a model"))
+    serving.add_serve_arguments(command("serve", serving.run_serve, "OpenAI-compatible API and a chat page"))
+
     command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
 
     p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")

@@ -199,3 +199,18 @@ class TextStream:
     def _send(self, end: int) -> str:
         piece, self.sent = self.text[self.sent:max(end, self.sent)], max(end, self.sent)
         return piece
+
+
+def stream_text(lm, prompt_ids: list[int], params: SamplingParams, ends: set[int]):
+    """Yield the text of one continuation of `prompt_ids` as it becomes final (see TextStream)."""
+    decoder = BatchDecoder(lm.model, [prompt_ids], [params], lm.pad or 0)
+    stream = TextStream(lm.decode, params.stop)
+    for _ in range(params.max_new_tokens):
+        token = decoder.step()[0]
+        if token in ends:
+            break
+        yield stream.push(token)
+        if stream.stopped:
+            return
+    yield stream.flush()
+
