@@ -133,7 +133,8 @@ class BatchDecoder:
             position = self.active.index(row)
             self.active.pop(position)
             if self.cache is not None:
-                stay = torch.tensor([i for i in range(len(self.active) + 1) if i != position], device=self.device)
+                stay = torch.tensor([i for i in range(len(self.active) + 1) if i != position], dtype=torch.long,
+                                    device=self.device)
                 self.cache.layers = [(k[stay], v[stay]) for k, v in self.cache.layers]
                 self.keep = self.keep[stay]
 

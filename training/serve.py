@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,7 @@ class Engine:
     limits: Limits
     waiting: queue.Queue = field(default_factory=queue.Queue)
     stopping: threading.Event = field(default_factory=threading.Event)
+    batch_sizes: Counter = field(default_factory=Counter)  # batches decoded, by their number of jobs
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self._loop, name="tokenmill-batcher", daemon=True)
@@ -112,6 +114,7 @@ class Engine:
         while not self.stopping.is_set():
             batch = self._take()
             if batch:
+                self.batch_sizes[len(batch)] += 1
                 self._run(batch)
 
     def _take(self) -> list[Job]:

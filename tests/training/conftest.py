@@ -75,8 +75,8 @@ def _tiny_train(**overrides) -> TrainConfig:
 
 @pytest.fixture(scope="session")
 def gpt_dir(tokens, tmp_path_factory) -> Path:
-    """A nano GPT trained 30 plain-PyTorch steps on `tokens`, saved as a model directory (as the train stage
-    writes it: model.pt + tokenizer.json), for the tests that generate text."""
+    """A nano GPT with a 96-token context trained 30 plain-PyTorch steps on `tokens`, saved as a model
+    directory (as the train stage writes it: model.pt + tokenizer.json), for the tests that generate text."""
     import json
     import shutil
 
@@ -87,7 +87,7 @@ def gpt_dir(tokens, tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     meta = json.loads((tokens / "meta.json").read_text())
-    model = GPT(ModelConfig(preset="nano"), meta["vocab_size"])
+    model = GPT(ModelConfig(preset="nano", block_size=96), meta["vocab_size"])
     train = np.memmap(tokens / "train.bin", dtype=meta["dtype"], mode="r")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
@@ -100,7 +100,7 @@ def gpt_dir(tokens, tmp_path_factory) -> Path:
         optimizer.step()
     directory = tmp_path_factory.mktemp("gpt") / "model"
     directory.mkdir()
-    torch.save({"state_dict": model.state_dict(), "model_config": {"preset": "nano"},
+    torch.save({"state_dict": model.state_dict(), "model_config": {"preset": "nano", "block_size": 96},
                 "vocab_size": meta["vocab_size"], "eot_id": 0, "step": 30}, directory / "model.pt")
     shutil.copyfile(tokens / "tokenizer.json", directory / "tokenizer.json")
     return directory
