@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import stages
+from training import commands as serving  # generate, serve: light until one runs
 from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
@@ -279,6 +280,8 @@ def step_group_commands() -> list[tuple]:
 COMMANDS = [
     *step_group_commands(),
     ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
+    ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),
+    ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),
     ("models", "registered model versions with their bits-per-byte; which is champion", no_options, run_models,
      False),
     ("finetune", "post-training: supervised fine-tuning, reward model or DPO", finetune_options, run_finetune,
