@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import stages
+from training.finetune.cli import add_arguments as finetune_arguments
 from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
@@ -145,14 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
 
-    p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
-    p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
-    p.add_argument("--data", type=Path, help="JSONL data (default: finetune.sft_data or finetune.preference_data)")
-    p.add_argument("--base", help="model directory, MLflow run id or 'champion' (default: finetune.base; "
-                                   "dpo: finetune.sft_model, also its frozen reference)")
-    p.add_argument("--out", type=Path, help="output directory (default: finetune.out/STAGE)")
-    p.add_argument("--merge", action="store_true", default=None, help="write LoRA merged into a plain model")
-    p.add_argument("--reward-model", help="dpo: reward model judging the win rate (default: finetune.dpo.reward_model)")
+    p = command("finetune", run_finetune, "post-training: SFT, reward model, DPO, PPO or GRPO")
+    finetune_arguments(p)
 
     command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
 

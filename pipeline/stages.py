@@ -145,7 +145,7 @@ def evaluate(params: Params, model: Path | str | None = None, tokens: Path | Non
 
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
-    """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
+    """`tokenmill finetune STAGE` (training/finetune/registry.py): every default from params.finetune."""
     from training.finetune.run import finetune as run_finetune
 
     return run_finetune(stage, data, base, out, params.finetune, params.tracking,

@@ -13,16 +13,17 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-from tokenizers import Tokenizer
+if TYPE_CHECKING:  # importing this module stays cheap: the CLI reads STAGE_MODULES before any torch import
+    import torch
+    from tokenizers import Tokenizer
 
-from training.finetune.config import FinetuneConfig
-from training.finetune.template import ChatTemplate
-from training.model import GPT
+    from training.finetune.config import FinetuneConfig
+    from training.finetune.template import ChatTemplate
+    from training.model import GPT
 
-STAGE_MODULES = ("sft", "reward", "dpo")  # modules of training.finetune, in pipeline order
+STAGE_MODULES = ("sft", "reward", "dpo", "ppo", "grpo")  # modules of training.finetune, in pipeline order
 
 
 @dataclass
