@@ -36,8 +36,8 @@ PHRASES = {  # language -> operation -> phrasings
            "-": ["What is {a} minus {b}?", "Subtract {b} from {a}.", "How much is {a} - {b}?", "{a} - {b} = ?"]},
     "fa": {"+": ["{a} به علاوه {b} چند می‌شود؟", "{a} و {b} را جمع کن.", "حاصل {a} + {b} چیست؟", "{a} + {b} = ؟"],
            "-": ["{a} منهای {b} چند می‌شود؟", "{b} را از {a} کم کن.", "حاصل {a} - {b} چیست؟", "{a} - {b} = ؟"]},
-    "pl": {"+": ["Ile to jest {a} plus {b}?", "Dodaj {a} i {b}.", "Ile wynosi {a} + {b}?", "{a} + {b} = ?"],
-           "-": ["Ile to jest {a} minus {b}?", "Odejmij {b} od {a}.", "Ile wynosi {a} - {b}?", "{a} - {b} = ?"]},
+    "pl": {"+": ["Ile to jest {a} plus {b}?", "Dodaj {a} i {b}.", "Ile wynosi {a} + {b}?", "{a} + {b} = ile?"],
+           "-": ["Ile to jest {a} minus {b}?", "Odejmij {b} od {a}.", "Ile wynosi {a} - {b}?", "{a} - {b} = ile?"]},
 }
 SIZES = {"held_out.jsonl": 150, "prompts.jsonl": 300, "preferences.jsonl": 450}  # the rest is SFT data
 

@@ -109,8 +109,9 @@ class Ppo:
                 values_clipped = old_values + (values - old_values).clamp(-self.ppo.value_clip, self.ppo.value_clip)
                 value_loss = 0.5 * masked_mean(torch.max((values - returns) ** 2, (values_clipped - returns) ** 2), mask)
                 optimizer_step(policy_loss + self.ppo.vf_coef * value_loss, optimizer, self.session.config.grad_clip)
-                for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("clip_fraction", clipped)):
-                    figures[key].append(float(value))
+                figures["policy_loss"].append(float(policy_loss.detach()))
+                figures["value_loss"].append(float(value_loss.detach()))
+                figures["clip_fraction"].append(clipped)
         return {k: sum(v) / len(v) for k, v in figures.items()}
 
     def step(self, prompts: list, optimizer) -> tuple[dict, list[dict]]:

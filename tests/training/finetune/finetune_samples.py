@@ -77,6 +77,7 @@ def tiny_rl(**overrides) -> FinetuneConfig:
 
     rl = RlConfig(**{"steps": 12, "lr": 1e-2, "max_new_tokens": 8, "epochs": 2, "minibatch_size": 16,
                      "kl_coef": 0.01, "sample_every": 5, **overrides.pop("rl", {})})
-    return tiny_finetune(rl=rl, ppo=PpoConfig(prompts_per_step=16), eval_every=6, warmup_steps=1,
-                         grpo=GrpoConfig(reward="finetune_samples:brevity", prompts_per_step=4, group_size=4),
+    grpo = GrpoConfig(**{"reward": "finetune_samples:brevity", "prompts_per_step": 4, "group_size": 4,
+                         **overrides.pop("grpo", {})})
+    return tiny_finetune(rl=rl, ppo=PpoConfig(prompts_per_step=16), grpo=grpo, eval_every=6, warmup_steps=1,
                          **{"lora": {"rank": 0}, **overrides})
