@@ -19,6 +19,7 @@ from typing import Callable
 
 from pipeline import stages
 from training import commands as serving  # generate, serve: light until one runs
+from training.finetune.cli import add_arguments as finetune_arguments
 from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
@@ -224,16 +225,6 @@ def step_group_options(p: argparse.ArgumentParser) -> None:
         stages.index_option(p)
 
 
-def finetune_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
-    p.add_argument("--data", type=Path, help="JSONL data (default: finetune.sft_data or finetune.preference_data)")
-    p.add_argument("--base", help="model directory, MLflow run id or 'champion' (default: finetune.base; "
-                                  "dpo: finetune.sft_model, also its frozen reference)")
-    p.add_argument("--out", type=Path, help="output directory (default: finetune.out/STAGE)")
-    p.add_argument("--merge", action="store_true", default=None, help="write LoRA merged into a plain model")
-    p.add_argument("--reward-model", help="dpo: reward model judging the win rate (default: finetune.dpo.reward_model)")
-
-
 def flow_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=["pipeline"], help="flow to run")
 
@@ -284,8 +275,7 @@ COMMANDS = [
     ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),
     ("models", "registered model versions with their bits-per-byte; which is champion", no_options, run_models,
      False),
-    ("finetune", "post-training: supervised fine-tuning, reward model or DPO", finetune_options, run_finetune,
-     False),
+    ("finetune", "post-training: SFT, reward model, DPO, PPO or GRPO", finetune_arguments, run_finetune, False),
     ("summary", "print documents per stage, evaluation figures and the MLflow run", no_options, run_summary, False),
     ("flow", "run the whole pipeline as a Prefect flow (python -m flows.pipeline)", flow_options, run_flow, False),
     ("sources", "list the crawl sources, or validate source files", sources_options, run_sources, False),

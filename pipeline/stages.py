@@ -157,7 +157,7 @@ def export(params: Params, model: str | None, out: Path, tokenizer: Path | None 
 
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
-    """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
+    """`tokenmill finetune STAGE` (training/finetune/registry.py): every default from params.finetune."""
     out = Path(out or Path(params.finetune.out) / stage)
     check_replaceable(out, f"finetune-{stage}")  # before torch loads, and long before training ends
     from training.finetune.run import finetune as run_finetune

@@ -18,10 +18,6 @@ from training.config import TrackingConfig
 from training.finetune.config import FinetuneConfig
 from training.finetune.model_dir import ADAPTER, BASE, MODEL, REWARD, TOKENIZER
 
-# The held-out figure each stage is judged by, and whether higher is better.
-GATE_METRIC = {"sft": ("val_loss", False), "reward": ("val_accuracy", True), "dpo": ("val_margin", True)}
-
-
 def _model_dir_in(root: Path) -> Path | None:
     """The first directory under `root` (itself included) holding a tokenizer and model weights."""
     for candidate in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
@@ -135,15 +131,16 @@ def finish_run(tracking: TrackingConfig, run_id: str, out: Path, summary: dict) 
 
 
 def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_id: str, value: float,
-             data_sha256: str, eval_set: str) -> dict:
+             data_sha256: str, eval_set: str, gate: tuple[str, bool], refusal: str | None = None) -> dict:
     """Register the run's model under the stage's name; move the alias only when `value` (the stage's
-    held-out metric) beats the alias holder's on the same held-out set (`eval_set`), as the
-    pre-training gate does. Logs the decision and both figures on the run."""
+    held-out figure gate[0], higher better when gate[1]) beats the alias holder's on the same held-out
+    set (`eval_set`), as the pre-training gate does, and the stage gave no `refusal` (a bound the run
+    broke, e.g. its KL to the base). Logs the decision and both figures on the run."""
     from mlflow.exceptions import MlflowException
 
     client = mlf.client(tracking)
     name, alias = getattr(config.registry, stage), config.registry.alias
-    metric, higher = GATE_METRIC[stage]
+    metric, higher = gate
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -156,7 +153,9 @@ def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_i
         holder_value = float(holder.tags["value"])
     except (MlflowException, KeyError, ValueError):
         holder, holder_value = None, None
-    if not math.isfinite(value):
+    if refusal:
+        promoted, reason = False, f"kept: {refusal}"
+    elif not math.isfinite(value):
         promoted, reason = False, "kept: no held-out data"
     elif holder is None:
         promoted, reason = True, f"promoted: first version ({metric} {value:.4g})"
