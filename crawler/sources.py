@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crawler.config import Source, available_sources, load_source
+from crawler.config import missing_web_keys, Source, available_sources, load_source
 from tokenmill.config import coerce, load_yaml
 from tokenmill.errors import ConfigError, UserError
 
@@ -31,6 +31,7 @@ def validate_file(path: Path) -> list[str]:
     errors = [f"{where}: unknown key '{key}' (known: {', '.join(sorted(fields))})" for key in sorted(set(data) - set(fields))]
     errors += [f"{where}: missing required key '{name}'" for name, f in fields.items()
                if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    errors += [f"{where}: missing required key '{name}'" for name in missing_web_keys(data) if name not in data]
     for key in sorted(set(data) & set(fields)):
         try:
             coerce(hints[key], data[key], f"{where}: {key}")

@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from dataprep import registry  # the one list of dataprep steps and their groups
 
+    from crawler import ingest_cli
+
+    ingest_cli.add_arguments(stage("ingest", run_ingest, ingest_cli.HELP))
+
     p = stage("prepare", run_prepare, "run every configured dataprep step (prepare.steps) in order")
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
@@ -200,6 +204,11 @@ def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> No
 
 def run_crawl(args, params):
     return stages.crawl(params, args.sources, args.out)
+
+
+def run_ingest(args, params):
+    return stages.ingest(params, args.paths, args.out, workers=args.workers, limit=args.limit,
+                         base_url=args.base_url, source=args.source)
 
 
 def run_prepare(args, params):
