@@ -366,6 +366,7 @@ def read_archive(path: str, config: CrawlConfig, source: str, on_page: Callable[
                         continue
                     outcome = record_outcome(item, config, source)
                     if outcome.reason is None and canonical(outcome.page["url"]) in seen:
+                        outcome.page["text"] = None
                         outcome = dropped(outcome.page, "repeated_url")
                     if outcome.reason is not None:
                         result.removed[outcome.reason] += 1
@@ -434,6 +435,9 @@ def ingest_file(number: int, path: str, task: Task) -> FileResult:
         with ShardWriter(tmp / "documents", task.config.shard_size) as writer:
             result = read_archive(path, task.config, task.source, lambda page: page["text"] is not None and writer.write(
                 page_document(page, task.license, task.languages)))
+    if result.unreadable:  # not marked done: a run after the file is fixed (or the store is back) reads it
+        shutil.rmtree(tmp, ignore_errors=True)
+        return result
     write_json(tmp / "result.json", {**result.__dict__, "removed": dict(sorted(result.removed.items()))})
     shutil.rmtree(done, ignore_errors=True)
     os.replace(tmp, done)
@@ -590,7 +594,7 @@ def ingest_source(source: Any, config: CrawlConfig, pages_file: Path, closed_fil
                 sum(r.records for r in results), sum(r.documents for r in results), dict(sorted(removed.items())))
     tmp = pages_file.with_name(pages_file.name + ".tmp")
     with open(tmp, "wb") as out:
-        for number in range(len(files)):
+        for number in (n for n, result in enumerate(results) if not result.unreadable):
             with open(task.part(number) / "pages.jsonl", "rb") as part:
                 shutil.copyfileobj(part, out)
     os.replace(tmp, pages_file)
