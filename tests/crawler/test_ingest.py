@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from tokenmill.errors import UserError
 from .warcs import (chunked, conversion, corrupt, gzip_per_record, html_page, http_response, member, record,
                     response, whole_gzip)
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = CrawlConfig(min_text_chars=100, max_response_bytes=20_000)
 
 
@@ -165,26 +163,59 @@ def test_one_and_two_workers_write_the_same_bytes(tmp_path):
         assert (tmp_path / "one" / "documents" / name).read_bytes() == (tmp_path / "two" / "documents" / name).read_bytes()
 
 
-@pytest.mark.slow  # two runs of the CLI in processes of their own
 def test_a_killed_ingest_never_reads_a_finished_file_again(tmp_path):
     first, second = tmp_path / "a.warc.gz", tmp_path / "b.warc.gz"
     first.write_bytes(gzip_per_record(pages(2)))
     os.mkfifo(second)  # the second file blocks its reader: the ingest is killed while it waits
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pipeline.cli", "ingest", str(first), str(second), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, start_new_session=True)
+    paths = [str(first), str(second)]
+    child = multiprocessing.get_context("fork").Process(target=ingest, args=(paths, out, CONFIG))
+    child.start()
     done = tmp_path / "out.partial" / "files" / "00000" / "result.json"
     deadline = time.monotonic() + 60
-    while not done.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert done.exists(), child.stderr.read() if child.poll() is not None else "no part after 60 s"
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
+    while not done.exists() and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert done.exists() and child.is_alive()
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
     second.unlink()
     second.write_bytes(gzip_per_record(pages(2, 2)))
     first.write_bytes(b"not read again: a resumed ingest keeps the finished part")
-    proc = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    result = ingest(paths, out, CONFIG)
     assert sorted(documents(out)) == [f"http://example.org/p{i}.html" for i in range(4)]
-    assert stats(out)["files_unreadable"] == {} and not (tmp_path / "out.partial").exists()
+    assert result["files_unreadable"] == {} and not (tmp_path / "out.partial").exists()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch):
+    """moto's S3 server on 127.0.0.1 (as tests/pipeline/test_s3.py): a real S3 API, nothing off the machine."""
+    pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="archives")
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield client
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+@pytest.mark.slow  # moto's server takes seconds to load
+def test_archives_and_listings_on_s3(tmp_path, s3):
+    for i in range(2):
+        s3.put_object(Bucket="archives", Key=f"crawl-data/seg/f{i}.warc.gz", Body=gzip_per_record(pages(2, 2 * i)))
+    s3.put_object(Bucket="archives", Key="crawl-data/warc.paths.gz",
+                  Body=member(b"crawl-data/seg/f1.warc.gz\ncrawl-data/seg/f0.warc.gz\n"))
+    listed = ingest(["s3://archives/crawl-data/warc.paths.gz"], tmp_path / "listed", CONFIG, base_url="s3://archives")
+    whole = ingest(["s3://archives/crawl-data/seg"], tmp_path / "dir", CONFIG)
+    assert listed["documents_out"] == whole["documents_out"] == 4 and documents(tmp_path / "listed") == documents(tmp_path / "dir")
+    assert listed["bytes_in"] == whole["bytes_in"] > 0
