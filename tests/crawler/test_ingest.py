@@ -209,8 +209,8 @@ def s3(monkeypatch: pytest.MonkeyPatch):
     server.stop()
 
 
-@pytest.mark.slow  # moto's server takes seconds to load
-def test_archives_and_listings_on_s3(tmp_path, s3):
+@pytest.mark.slow  # moto's server and a Dask cluster take seconds to start
+def test_archives_and_listings_on_s3_read_here_and_on_dask_workers(tmp_path, s3):
     for i in range(2):
         s3.put_object(Bucket="archives", Key=f"crawl-data/seg/f{i}.warc.gz", Body=gzip_per_record(pages(2, 2 * i)))
     s3.put_object(Bucket="archives", Key="crawl-data/warc.paths.gz",
@@ -219,3 +219,13 @@ def test_archives_and_listings_on_s3(tmp_path, s3):
     whole = ingest(["s3://archives/crawl-data/seg"], tmp_path / "dir", CONFIG)
     assert listed["documents_out"] == whole["documents_out"] == 4 and documents(tmp_path / "listed") == documents(tmp_path / "dir")
     assert listed["bytes_in"] == whole["bytes_in"] > 0
+    from dask.distributed import LocalCluster
+
+    # workers in this process: the Dask path (scheduler, tasks, results) without starting interpreters
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        on_dask = ingest(["s3://archives/crawl-data/warc.paths.gz"], tmp_path / "dask", CONFIG,
+                         base_url="s3://archives", dask_address=cluster.scheduler_address)
+    assert on_dask == listed
+    for shard in sorted((tmp_path / "listed" / "documents").iterdir()):
+        assert shard.read_bytes() == (tmp_path / "dask" / "documents" / shard.name).read_bytes()
