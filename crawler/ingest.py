@@ -364,7 +364,11 @@ def read_archive(path: str, config: CrawlConfig, source: str, on_page: Callable[
                     if isinstance(item, Damage):
                         damaged(result, item.offset, item.reason)
                         continue
-                    outcome = record_outcome(item, config, source)
+                    try:
+                        outcome = record_outcome(item, config, source)
+                    except Exception as exc:  # noqa: BLE001 - one page the parser chokes on must not end a long run
+                        damaged(result, item.offset, f"extract_error ({type(exc).__name__})")
+                        continue
                     if outcome.reason is None and canonical(outcome.page["url"]) in seen:
                         outcome.page["text"] = None
                         outcome = dropped(outcome.page, "repeated_url")
@@ -389,7 +393,7 @@ def read_archive(path: str, config: CrawlConfig, source: str, on_page: Callable[
 
 
 def damaged(result: FileResult, offset: int, reason: str) -> None:
-    result.removed[reason] += 1
+    result.removed[reason.split(" ")[0]] += 1
     if len(result.warnings) < MAX_WARNINGS:
         result.warnings.append(f"{result.path}: offset {offset}: {reason}, record skipped")
 
