@@ -3,8 +3,8 @@
     python bench/ingest.py [WORK_DIR] [--datatrove-python PATH] [--copies N]
 
 The WARC: the 181 real pages of the article-extraction benchmark (../shared/data), each written
-`--copies` times (default 12: 2,172 records) under its own URL by the crawler's own record writer
-(crawler.analyse.warc_record: one gzip member per record, as a crawl's WARC). Both sides read the
+`--copies` times (default 12: 2,172 records) under its own URL, as Common Crawl writes a WARC
+(warcio, one gzip member per record, WARC-Identified-Payload-Type). Both sides read the
 same file on core 0 (`taskset`-like affinity, one thread each; datatrove's extraction sandbox
 process inherits the core), in processes of their own, 3 interleaved rounds, medians; the timed
 part is reading the WARC to extracted texts (ours also writes its Parquet output). Extraction
@@ -92,18 +92,27 @@ print(json.dumps(result))
 
 
 def make_warc(path: Path, copies: int) -> tuple[dict[str, str], int]:
-    """The benchmark's pages as a crawler WARC; (URL -> ground truth, HTML bytes)."""
-    from crawler.analyse import WarcInput, warc_record
+    """The benchmark's pages as a WARC written as Common Crawl writes them (warcio, a gzip member per
+    record, the WARC-Identified-Payload-Type that datatrove's reader filters on); (URL -> ground
+    truth, HTML bytes)."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
 
     truth = json.loads((DATA / "ground-truth.json").read_text(encoding="utf-8"))
     answers, html_bytes = {}, 0
     with open(path, "wb") as out:
+        writer = WARCWriter(out, gzip=True)
         for copy in range(copies):
             for key, item in sorted(truth.items()):
                 html = gzip.decompress((DATA / "html" / f"{key}.html.gz").read_bytes())
                 url = f"http://copy{copy}.bench.localhost/{key}.html"
-                headers = [("Content-Type", "text/html"), ("Content-Length", str(len(html)))]
-                out.write(warc_record(WarcInput(url, "200 OK", headers, html)))
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(html)))],
+                                        protocol="HTTP/1.1")
+                writer.write_record(writer.create_warc_record(
+                    url, "response", payload=BytesIO(html), http_headers=http,
+                    warc_headers_dict={"WARC-Identified-Payload-Type": "text/html"}))
                 answers[url] = item["articleBody"]
                 html_bytes += len(html)
     return answers, html_bytes

@@ -27,6 +27,8 @@ from typing import IO, Iterator, Union
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_SIZE = 1 << 20
+FEED_SIZE = 1 << 16  # compressed bytes given to zlib at once
+MAX_OUT = 1 << 22  # decompressed bytes taken from zlib at once (a bound on a gzip bomb's step)
 MAX_HEADER_BYTES = 1 << 16
 RECORD_START = b"WARC/"
 
@@ -58,9 +60,10 @@ class Inflated:
 
     def __init__(self, raw: IO[bytes]):
         self.raw = raw
-        self.pending = raw.read(READ_SIZE)  # compressed bytes not yet decompressed
+        self.pending = raw.read(READ_SIZE)  # compressed bytes read, not yet decompressed from `pos` on
+        self.pos = 0
         self.gzipped = self.pending[:2] == GZIP_MAGIC[:2]
-        self.pending_at = 0  # file offset of pending[0]
+        self.pending_at = 0  # file offset of pending[pos]
         self.buffer = bytearray()
         self.start = 0  # stream position of buffer[0]
         self.break_at = 0
@@ -78,11 +81,18 @@ class Inflated:
         return position  # plain: the file offset; inside a gzip member: the decompressed offset
 
     def drop(self, count: int) -> None:
-        del self.buffer[:count]
+        del self.buffer[:count]  # a bytearray drops its front in O(1)
         self.start += count
-        keep = [m for m in self.members if m[0] > self.start]
-        earlier = [m for m in self.members if m[0] <= self.start]
-        self.members = earlier[-1:] + keep
+        if len(self.members) > 1 and self.members[1][0] <= self.start:
+            earlier = [m for m in self.members if m[0] <= self.start]
+            self.members = earlier[-1:] + [m for m in self.members if m[0] > self.start]
+
+    def unread(self) -> int:
+        return len(self.pending) - self.pos
+
+    def advance(self, count: int) -> None:
+        self.pos += count
+        self.pending_at += count
 
     def read_raw(self) -> bool:
         if self.ended:
@@ -91,35 +101,36 @@ class Inflated:
         if not data:
             self.ended = True
             return False
-        self.pending += data
+        self.pending = self.pending[self.pos:] + data
+        self.pos = 0
         return True
 
     def fill(self) -> bool:
         """More decompressed bytes at the end of `buffer`; False when the file has no more."""
         if not self.gzipped:
-            if not self.pending and not self.read_raw():
+            if not self.unread() and not self.read_raw():
                 return False
-            self.buffer += self.pending
-            self.pending_at += len(self.pending)
-            self.pending = b""
+            self.buffer += memoryview(self.pending)[self.pos:]
+            self.advance(self.unread())
             return True
         while True:
             if self.inflater is None and not self.start_member():
                 return False
-            if not self.pending and not self.read_raw():
+            if not self.unread() and not self.read_raw():
                 self.broken(self.members[-1][1], "truncated_gzip")
                 self.inflater = None
                 return False
+            # fed in small pieces: what is left of a piece when a member ends is copied (unused_data)
+            feed = memoryview(self.pending)[self.pos:self.pos + FEED_SIZE]
             try:
-                out = self.inflater.decompress(self.pending, READ_SIZE)
+                out = self.inflater.decompress(feed, MAX_OUT)
             except zlib.error:
                 self.broken(self.members[-1][1], "bad_gzip")
                 self.inflater = None
                 self.skip_pending(1)
                 continue
             rest = self.inflater.unused_data if self.inflater.eof else self.inflater.unconsumed_tail
-            self.pending_at += len(self.pending) - len(rest)
-            self.pending = rest
+            self.advance(len(feed) - len(rest))
             if self.inflater.eof:
                 self.inflater = None
             if out:
@@ -128,11 +139,11 @@ class Inflated:
 
     def start_member(self) -> bool:
         """Open the gzip member that starts at `pending` (after any garbage); False at the file's end."""
-        while len(self.pending) < len(GZIP_MAGIC) and self.read_raw():
+        while self.unread() < len(GZIP_MAGIC) and self.read_raw():
             pass
-        if not self.pending:
+        if not self.unread():
             return False
-        if not self.pending.startswith(GZIP_MAGIC):
+        if not self.pending.startswith(GZIP_MAGIC, self.pos):
             self.broken(self.pending_at, "garbage")
             self.skip_pending(0)
             return self.start_member()
@@ -143,18 +154,14 @@ class Inflated:
     def skip_pending(self, start: int) -> None:
         """Drop compressed bytes up to the next gzip magic found from `start` (or all of them)."""
         while True:
-            found = self.pending.find(GZIP_MAGIC, start)
+            found = self.pending.find(GZIP_MAGIC, self.pos + start)
             if found >= 0:
-                self.pending_at += found
-                self.pending = self.pending[found:]
+                self.advance(found - self.pos)
                 return
-            keep = min(len(self.pending), len(GZIP_MAGIC) - 1)
-            self.pending_at += len(self.pending) - keep
-            self.pending = self.pending[len(self.pending) - keep:]
+            self.advance(max(0, self.unread() - (len(GZIP_MAGIC) - 1)))  # a magic may straddle two reads
             start = 0
             if not self.read_raw():
-                self.pending_at += len(self.pending)
-                self.pending = b""
+                self.advance(self.unread())
                 return
 
     def broken(self, offset: int, reason: str) -> None:
@@ -169,7 +176,7 @@ class Inflated:
         self.quiet = True
 
     def at_end(self) -> bool:
-        return self.ended and not self.pending and self.inflater is None
+        return self.ended and not self.unread() and self.inflater is None
 
     def broke(self, position: int, end: int) -> bool:
         """Whether a break fell inside the record from stream `position` to `end` (relative to the buffer)."""
