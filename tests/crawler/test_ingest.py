@@ -19,6 +19,7 @@ from tokenmill.errors import UserError
 from .warcs import (chunked, conversion, corrupt, gzip_per_record, html_page, http_response, member, record,
                     response, whole_gzip)
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = CrawlConfig(min_text_chars=100, max_response_bytes=20_000)
 
 
@@ -229,3 +230,8 @@ def test_archives_and_listings_on_s3_read_here_and_on_dask_workers(tmp_path, s3)
     assert on_dask == listed
     for shard in sorted((tmp_path / "listed" / "documents").iterdir()):
         assert shard.read_bytes() == (tmp_path / "dask" / "documents" / shard.name).read_bytes()
+    from pipeline.cli import main  # the documents are a crawl's: prepare takes them as they are
+
+    assert main(["prepare", "--in", str(tmp_path / "dask" / "documents"), "--out", str(tmp_path / "corpus"),
+                 "--steps", "normalize,exact_dedup", "--params", str(ROOT / "params.yaml")]) == 0
+    assert stats(tmp_path / "corpus")["documents_in"] == 4
