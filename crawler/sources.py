@@ -72,7 +72,8 @@ def list_sources(sources_dir: Path, crawl_dir: Path) -> list[dict[str, Any]]:
             rows.append({"name": name, "error": str(exc)})
             continue
         rows.append({"name": source.name, "start_urls": source.start_urls, "max_pages": source.max_pages,
-                     "max_depth": source.max_depth, "last_crawl": last.get(source.name)})
+                     "max_depth": source.max_depth, "last_crawl": last.get(source.name),
+                     **({"warc": source.warc} if source.warc else {})})
     return rows
 
 
@@ -93,6 +94,10 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if "error" in row:
             lines.append(f"{row['name']}  INVALID: {row['error']}")
+            continue
+        if row.get("warc"):  # a source of web archives (crawler/ingest.py)
+            archives = ", ".join(row["warc"][:3]) + (f" (+{len(row['warc']) - 3})" if len(row["warc"]) > 3 else "")
+            lines.append(f"{row['name']}  archives: {archives}  last crawl: {row['last_crawl'] or 'never'}")
             continue
         starts = ", ".join(row["start_urls"][:3]) + (f" (+{len(row['start_urls']) - 3})" if len(row["start_urls"]) > 3 else "")
         lines.append(f"{row['name']}  {starts}  max_pages={row['max_pages']} max_depth={row['max_depth']}  "

@@ -75,3 +75,18 @@ def test_a_source_of_archives_is_crawled_and_carried_over(crawled, tmp_path):
     assert {d.id: d.text for d in both if d.meta["source"] == "archived"} == \
            {d["id"]: d["text"] for d in from_archive.values()}
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["stage"] == "crawl"
+
+
+def test_a_source_of_archives_needs_no_start_urls_and_may_not_crawl_too(tmp_path):
+    from crawler.sources import format_rows, list_sources, validate
+
+    good = write_source(tmp_path, name="good", warc=["s3://commoncrawl/crawl-data/x/warc.paths.gz"],
+                        warc_base_url="s3://commoncrawl")
+    both = write_source(tmp_path, name="both", warc=["a.warc.gz"], start_urls=["https://example.org/"])
+    web = write_source(tmp_path, name="web", start_urls=["https://example.org/"], allowed_domains=["example.org"])
+    errors = validate([good, both, web])
+    assert errors == [f"{both}: warc: a source either ingests archives or crawls; remove start_urls or warc",
+                      f"{web}: missing required key 'max_pages'", f"{web}: missing required key 'max_depth'"]
+    (tmp_path / "both.yaml").unlink()
+    listing = format_rows(list_sources(tmp_path, tmp_path / "no-crawl"))
+    assert "good  archives: s3://commoncrawl/crawl-data/x/warc.paths.gz  last crawl: never" in listing
