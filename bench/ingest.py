@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 DATA = next((base / "shared" / "data" / "article-extraction-benchmark" for base in (ROOT.parent, ROOT.parent.parent)
              if (base / "shared" / "data" / "article-extraction-benchmark").is_dir()),
             ROOT.parent / "shared" / "data" / "article-extraction-benchmark")
-DATATROVE = ["datatrove[processing,io]==0.10.1", "orjson", "fastwarc"]
+DATATROVE = ["datatrove[processing,io]==0.10.1", "orjson", "fastwarc", "lxml_html_clean"]  # lxml_html_clean: trafilatura's jusText needs it
 ROUNDS = 3
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
