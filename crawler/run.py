@@ -87,7 +87,13 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig, carry_over: lis
         write_job(state, sources, config, ports, carried)
         for source in sources:
             state.prepare_run(source.name)
-        run_child(state)
+        if any(not source.warc for source in sources):
+            run_child(state)
+    for source in sources:
+        if source.warc:  # archives instead of a site: read, not fetched (crawler/ingest.py)
+            from crawler.ingest import ingest_source
+
+            ingest_source(source, config, state.pages_file(source.name), state.closed_file(source.name))
     unfinished = {s.name: state.close_reason(s.name) for s in sources if state.close_reason(s.name) not in COMPLETE}
     if unfinished:
         detail = ", ".join(f"{name} ({reason or 'no reason recorded'})" for name, reason in unfinished.items())
@@ -156,7 +162,7 @@ def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfi
 def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, ports: dict[str, int],
               carried: list[Source] = ()) -> None:
     entries = []
-    for source in sources:
+    for source in (s for s in sources if not s.warc):  # the Scrapy child crawls; archives are read here
         urls = UrlMap()
         if source.serve is not None:
             urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
 from pipeline import stages
 from training import commands as serving  # generate, serve: light until one runs
 from training.finetune.cli import add_arguments as finetune_arguments
@@ -122,6 +123,11 @@ def stage_handler(stage: stages.Stage) -> Callable:
 
 def run_export(args, params):
     return stages.export(params, args.model, args.out, args.tokenizer, args.register)
+
+
+def run_ingest(args, params):
+    return stages.ingest(params, args.paths, args.out, workers=args.workers, limit=args.limit,
+                         base_url=args.base_url, source=args.source)
 
 
 def run_models(args, params):
@@ -269,6 +275,7 @@ def step_group_commands() -> list[tuple]:
 
 # (name, help, options, handler, takes --force); the pipeline's stages come first, from pipeline/stages.py
 COMMANDS = [
+    ("ingest", ingest_cli.HELP, ingest_cli.add_arguments, run_ingest, True),
     *step_group_commands(),
     ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
     ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),

@@ -41,6 +41,18 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     return run_crawl(loaded, out, params.crawl, carry_over=others)
 
 
+def ingest(params: Params, paths: list[str], out: Path, workers: int = 1, limit: int | None = None,
+           base_url: str | None = None, source: str = "warc") -> dict:
+    """`tokenmill ingest`: web archives into documents as a crawl writes them (crawler/ingest.py), with
+    the crawl's extraction settings (params.crawl) and, when prepare.dask.address is set, its Dask workers."""
+    from crawler.ingest import ingest as run_ingest
+
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    return run_ingest(paths, Path(out), params.crawl, source=source, workers=workers,
+                      dask_address=params.prepare.dask.address, limit=limit, base_url=base_url)
+
+
 def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,
             steps: list[str] | None = None, workers: int | None = None,
             index: Path | None = None) -> dict:
