@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from dataprep.dedup import Decisions, Dedup, Signed, apply, resolve, sign_documents
+from dataprep.dedup import Dedup, ShardDecisions, apply_listed
+from dataprep.dedup_disk import ShardState, kept_rows, resolve_on_disk, state_bytes_per_document, write_state
 from dataprep.memory import give_back, lean_allocators
 from dataprep.step import Step
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents
@@ -76,7 +77,7 @@ class Part:
     """What one task reads: document files in order, minus the previous dedup group's duplicates."""
 
     files: list[str]
-    decisions: Decisions | None = None  # pass two of the previous dedup group, sliced to these documents
+    decisions: ShardDecisions | None = None  # pass two of the previous dedup group for these documents
 
 
 @dataclass
@@ -90,7 +91,7 @@ class TaskResult:
     documents_in: int = 0
     bytes_in: int = 0
     steps: list[Step] = field(default_factory=list)  # per-document steps with this task's counts
-    signed: Signed | None = None
+    state: ShardState | None = None  # pass one of the next dedup group (dataprep/dedup_disk.py)
     kept_files: list[str] = field(default_factory=list)
     kept_documents: int = 0
     kept_bytes: int = 0
@@ -145,7 +146,7 @@ def run_task(
     if count_input:
         docs = counted(docs, result)
     if part.decisions is not None:
-        docs = apply(part.decisions, 0, docs, on_remove)
+        docs = apply_listed(part.decisions, docs, on_remove)
     result.steps = build(segment.steps, config, on_remove)
     for step in result.steps:
         docs = step.run(docs)
@@ -154,7 +155,7 @@ def run_task(
     passthrough = segment.dedup and not segment.steps and part.decisions is None
     if segment.dedup:
         signers = build(segment.dedup, config, None)
-        result.signed = sign_documents(signers, docs if passthrough else tee_to(docs, kept))  # type: ignore[arg-type]
+        result.state = write_state(signers, docs if passthrough else tee_to(docs, kept), out / f"state-{number:05d}")
     else:
         for doc in docs:
             kept.write(doc)
@@ -261,20 +262,20 @@ def execute(
             kept.lengths = [n for r in results for n in r.kept_lengths]
             break
         group = [steps_by_name[name] for name in segment.dedup]
-        signed_parts = [r.signed for r in results]
-        signed = Signed.concat(signed_parts)  # type: ignore[arg-type]
+        states = [r.state for r in results]  # type: ignore[misc]
         sources = [r.kept_files for r in results]
         starts = [0]
-        for part in signed_parts:
-            starts.append(starts[-1] + len(part.ids))  # type: ignore[union-attr]
-        batch_key = index.batch_key(signed, segment.dedup) if index is not None else None
-        decisions = resolve(group, signed, texts_reader(sources, starts),
-                            index.rows(segment.dedup, batch_key) if index is not None else None)
+        for state in states:
+            starts.append(starts[-1] + state.documents)  # type: ignore[union-attr]
+        batch_key = index.batch_key(states, segment.dedup) if index is not None else None
+        index_states = index.states(group, batch_key, workdir / "index") if index is not None else []
+        decisions = resolve_on_disk(group, states + index_states, texts_reader(sources, starts),  # type: ignore[operator]
+                                    lambda fn, args, desc: run_calls(fn, args, client, desc), workdir / "dedup")
         for step in group:
-            step.state_bytes_per_document = round(signed.bytes_per_document(), 1)
+            step.state_bytes_per_document = state_bytes_per_document(states)  # type: ignore[arg-type]
         if index is not None:
-            index.record(batch_key, signed, decisions, segment.dedup)
-        parts = [Part(files, decisions.slice(starts[i], starts[i + 1])) for i, files in enumerate(sources)]
+            index.record_kept(batch_key, kept_rows(states, decisions), segment.dedup)
+        parts = [Part(files, decisions[i]) for i, files in enumerate(sources)]
     else:  # the pipeline ends with a dedup group: one more pass drops its duplicates
         kept_files = []
     if plan[-1].dedup:
@@ -308,13 +309,19 @@ def open_index(directory: str | Path | None, pipeline: Sequence[Step]) -> Any:
 
 def run_all(args: list[tuple], client: Any, desc: str) -> list[TaskResult]:
     """run_task over every argument tuple, in order of the tuples whatever order they finish in."""
+    return run_calls(run_task, args, client, desc)
+
+
+def run_calls(fn: Callable, args: list[tuple], client: Any, desc: str) -> list:
+    """`fn(*a)` for every argument tuple `a`, here or on Dask; results in the order of the tuples."""
     if client is None:
-        return [run_task(*a) for a in progress(args, desc=desc, unit="shard")]
+        return [fn(*a) for a in progress(args, desc=desc, unit="task")]
     from dask.distributed import as_completed
 
     run_id = uuid.uuid4().hex[:12]
-    futures = [client.submit(run_task, *a, key=f"tokenmill-prepare-{run_id}-{a[0]}", pure=False) for a in args]
-    for _ in progress(as_completed(futures), total=len(futures), desc=desc, unit="shard"):
+    futures = [client.submit(fn, *a, key=f"tokenmill-{fn.__name__}-{run_id}-{n}", pure=False)
+               for n, a in enumerate(args)]
+    for _ in progress(as_completed(futures), total=len(futures), desc=desc, unit="task"):
         pass
     return client.gather(futures)
 
