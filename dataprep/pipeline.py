@@ -9,6 +9,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -20,10 +26,12 @@ from dataprep.plots import write_plots
 from dataprep.report import write_report
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
-from tokenmill.errors import ConfigError
+from tokenmill.errors import ConfigError, UserError
+from tokenmill.locations import is_url
 from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory
 
+RUN_FILE = "run.json"  # in the work directory: the inputs and settings it is for
 SCRUB_REMOVED = "pii"  # removed documents are versioned and pushed with the corpus: this step scrubs them too
 
 
@@ -55,17 +63,19 @@ def run(
     """
     lean_allocators()
     names = list(config.steps if steps is None else steps)
-    document_files(inp)  # a missing or empty input fails here, before `out` is touched
+    files = document_files(inp)  # a missing or empty input fails here, before `out` is touched
     stats = StageStats(stage="prepare")
+    index = index if index is not None else config.index
+    work = work_directory(out, files, names, config, index)
     with atomic_directory(out) as tmp:
         # Steps run shard by shard (dataprep/distributed.py: in this process or on Dask workers); the
         # steps built here only collect the counts. Removed documents are scrubbed by SCRUB_REMOVED too.
         pipeline = build_steps(names, config, None)
         scrub_removed = SCRUB_REMOVED if SCRUB_REMOVED in names else None
-        dedup_index = open_index(index if index is not None else config.index, pipeline)
+        dedup_index = open_index(index, pipeline)
         with dask_client(config.dask, client) as dask:
             counts, kept, removed, reasons = execute(
-                document_files(inp), pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index
+                files, pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index, work
             )
         unify_shards(tmp)  # tasks wrote their shards apart: give the output one schema
         unify_shards(tmp / "removed")
@@ -76,7 +86,40 @@ def run(
         write_plots(tmp / "plots", stats.removed, cluster_sizes(pipeline))
         write_report(tmp, stats.to_dict(), (kept.lengths, removed.lengths))
         stats.write(tmp)
+    shutil.rmtree(work)
     return stats.to_dict()
+
+
+def work_directory(out: Path | str, files: list, names: list[str], config: Any, index: Any) -> Path:
+    """Where the tasks of this run write, kept after a kill so that the same command resumes there
+    (dataprep/distributed.py reads back each finished task's result). Beside a local `out`
+    (`.NAME.prepare-work`); in the temporary directory for a URL. A run with other inputs or settings
+    starts it afresh (RUN_FILE records what it was for; a directory without it is not ours: refused)."""
+    name = str(out).rstrip("/")
+    if is_url(out):
+        where = Path(tempfile.gettempdir()) / f"tokenmill-prepare-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
+    else:
+        where = Path(out).with_name(f".{Path(out).name}.prepare-work")
+    run = json.dumps({"inputs": [input_identity(f) for f in files], "steps": names, "index": str(index or ""),
+                      "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "dask"}},
+                     sort_keys=True, default=str)
+    if where.exists():
+        if not (where / RUN_FILE).is_file():
+            raise UserError(f"{where}: exists and is not a prepare work directory; remove it or choose another --out")
+        if (where / RUN_FILE).read_text(encoding="utf-8") == run:
+            return where
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    (where / RUN_FILE).write_text(run, encoding="utf-8")
+    return where
+
+
+def input_identity(file: Any) -> list:
+    """A document file's name, size and modification time (a changed input is not resumed)."""
+    if is_url(file):
+        return [str(file)]
+    stat = os.stat(file)
+    return [str(file), stat.st_size, stat.st_mtime_ns]
 
 
 def counted(docs: Iterable[Document], stats: StageStats) -> Iterator[Document]:
