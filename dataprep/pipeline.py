@@ -10,11 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -26,12 +22,11 @@ from dataprep.plots import write_plots
 from dataprep.report import write_report
 from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
-from tokenmill.errors import ConfigError, UserError
-from tokenmill.locations import is_url
+from tokenmill.errors import ConfigError
 from tokenmill.progress import progress
-from tokenmill.stage import StageStats, atomic_directory
+from tokenmill.stage import StageStats, atomic_directory, file_identity
+from tokenmill.stage import work_directory as stage_work_directory
 
-RUN_FILE = "run.json"  # in the work directory: the inputs and settings it is for
 SCRUB_REMOVED = "pii"  # removed documents are versioned and pushed with the corpus: this step scrubs them too
 
 
@@ -92,34 +87,10 @@ def run(
 
 def work_directory(out: Path | str, files: list, names: list[str], config: Any, index: Any) -> Path:
     """Where the tasks of this run write, kept after a kill so that the same command resumes there
-    (dataprep/distributed.py reads back each finished task's result). Beside a local `out`
-    (`.NAME.prepare-work`); in the temporary directory for a URL. A run with other inputs or settings
-    starts it afresh (RUN_FILE records what it was for; a directory without it is not ours: refused)."""
-    name = str(out).rstrip("/")
-    if is_url(out):
-        where = Path(tempfile.gettempdir()) / f"tokenmill-prepare-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
-    else:
-        where = Path(out).with_name(f".{Path(out).name}.prepare-work")
-    run = json.dumps({"inputs": [input_identity(f) for f in files], "steps": names, "index": str(index or ""),
-                      "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "dask"}},
-                     sort_keys=True, default=str)
-    if where.exists():
-        if not (where / RUN_FILE).is_file():
-            raise UserError(f"{where}: exists and is not a prepare work directory; remove it or choose another --out")
-        if (where / RUN_FILE).read_text(encoding="utf-8") == run:
-            return where
-        shutil.rmtree(where)
-    where.mkdir(parents=True)
-    (where / RUN_FILE).write_text(run, encoding="utf-8")
-    return where
-
-
-def input_identity(file: Any) -> list:
-    """A document file's name, size and modification time (a changed input is not resumed)."""
-    if is_url(file):
-        return [str(file)]
-    stat = os.stat(file)
-    return [str(file), stat.st_size, stat.st_mtime_ns]
+    (dataprep/distributed.py reads back each finished task's result); see tokenmill.stage.work_directory."""
+    return stage_work_directory(out, "prepare", {
+        "inputs": [file_identity(f) for f in files], "steps": names, "index": str(index or ""),
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "dask"}})
 
 
 def counted(docs: Iterable[Document], stats: StageStats) -> Iterator[Document]:
