@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import uuid
-from array import array
+from itertools import repeat
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,8 +101,8 @@ class TaskResult:
     removed_bytes: int = 0
     removed: Counter = field(default_factory=Counter)
     # characters of every text this task wrote, kept and removed (the report's length histograms)
-    kept_lengths: list[int] = field(default_factory=list)
-    removed_lengths: list[int] = field(default_factory=list)
+    kept_lengths: Counter = field(default_factory=Counter)  # length -> texts
+    removed_lengths: Counter = field(default_factory=Counter)
 
 
 def segments(steps: Sequence[Step]) -> list[Segment]:
@@ -144,7 +144,7 @@ def run_task(
             doc = scrubber.scrub_document(doc)
         removed.write(doc)
         result.removed[reason] += 1
-        result.removed_lengths.append(len(doc.text))
+        result.removed_lengths[len(doc.text)] += 1
 
     docs: Iterable[Document] = (doc for file in part.files for doc in read_documents(file))
     if count_input:
@@ -163,7 +163,7 @@ def run_task(
     else:
         for doc in docs:
             kept.write(doc)
-            result.kept_lengths.append(len(doc.text))
+            result.kept_lengths[len(doc.text)] += 1
     kept.close()
     removed.close()
     result.steps = [(step.name, counts_of(step)) for step in steps]
@@ -184,13 +184,15 @@ def marker(workdir: str | Path, number: int) -> Path:
 
 def save_result(result: TaskResult, path: Path) -> None:
     record = dataclasses.asdict(result)
-    record["removed"] = sorted(result.removed.items())
+    for name in ("removed", "kept_lengths", "removed_lengths"):
+        record[name] = sorted(getattr(result, name).items())
     write_atomically(path, json.dumps(record, separators=(",", ":")))
 
 
 def load_result(path: Path) -> TaskResult:
     record = json.loads(path.read_text(encoding="utf-8"))
-    record["removed"] = Counter(dict(record["removed"]))
+    for name in ("removed", "kept_lengths", "removed_lengths"):
+        record[name] = Counter(dict(record[name]))
     record["steps"] = [(name, counts) for name, counts in record["steps"]]
     record["state"] = ShardState(**record["state"]) if record["state"] else None
     return TaskResult(**record)
@@ -259,6 +261,24 @@ def as_key(key: Any) -> Any:
     return tuple(as_key(k) for k in key) if isinstance(key, list) else key  # JSON made tuples lists
 
 
+class Lengths:
+    """The characters of every text written, as what the report iterates (every length, once a text)
+    but kept as counts per length: memory grows with the distinct lengths, not with the documents."""
+
+    def __init__(self, counts: Counter | None = None):
+        self.counts = counts if counts is not None else Counter()
+
+    def __iter__(self) -> Iterator[int]:
+        for length, n in sorted(self.counts.items()):
+            yield from repeat(length, n)
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def __add__(self, other: "Lengths") -> "Lengths":
+        return Lengths(self.counts + other.counts)
+
+
 @dataclass
 class Written:
     """What a stage wrote to one directory (the part of ShardWriter's interface the summary reads)."""
@@ -266,7 +286,7 @@ class Written:
     documents: int = 0
     bytes: int = 0
     shards: int = 0
-    lengths: Any = field(default_factory=lambda: array("l"))  # characters of each text written (8 bytes each)
+    lengths: "Lengths" = field(default_factory=lambda: Lengths())  # characters of each text written
 
 
 def execute(
@@ -329,13 +349,14 @@ class Tally:
             self.removed_files.extend(result.removed_files)
             self.removed.documents += sum(result.removed.values())
             self.removed.bytes += result.removed_bytes
-            self.removed.lengths.extend(result.removed_lengths)
+            self.removed.lengths.counts.update(result.removed_lengths)
             self.reasons.update(result.removed)
 
     def written(self, last: Sequence[TaskResult], out: Path) -> tuple[dict[str, int], Written, Written, Counter]:
         """Number the last segment's kept shards and every removed shard into `out` (linked)."""
         kept = Written(sum(r.kept_documents for r in last), sum(r.kept_bytes for r in last))
-        kept.lengths = array("l", (n for r in last for n in r.kept_lengths))
+        for r in last:
+            kept.lengths.counts.update(r.kept_lengths)
         kept.shards = number_shards([f for r in last for f in r.kept_files], out)
         self.removed.shards = number_shards(self.removed_files, out / "removed")
         return self.counts, kept, self.removed, self.reasons

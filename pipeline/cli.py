@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _in_out(p, "paths.corpus", "paths.tokens")
     p.add_argument("--eval-set", help="evaluation set directory: the validation split, kept out of training "
                                       "(default: paths.evalset; '': split by document id hash)")
+    p.add_argument("--workers", type=int, help="encode in N processes (tokenize.workers; same token files for any N)")
 
     p = stage("train", run_train, "train the GPT (Lightning; devices/strategy/precision from params)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
@@ -216,7 +217,7 @@ def run_evalset(args, params):
 
 
 def run_tokenize(args, params):
-    return stages.tokenize(params, args.inp, args.out, eval_set=args.eval_set)
+    return stages.tokenize(params, args.inp, args.out, eval_set=args.eval_set, workers=args.workers)
 
 
 def run_train(args, params):

@@ -8,6 +8,7 @@ before doing any work (tokenmill.stage.check_replaceable), and returns the stage
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def evalset(params: Params, corpus: Path | None = None, out: Path | None = None,
 
 
 def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
-             eval_set: Path | str | None = None) -> dict:
+             eval_set: Path | str | None = None, workers: int | None = None) -> dict:
     """`eval_set`: the evaluation set directory (default paths.evalset; "": none, split by document id).
     One that is not there yet is made first from this corpus, as `tokenmill evalset` would."""
     out = Path(out or params.paths.tokens)
@@ -112,7 +113,8 @@ def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
               file=sys.stderr)
     from training.tokenizer import tokenize as run_tokenize
 
-    return run_tokenize(corpus, out, params.tokenize, eval_set=Path(eval_set) if eval_set else None)
+    config = params.tokenize if not workers else dataclasses.replace(params.tokenize, workers=workers)
+    return run_tokenize(corpus, out, config, eval_set=Path(eval_set) if eval_set else None)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,
