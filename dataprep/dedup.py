@@ -1,5 +1,9 @@
 """Exact and near-duplicate removal: global steps in two passes over re-readable documents.
 
+This module decides in memory (a step's `run` on a list of documents, and the reference the tests
+compare with); `tokenmill prepare` and `tokenmill dedup` decide the same out of core, with memory that
+does not grow with the corpus (dataprep/dedup_disk.py, docs/scaling.md).
+
 Pass one signs every document in batches (`Dedup.sign`: a 16-byte digest, or a MinHash of
 `bands x rows` uint32s) and keeps only the signatures, ids and lengths. `resolve` then clusters all
 of them at once (and against an incremental index of earlier batches, when one is given), and pass
