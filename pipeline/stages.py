@@ -11,6 +11,7 @@ defaults, refuses to replace anything but the stage's own earlier output before 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import argparse
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def evalset(params: Params, corpus: Path | None = None, out: Path | None = None,
 
 
 def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
-             eval_set: Path | str | None = None) -> dict:
+             eval_set: Path | str | None = None, workers: int | None = None) -> dict:
     """`eval_set`: the evaluation set directory (default paths.evalset; "": none, split by document id).
     One that is not there yet is made first from this corpus, as `tokenmill evalset` would."""
     out = Path(out or params.paths.tokens)
@@ -107,7 +108,8 @@ def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
               file=sys.stderr)
     from training.tokenizer import tokenize as run_tokenize
 
-    return run_tokenize(corpus, out, params.tokenize, eval_set=Path(eval_set) if eval_set else None)
+    config = params.tokenize if not workers else dataclasses.replace(params.tokenize, workers=workers)
+    return run_tokenize(corpus, out, config, eval_set=Path(eval_set) if eval_set else None)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,
@@ -239,6 +241,7 @@ def tokenize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output directory (default: paths.tokens)")
     p.add_argument("--eval-set", help="evaluation set directory: the validation split, kept out of training "
                                       "(default: paths.evalset; '': split by document id hash)")
+    p.add_argument("--workers", type=int, help="encode in N processes (tokenize.workers; same token files for any N)")
 
 
 def train_options(p: argparse.ArgumentParser) -> None:

@@ -309,3 +309,38 @@ class StageStats:
 
     def write(self, directory: str | Path) -> None:
         write_json(Path(directory) / "stats.json", self.to_dict())
+
+
+WORK_RUN_FILE = "run.json"  # in a work directory: the inputs and settings it is for
+
+
+def work_directory(out: str | Path, stage: str, run: dict[str, Any]) -> Path:
+    """Where a resumable stage keeps its finished pieces (completion markers) until it succeeds: beside a
+    local `out` (`.NAME.<stage>-work`), in the temporary directory for a URL. A run of other inputs or
+    settings (`run`, recorded in WORK_RUN_FILE) starts it afresh; a directory without that file is not
+    a work directory: refused, never deleted. The stage removes it once its output is in place."""
+    name = str(out).rstrip("/")
+    if is_url(out):
+        import hashlib
+
+        where = Path(tempfile.gettempdir()) / f"tokenmill-{stage}-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
+    else:
+        where = Path(out).with_name(f".{Path(out).name}.{stage}-work")
+    record = json.dumps(run, sort_keys=True, default=str)
+    if where.exists():
+        if not (where / WORK_RUN_FILE).is_file():
+            raise UserError(f"{where}: exists and is not a {stage} work directory; remove it or choose another --out")
+        if (where / WORK_RUN_FILE).read_text(encoding="utf-8") == record:
+            return where
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    (where / WORK_RUN_FILE).write_text(record, encoding="utf-8")
+    return where
+
+
+def file_identity(file: Any) -> list:
+    """A local file's name, size and modification time (a URL: its name): a changed input is not resumed."""
+    if is_url(file):
+        return [str(file)]
+    stat = os.stat(file)
+    return [str(file), stat.st_size, stat.st_mtime_ns]

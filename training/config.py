@@ -43,12 +43,16 @@ class TokenizeConfig:
     pad_token: str = "<|pad|>"  # fills batches of unequal length (never in the token files)
     mask_token: str = "<|mask|>"  # replaces masked positions of the masked-LM objective
     encode_batch: int = 256  # documents encoded per encode_batch call
+    train_sample_bytes: int = 1_000_000_000  # the tokenizer trains on at most about this much text (a share by id hash)
+    workers: int = 1  # processes encoding in parallel (--workers N); the token files are the same for any number
 
     def special_tokens(self) -> list[str]:
         """The special tokens in id order: they take ids 0..3 of every vocabulary."""
         return [self.eot_token, self.bos_token, self.pad_token, self.mask_token]
 
     def __post_init__(self) -> None:
+        if self.train_sample_bytes < 1 or self.workers < 1:
+            raise ValueError("train_sample_bytes and workers must be at least 1")
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"kind must be one of {', '.join(TOKENIZER_KINDS)}, got {self.kind!r}")
         specials = self.special_tokens()
