@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="source files to validate (default: every file under paths.sources)")
     add_operations_commands(command)
+    from pipeline import quality
+
+    quality.add_arguments(command("quality", quality.run, "train the quality classifier (prepare.quality_model)"))
     return parser
 
 
