@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline import quality
 
     quality.add_arguments(command("quality", quality.run, "train the quality classifier (prepare.quality_model)"))
+    quality.add_select_arguments(command("select", quality.run_select, "decide again from a corpus's kept signals "
+                                         "(prepare.keep_signals) with other thresholds, without measuring again"))
     return parser
 
 

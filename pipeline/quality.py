@@ -91,3 +91,18 @@ def histogram_figure(stats: dict):
         ax.legend()
     figure.tight_layout()
     return figure
+
+
+def add_select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", type=Path, required=True, help="a prepare output made with prepare.keep_signals")
+    p.add_argument("--out", type=Path, required=True, help="output directory (a prepare output)")
+    p.add_argument("--force", action="store_true", help="replace whatever is at --out")
+
+
+def run_select(args: argparse.Namespace, params: Any) -> dict:
+    """`tokenmill select`: the corpus decided again from its signals under params.prepare (with --set)."""
+    from dataprep.select import select
+    from tokenmill.stage import check_replaceable
+
+    check_replaceable(args.out, "prepare")
+    return select(args.inp, args.out, params.prepare)

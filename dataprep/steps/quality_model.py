@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from dataprep.quality import load_model
 from dataprep.registry import register_step
-from dataprep.step import RemoveCallback, Step
+from dataprep.step import RemoveCallback, Step, stored_signals
 from dataprep.text import base_language
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError
@@ -106,6 +106,11 @@ class QualityModelFilter(Step):
     def scored_batch(self, model: Any, batch: list[Document]) -> list[Document]:
         groups: dict[Any, list[Document]] = defaultdict(list)
         for doc in batch:
+            stored = stored_signals(doc, (SCORE,)) if self.replay else None  # tokenmill select: scored before
+            if stored and stored[SCORE] is not None:
+                doc.meta[SCORE] = stored[SCORE]
+                self.scored[base_language(doc.meta.get("lang"))] += 1
+                continue
             groups[model.scorer(base_language(doc.meta.get("lang")))].append(doc)
         for scorer, docs in groups.items():
             scores = scorer.score([d.text for d in docs]) if scorer is not None else [None] * len(docs)
