@@ -64,10 +64,21 @@ class QualityThresholds:
                 raise ValueError(f"quality.{name} must be within [0, 1], got {getattr(self, name)}")
 
 
+def fineweb2_thresholds() -> dict[str, QualityThresholds]:
+    """Persian and Polish as FineWeb-2 calibrated them (github.com/huggingface/fineweb-2,
+    configs/fas_Arab.yml and configs/pol_Latn.yml): `min_avg_word_length`, `max_avg_word_length` and
+    `max_non_alpha_words_ratio` (datatrove's name for the share of words that must hold a letter: our
+    min_alpha_words). The rest stays Gopher's. English is Gopher's own (the class defaults)."""
+    return {
+        "fa": QualityThresholds(min_mean_word_length=2.0, max_mean_word_length=9.0, min_alpha_words=0.812),
+        "pl": QualityThresholds(min_mean_word_length=3.0, max_mean_word_length=11.0, min_alpha_words=0.726),
+    }
+
+
 @dataclass
 class QualityConfig(QualityThresholds):
     # language code → thresholds replacing the ones above for documents in that language
-    languages: dict[str, QualityThresholds] = field(default_factory=dict)
+    languages: dict[str, QualityThresholds] = field(default_factory=fineweb2_thresholds)
 
     def for_language(self, lang: str | None) -> QualityThresholds:
         return self.languages.get(lang or "", self)
