@@ -40,7 +40,11 @@ def build_steps(names: list[str], config: Any, on_remove: RemoveCallback) -> lis
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"prepare.steps: unknown step '{unknown[0]}' (known: {', '.join(known)})")
-    return [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    built = [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    for step in built:  # prepare.keep_signals: filters write their measurements as columns
+        step.keep_signals = getattr(config, "keep_signals", False)
+        step.replay = getattr(config, "replay_signals", False)
+    return built
 
 
 def run(
