@@ -279,7 +279,7 @@ COMMANDS = [
     *step_group_commands(),
     ("quality", "train the quality classifier (prepare.quality_model)", quality.add_arguments, quality.run, False),
     ("select", "decide again from a corpus's kept signals (prepare.keep_signals) with other thresholds, without "
-     "measuring again", quality.add_select_arguments, quality.run_select, False)  # its own --force,
+     "measuring again", quality.add_select_arguments, quality.run_select, False),  # it has its own --force
     ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
     ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),
     ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),
