@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from tokenmill.locations import without_credentials
 from tokenmill.config import to_dict
-from tokenmill.errors import UserError
+from tokenmill.locations import without_credentials
 from tokenmill.stage import atomic_directory, check_replaceable, write_json
 from training.config import TrackingConfig
 from training.finetune import task, track
@@ -66,37 +65,13 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
                "data": data.as_posix(), "data_sha256": data_sha256, "eval_set": eval_set,
                "train_examples": len(train_items), "held_out_examples": len(val_items), "truncated": n_truncated}
     try:
-        history, extra, model = _train(stage, gpt, train_items, val_items, template, config, reward_model,
-                                       tokenizer, first_new, device)
-        if stage != "reward" and config.lora.rank and merge:
-            merge_lora(gpt)
-        summary = {
-            "stage": f"finetune-{stage}", "out": out.as_posix(), "base": base_info["model"],
-            "data": data.as_posix(), "data_sha256": data_sha256, "eval_set": eval_set,
-            "train_examples": len(train_items), "held_out_examples": len(val_items), "truncated": n_truncated,
-            "steps": config.max_steps, "train_loss": history["train"][-1]["loss"],
-            "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
-            **extra, "run_id": run_id,
-        }
-        with atomic_directory(out, f"finetune-{stage}") as tmp:
-            if stage == "reward":
-                if config.lora.rank:
-                    merge_lora(gpt)  # a reward model is always saved whole
-                save_reward(tmp, model, tokenizer)
-            else:
-                lora = config.lora if base_state is not None else None
-                save_policy(tmp, gpt, tokenizer, eot_id, config.max_steps, base_state, lora, first_new)
-            write_json(tmp / "finetune.json", {
-                "stage": stage, "base": base_info, "data": {"path": data.as_posix(), "sha256": data_sha256},
-                "chat_tokens": {t: tokenizer.token_to_id(t) for t in CHAT_TOKENS}, "added_tokens": added,
-                "config": to_dict(config)})
-            for split, rows in history.items():
-                _write_csv(tmp / "history" / f"{split}.csv", rows)
-            plot_loss(history, tmp / "plots" / "loss.png")
-            if run_id:
-                write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
-                                              "tracking_uri": without_credentials(tracking.tracking_uri)})
-            write_json(tmp / "stats.json", summary)
+        base_state = gpt_record(session.gpt, eot_id) if keeps_adapter(spec, config, merge) else None
+        history, model = train(spec, session, train_items, val_items, merge, summary)
+        summary["run_id"] = run_id
+        write_outputs(out, spec, session, model, history, summary, eot_id, base_state, {
+            "stage": stage, "base": base_info, "data": {"path": data.as_posix(), "sha256": data_sha256},
+            "chat_tokens": {t: session.tokenizer.token_to_id(t) for t in CHAT_TOKENS}, "added_tokens": added,
+            "config": to_dict(config)}, tracking)
     except BaseException:
         if run_id:
             track.fail_run(tracking, run_id)
@@ -160,7 +135,7 @@ def accuracy(session: Session, policy) -> dict:
 
 def write_outputs(out: Path, spec: FinetuneStage, session: Session, model, history: dict, summary: dict,
                   eot_id: int | None, base_state: dict | None, meta: dict, tracking: TrackingConfig) -> None:
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, f"finetune-{spec.name}") as tmp:
         if spec.writes_reward:
             if session.config.lora.rank:
                 merge_lora(model)
@@ -178,7 +153,7 @@ def write_outputs(out: Path, spec: FinetuneStage, session: Session, model, histo
                                                        for s in history["samples"]), encoding="utf-8")
         if summary["run_id"]:
             write_json(tmp / "run.json", {"run_id": summary["run_id"], "experiment": tracking.experiment,
-                                          "tracking_uri": tracking.tracking_uri})
+                                          "tracking_uri": without_credentials(tracking.tracking_uri)})
         write_json(tmp / "stats.json", summary)
 
 
