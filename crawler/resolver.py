@@ -4,6 +4,11 @@ with (TWISTED_DNS_RESOLVER) hands it only the answers crawler.addresses allows.
 A host that answers public first and private later (DNS rebinding) is checked at every connection,
 since the client connects to nothing but what this resolver returned; a name that does not resolve,
 or resolves only to refused addresses, gets no connection at all. Nothing is cached.
+
+It serves the whole crawl process, for every source: what it allows a host is decided by
+crawler.addresses.AddressPolicy (for a name, the strictest allowance of the sources whose scope
+covers it); each request has already been checked against its own source's scope and allowance
+by crawler.middlewares.AddressGuardMiddleware.
 """
 
 from __future__ import annotations

@@ -2,8 +2,14 @@
 redirect into 127.0.0.2, from sources that did not allow them."""
 
 import pytest
+from scrapy.http import Request
+from scrapy.utils.test import get_crawler
 
+from crawler.config import Source
+from crawler.middlewares import AddressGuardMiddleware, AddressRefused
 from crawler.run import crawl
+from crawler.spiders.source import SourceSpider
+from crawler.urls import UrlMap
 from tokenmill.documents import read_documents
 from tokenmill.errors import UserError
 
@@ -62,3 +68,27 @@ def test_a_proxy_from_the_environment_cannot_carry_a_request_past_the_guard(tmp_
         with pytest.raises(UserError, match="refused addresses: loopback 1"):
             crawl([source], tmp_path / "out", crawl_config())
         assert proxy.hits == [] and site.hits == []
+
+
+def test_the_guard_checks_requests_by_their_source_whatever_made_them(tmp_path):
+    """The guard as Scrapy builds it for one source's crawler: a request with no source (a
+    robots.txt Scrapy's middleware makes) is this source's and checked like any; dont_filter does
+    not get a request past it; one that names another source is refused; each refusal is counted."""
+    crawler = get_crawler(SourceSpider, {"TOKENMILL_EXTRACT_WORKERS": 0})
+    source = Source(name="mine", start_urls=["http://127.0.0.2:81/"], max_pages=1, max_depth=0,
+                    allowed_domains=["127.0.0.2"], allow_private=["127.0.0.2"])
+    crawler.spider = crawler._create_spider(source=source, urls=UrlMap(), pages_file=tmp_path / "pages.jsonl")
+    guard = AddressGuardMiddleware.from_crawler(crawler)
+    try:
+        robots = Request("http://127.0.0.2:81/robots.txt")
+        assert guard.process_request(robots) is None and robots.meta["source"] == "mine"
+        for request, reason in [(Request("http://127.0.0.1:81/robots.txt", dont_filter=True), "out_of_scope"),
+                                (Request("http://127.0.0.2:81/x", meta={"source": "yours"}), "other_source"),
+                                (Request("file:///etc/hostname", dont_filter=True), "scheme")]:
+            with pytest.raises(AddressRefused) as refused:
+                guard.process_request(request)
+            assert refused.value.reason == reason
+    finally:
+        crawler.spider.closed("finished")
+    assert {k: v for k, v in crawler.stats.get_stats().items() if k.startswith("tokenmill/refused/")} == {
+        "tokenmill/refused/out_of_scope": 1, "tokenmill/refused/other_source": 1, "tokenmill/refused/scheme": 1}
