@@ -82,8 +82,11 @@ class TokenmillLM(TemplateLM):
         for _, context, continuation in requests:
             whole = (context + continuation)[-(self.max_length + 1):]
             rows.append((whole[:-1], continuation))
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         results: list[tuple[float, bool] | None] = [None] * len(rows)
+        for i, (_, context, continuation) in enumerate(requests):
+            if len(continuation) > self.max_length:  # longer than a window (the hf model refuses these)
+                results[i] = self._long_continuation(context, continuation)
+        order = sorted((i for i in range(len(rows)) if results[i] is None), key=lambda i: -len(rows[i][0]))
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             width = len(rows[batch[0]][0])
@@ -99,6 +102,21 @@ class TokenmillLM(TemplateLM):
                               bool((scored.argmax(dim=-1) == target).all()))
             self._cache_partials("loglikelihood", [requests[i][0] for i in batch], [results[i] for i in batch])
         return results
+
+    def _long_continuation(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
+        """A continuation longer than block_size, scored in sliding windows (training/evaluate.py's: every
+        target once, each with at least half a window of context)."""
+        from training.evaluate import causal_windows
+
+        tokens, total, greedy = context + continuation, 0.0, True
+        for begin, length, first in causal_windows(len(tokens), self.max_length):
+            window = torch.tensor([tokens[begin:begin + length + 1]], device=self._device)
+            logprobs = F.log_softmax(self.model(window[:, :-1])[0][0].float(), dim=-1).cpu()
+            for offset in range(max(first, len(context) - begin - 1), length):
+                target = tokens[begin + offset + 1]
+                total += float(logprobs[offset, target])
+                greedy &= int(logprobs[offset].argmax()) == target
+        return total, greedy
 
     def _cache_partials(self, kind: str, args: list, values: list) -> None:
         for a, v in zip(args, values):
