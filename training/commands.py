@@ -70,7 +70,7 @@ def run_serve(args, params) -> None:
 
 
 def _load(spec: str, params):
-    from training.evaluate import pick_device
+    from training.model_spec import pick_device
     from training.language_model import load_language_model
 
     return load_language_model(spec, params.tracking, Path(params.paths.tokens) / "tokenizer.json",

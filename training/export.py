@@ -172,7 +172,7 @@ def load_exportable(spec: str, tracking: TrackingConfig, workdir: Path,
                     tokenizer_file: Path | None = None) -> tuple[GPT, Tokenizer, str | None]:
     """(model, tokenizer, MLflow run id) of SPEC: a model directory (pre-trained, fine-tuned or LoRA), a .ckpt
     checkpoint, an MLflow run id / runs:/ID or models:/NAME@ALIAS (as `tokenmill evaluate --model`)."""
-    from training.evaluate import load_for_evaluation
+    from training.model_spec import load_for_evaluation
     from training.finetune.model_dir import load_policy
     from training.tokenizer import load_tokenizer
 

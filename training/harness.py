@@ -11,7 +11,8 @@ same tokens (tests/training/test_harness.py checks the log-likelihoods agree):
   - loglikelihood_rolling: a document's log-likelihood given BOS, in block_size windows (the harness's
     rolling windows: every token scored once, with as much context as fits);
   - generate_until: greedy (or sampled, when a task asks) continuations through the model's KV cache,
-    requests of the same prompt length batched together, cut at the task's stop strings.
+    prompts of any length batched together (left-padded, training/generate.py's BatchDecoder), each row
+    leaving the batch at EOS, its token budget or one of the task's stop strings (cut before it).
 
 `evaluate_tasks` runs tasks by name: the harness's own (downloaded by `datasets` when the machine can
 reach the Hub), tasks under `--include-path`, and tokenmill's local tasks (training/tasks.py, built from the
@@ -81,8 +82,11 @@ class TokenmillLM(TemplateLM):
         for _, context, continuation in requests:
             whole = (context + continuation)[-(self.max_length + 1):]
             rows.append((whole[:-1], continuation))
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         results: list[tuple[float, bool] | None] = [None] * len(rows)
+        for i, (_, context, continuation) in enumerate(requests):
+            if len(continuation) > self.max_length:  # longer than a window (the hf model refuses these)
+                results[i] = self._long_continuation(context, continuation)
+        order = sorted((i for i in range(len(rows)) if results[i] is None), key=lambda i: -len(rows[i][0]))
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             width = len(rows[batch[0]][0])
@@ -98,6 +102,21 @@ class TokenmillLM(TemplateLM):
                               bool((scored.argmax(dim=-1) == target).all()))
             self._cache_partials("loglikelihood", [requests[i][0] for i in batch], [results[i] for i in batch])
         return results
+
+    def _long_continuation(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
+        """A continuation longer than block_size, scored in sliding windows (training/evaluate.py's: every
+        target once, each with at least half a window of context)."""
+        from training.objectives import causal_windows
+
+        tokens, total, greedy = context + continuation, 0.0, True
+        for begin, length, first in causal_windows(len(tokens), self.max_length):
+            window = torch.tensor([tokens[begin:begin + length + 1]], device=self._device)
+            logprobs = F.log_softmax(self.model(window[:, :-1])[0][0].float(), dim=-1).cpu()
+            for offset in range(max(first, len(context) - begin - 1), length):
+                target = tokens[begin + offset + 1]
+                total += float(logprobs[offset, target])
+                greedy &= int(logprobs[offset].argmax()) == target
+        return total, greedy
 
     def _cache_partials(self, kind: str, args: list, values: list) -> None:
         for a, v in zip(args, values):
@@ -121,34 +140,47 @@ class TokenmillLM(TemplateLM):
 
     @torch.no_grad()
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Continuations of each context, cut before the first stop string (`until`, and always EOS)."""
-        results: list[str | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = {}
-        prompts = []
-        for n, request in enumerate(requests):
-            context, kwargs = request.args
-            kwargs = dict(kwargs or {})
-            until = kwargs.pop("until", None) or []
-            until = [until] if isinstance(until, str) else list(until)
-            max_new = int(kwargs.pop("max_gen_toks", 256))
-            max_new = max(1, min(max_new, self.max_length - 1))
-            ids = self.tok_encode(context)[-(self.max_length - max_new):]
-            temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
-            prompts.append((ids, until, max_new))
-            groups.setdefault((len(ids), max_new, temperature), []).append(n)
-        generator = torch.Generator().manual_seed(1234)
-        for (length, max_new, temperature), members in groups.items():
-            for start in range(0, len(members), self.batch_size):
-                batch = members[start:start + self.batch_size]
-                idx = torch.tensor([prompts[i][0] for i in batch], dtype=torch.long, device=self._device)
-                out = self.model.generate(idx, max_new, temperature=temperature, generator=generator,
-                                          stop=self.ids["eos"])[:, length:].tolist()
-                for i, row in zip(batch, out):
-                    if self.ids["eos"] in row:
-                        row = row[:row.index(self.ids["eos"])]
-                    results[i] = _cut(self.tok_decode(row), prompts[i][1])
-                    self.cache_hook.add_partial("generate_until", requests[i].args, results[i])
+        """Continuations of each context, cut before the first stop string (`until`; EOS always ends one):
+        batch_size requests at a time, prompts of any length together (training/generate.py's BatchDecoder:
+        left-padded, through the KV cache); a row leaves the batch once it stops."""
+        from training.generate import SamplingParams
+
+        results: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            jobs = [self._generation_job(r.args) for r in requests[start:start + self.batch_size]]
+            results += self._generate_batch(jobs)
+        for request, text in zip(requests, results):
+            self.cache_hook.add_partial("generate_until", request.args, text)
         return results
+
+    def _generation_job(self, args) -> tuple[list[int], "SamplingParams"]:
+        """(prompt ids, sampling) of a (context, gen_kwargs) request: greedy unless the task samples."""
+        from training.generate import SamplingParams
+
+        context, kwargs = args
+        kwargs = dict(kwargs or {})
+        until = kwargs.get("until") or []
+        until = (until,) if isinstance(until, str) else tuple(u for u in until if u)
+        max_new = max(1, min(int(kwargs.get("max_gen_toks", 256)), self.max_length - 1))
+        temperature = float(kwargs.get("temperature", 0.0) or 0.0) if kwargs.get("do_sample") else 0.0
+        ids = self.tok_encode(context)[-(self.max_length - max_new):] or [self.prefix_token_id]
+        return ids, SamplingParams(max_new_tokens=max_new, temperature=temperature, seed=1234, stop=until)
+
+    def _generate_batch(self, jobs: list) -> list[str]:
+        from training.generate import BatchDecoder
+
+        decoder = BatchDecoder(self.model, [ids for ids, _ in jobs], [p for _, p in jobs], self.ids["pad"] or 0)
+        new: list[list[int]] = [[] for _ in jobs]
+        while not decoder.done:
+            for row, token in decoder.step().items():
+                params = jobs[row][1]
+                if token == self.ids["eos"]:
+                    decoder.finish(row)
+                    continue
+                new[row].append(token)
+                if len(new[row]) >= params.max_new_tokens or any(s in self.tok_decode(new[row]) for s in params.stop):
+                    decoder.finish(row)
+        return [_cut(self.tok_decode(tokens), list(params.stop)) for tokens, (_, params) in zip(new, jobs)]
 
 
 def _cut(text: str, until: list[str]) -> str:
@@ -229,7 +261,7 @@ def evaluate_tasks(model_spec: str | Path, names: list[str], out: Path, tracking
 
     import lm_eval
 
-    from training.evaluate import pick_device
+    from training.model_spec import pick_device
     from training.export import load_exportable
 
     names, local_dir, digest = resolve_tasks(names, evalset)
@@ -277,7 +309,7 @@ def _log(tracking, run_id: str | None, metrics: dict, description: dict, out: Pa
     import time
 
     from training import tracking as mlf
-    from training.evaluate import mlflow_metric_name
+    from training.tracking import mlflow_metric_name
 
     if not tracking.enabled or run_id is None or mlf.existing_run(tracking, run_id) is None:
         return False
@@ -296,7 +328,7 @@ def gate_figures(model: GPT, tokenizer, tracking, meta: dict, out: Path, config,
     """(figures, identity) of the harness task `tracking.gate` names, on this model: merged into metrics.json
     and logged like `tokenmill evaluate --tasks`. The identity (task, its version, the evaluation set the local
     tasks were built from) is what the gate requires the champion's figure to share."""
-    from training.evaluate import pick_device
+    from training.model_spec import pick_device
 
     task = tracking.gate.split("/")[1]
     evalset = Path(meta["eval_set"]["path"]) if meta.get("eval_set") else None

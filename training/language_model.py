@@ -76,7 +76,7 @@ def load_language_model(spec: str | Path, tracking: TrackingConfig, tokenizer_fi
     runs:/ID, models:/NAME@ALIAS or models:/NAME/VERSION), or a fine-tuned directory with an unmerged
     LoRA adapter (merged on load). `tokenizer_file`: the tokenizer when the model does not carry one
     (a checkpoint)."""
-    from training.evaluate import load_for_evaluation
+    from training.model_spec import load_for_evaluation
 
     path = Path(str(spec))
     if path.is_dir() and not (path / "model.pt").is_file() and (path / "adapter.pt").is_file():

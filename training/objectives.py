@@ -66,3 +66,22 @@ def training_pair(x: torch.Tensor, y: torch.Tensor, objective: str, mask_id: int
             raise ValueError("the masked objective needs the tokenizer's mask id (re-run tokenize) and vocab size")
         return mask_tokens(x, mask_id, vocab_size, rate, generator)
     raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def causal_windows(n_tokens: int, block_size: int, stride: int | None = None) -> list[tuple[int, int, int]]:
+    """(begin, length, first scored offset) of each window over a stream of `n_tokens` tokens: window
+    tokens [begin, begin + length) predict targets [begin + 1, begin + length + 1); only targets from the
+    offset on are scored. Every target 1..n_tokens-1 is scored exactly once."""
+    targets = n_tokens - 1
+    if targets < 1:
+        return []
+    if targets <= block_size:
+        return [(0, targets, 0)]
+    stride = min(stride or max(1, block_size // 2), block_size)
+    spans, scored_until, begin = [], 0, 0
+    while True:
+        spans.append((begin, block_size, scored_until - begin))
+        scored_until = begin + block_size
+        if scored_until >= targets:
+            return spans
+        begin = min(begin + stride, targets - block_size)

@@ -266,3 +266,8 @@ def log_artifacts(tracking: TrackingConfig, run_id: str, out: Path, tokens: Path
             mlflow_client.log_artifact(run_id, str(corpus / "stats.json"), "corpus")
         if (corpus / "plots").is_dir():
             mlflow_client.log_artifacts(run_id, str(corpus / "plots"), "corpus/plots")
+
+
+def mlflow_metric_name(key: str) -> str:
+    """metrics.json key -> MLflow metric name (MLflow refuses '=')."""
+    return "eval/" + key.replace("=", ":")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -112,3 +113,14 @@ def test_native_adapter_agrees_with_the_harness_hf_model_on_the_export(evalset, 
     generate = [Instance("generate_until", {}, (t, {"until": ["."], "max_gen_toks": 10, "do_sample": False}), i)
                 for i, t in enumerate(texts)]
     assert native.generate_until(generate) == hf.generate_until(generate)
+
+    # a continuation longer than block_size (the hf model refuses it): sliding windows, as evaluate scores text
+    from training.evaluate import loss_sums
+
+    long_text = " ".join(t for t, _ in pairs)
+    ids = [native.prefix_token_id] + native.tok_encode(long_text, add_special_tokens=False)
+    assert len(ids) > 2 * gpt.config.block_size
+    (logprob, _), = native.loglikelihood([Instance("loglikelihood", {}, ("", long_text), 0)])
+    sums = loss_sums(gpt, np.asarray(ids), np.zeros(gpt.vocab_size, dtype=np.int64), gpt.config.block_size, 4,
+                     np.zeros(gpt.vocab_size))
+    assert abs(-logprob - sums["nats"]) < 1e-3
