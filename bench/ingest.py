@@ -1,12 +1,12 @@
 """`tokenmill ingest` (crawler/ingest.py) next to datatrove's WarcReader + Trafilatura on one WARC, one core each.
 
-    python bench/ingest.py [WORK_DIR] [--datatrove-python PATH] [--copies N]
+    python bench/ingest.py [WORK_DIR] [--datatrove-python PATH] [--copies N] [--rounds N]
 
 The WARC: the 181 real pages of the article-extraction benchmark (../shared/data), each written
 `--copies` times (default 12: 2,172 records) under its own URL, as Common Crawl writes a WARC
 (warcio, one gzip member per record, WARC-Identified-Payload-Type). Both sides read the
 same file on core 0 (`taskset`-like affinity, one thread each; datatrove's extraction sandbox
-process inherits the core), in processes of their own, 3 interleaved rounds, medians; the timed
+process inherits the core), in processes of their own, --rounds interleaved rounds (3), medians; the timed
 part is reading the WARC to extracted texts (ours also writes its Parquet output). Extraction
 quality: the F1 of each side's texts against the benchmark's ground truth, over every record
 (bench/extraction.py's measure; a page a side drops counts as empty).
@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("work", nargs="?", type=Path, default=Path(tempfile.gettempdir()) / "tokenmill-bench-ingest")
     parser.add_argument("--datatrove-python", type=Path)
     parser.add_argument("--copies", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args()
     if not (DATA / "ground-truth.json").exists():
         print(f"{DATA}: benchmark data not found", file=sys.stderr)
@@ -159,14 +160,16 @@ def main() -> int:
     megabytes = warc.stat().st_size / 1e6
     python = args.datatrove_python or datatrove_python(args.work)
     print(f"WARC: {len(answers)} records, {megabytes:.1f} MB gzipped ({html_bytes / 1e6:.1f} MB of HTML), core 0, "
-          f"{ROUNDS} rounds interleaved")
+          f"{args.rounds} rounds interleaved", flush=True)
     framing = pinned([str(python), "-c", FRAMING, str(warc), str(ROOT)])
     for name, seconds in framing.items():
-        print(f"  framing only, {name:<10} {seconds:6.3f} s  {megabytes / seconds:7.1f} MB/s")
+        print(f"  framing only, {name:<10} {seconds:6.3f} s  {megabytes / seconds:7.1f} MB/s", flush=True)
     ours, theirs = [], []
-    for _ in range(ROUNDS):
+    for number in range(args.rounds):
         ours.append(pinned([sys.executable, "-c", OURS, str(warc), str(args.work / "out")]))
         theirs.append(pinned([str(python), "-c", THEIRS, str(warcs)]))
+        print(f"  round {number + 1}: tokenmill {ours[-1]['seconds']:.2f} s, datatrove {theirs[-1]['seconds']:.2f} s",
+              flush=True)
     results = {}
     for name, runs in [("tokenmill ingest", ours), ("datatrove WarcReader + Trafilatura", theirs)]:
         seconds = statistics.median(r["seconds"] for r in runs)

@@ -523,7 +523,6 @@ def ingest(paths: list[str], out: Path, config: CrawlConfig, source: str = "warc
            dask_address: str = "", limit: int | None = None, base_url: str | None = None) -> dict:
     """Archives -> `out`/documents and `out`/stats.json (the module docstring); returns the stats."""
     from crawler.config import NAME_PATTERN
-    from crawler.run import log_to_stderr_unless_configured
 
     out = Path(out)
     if not NAME_PATTERN.fullmatch(source):
@@ -539,9 +538,9 @@ def ingest(paths: list[str], out: Path, config: CrawlConfig, source: str = "warc
     work = out.with_name(out.name + ".partial")
     task = Task(str(work), config, source)
     start_or_resume(work, {"files": files, "config": to_dict(config), "source": source})
-    with log_to_stderr_unless_configured():
-        results = run_files(files, task, workers, dask_address)
-        return assemble(work, out, task, results)
+    # warnings reach stderr through logging's last-resort handler where nothing is configured (the CLI)
+    results = run_files(files, task, workers, dask_address)
+    return assemble(work, out, task, results)
 
 
 def summed(stats: StageStats, results: list[FileResult]) -> None:
@@ -553,6 +552,17 @@ def summed(stats: StageStats, results: list[FileResult]) -> None:
         stats.removed.update(result.removed)
     unreadable = {r.path: r.unreadable for r in results if r.unreadable}
     stats.extra.update(files=len(results), files_unreadable=unreadable)
+
+
+def write_empty_shard(directory: Path) -> None:
+    """One shard without rows, so that readers find the (empty) corpus and its columns, as a crawl's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"depth": pa.int64(), "status": pa.int64(), "source_languages": pa.list_(pa.string())}
+    columns = ["id", "text", *sorted(page_document(new_page("", "", None), None, []).meta)]
+    schema = pa.schema([(column, types.get(column, pa.string())) for column in columns])
+    pq.write_table(schema.empty_table(), directory / "part-00000.parquet", compression="zstd")
 
 
 def assemble(work: Path, out: Path, task: Task, results: list[FileResult]) -> dict:
@@ -571,9 +581,7 @@ def assemble(work: Path, out: Path, task: Task, results: list[FileResult]) -> di
     if shards:
         unify_shards(documents)
     else:
-        from crawler.run import write_documents
-
-        write_documents([], documents, 1)
+        write_empty_shard(documents)
     stats.write(staging)
     replace_path(staging, out)
     shutil.rmtree(work, ignore_errors=True)

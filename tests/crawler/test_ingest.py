@@ -235,3 +235,16 @@ def test_archives_and_listings_on_s3_read_here_and_on_dask_workers(tmp_path, s3)
     assert main(["prepare", "--in", str(tmp_path / "dask" / "documents"), "--out", str(tmp_path / "corpus"),
                  "--steps", "normalize,exact_dedup", "--params", str(ROOT / "params.yaml")]) == 0
     assert stats(tmp_path / "corpus")["documents_in"] == 4
+
+
+def test_archives_without_documents_give_an_empty_corpus_with_the_crawls_columns(tmp_path):
+    archive = tmp_path / "requests.warc"
+    archive.write_bytes(record("request", "http://example.org/", b"GET / HTTP/1.1\r\n\r\n", "application/http; msgtype=request"))
+    result = ingest([str(archive)], tmp_path / "out", CONFIG)
+    import pyarrow.parquet as pq
+
+    from crawler.run import DOCUMENT_COLUMNS
+
+    table = pq.read_table(tmp_path / "out" / "documents" / "part-00000.parquet")
+    assert result["documents_out"] == 0 and result["removed"] == {"request": 1}
+    assert table.num_rows == 0 and sorted(table.column_names) == sorted(DOCUMENT_COLUMNS)
