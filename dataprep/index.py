@@ -95,11 +95,14 @@ class DedupIndex:
             name = f"batch-{number:05d}.npz"
             fd, tmp = exclusive_temp_file(self.directory / name)  # never a name someone planted
             arrays = {f"sig:{n}": signed.signature_array(n)[kept] for n in names}
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, ids=np.array([signed.ids[i] for i in kept], dtype=str),
-                         lengths=signed.length_array()[kept], **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.directory / name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    np.savez(handle, ids=np.array([signed.ids[i] for i in kept], dtype=str),
+                             lengths=signed.length_array()[kept], **arrays)
+                os.replace(tmp, self.directory / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a failed record leaves the index as it was
+                raise
             batches.append({"file": name, "key": key, "documents": int(len(kept)), "steps": list(names)})
             manifest.update(batches=batches, fingerprints={**manifest["fingerprints"], **{
                 n: self.fingerprints[n] for n in names}})

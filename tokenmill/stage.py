@@ -254,6 +254,7 @@ def exclusive_temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     """A new file beside `path` (O_EXCL via mkstemp: never a name someone planted, never a symlink
     followed), for writing and then renaming onto `path`. Returns the open descriptor and its path."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode open() would give it
     return fd, Path(name)
 
 
@@ -264,7 +265,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode open() would give
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
