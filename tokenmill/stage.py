@@ -137,7 +137,11 @@ def move_aside(path: Path, what: str) -> Path:
         except FileExistsError:
             n += 1
             dest = Path(f"{base}~{n}")
-    os.replace(path, dest)  # a directory over the empty one we just made (rename(2) allows it)
+    if path.is_dir() and not path.is_symlink():
+        os.replace(path, dest)  # a directory over the empty one we just made (rename(2) allows it)
+    else:
+        dest = dest / path.name  # a file or a link goes into it
+        os.replace(path, dest)
     print(f"tokenmill: --force: {path} is {what}; moved aside to {dest} (nothing deleted)", file=sys.stderr)
     return dest
 
@@ -163,8 +167,8 @@ def _check_replaceable_url(out: str, stage: str) -> None:
 
 
 def _move_aside_url(out: str, what: str) -> str:
-    """An object store has no rename: the prefix is copied to `<out>.aside-<time>` and then removed, object
-    by object (fsspec's mv); nothing is removed before its copy exists."""
+    """An object store has no rename: the prefix is copied to `<out>.aside-<time>` object by object, and
+    only then are the originals removed."""
     fs, root = url_fs(out)
     root = root.rstrip("/")
     base, n = aside_name(root), 1
@@ -172,7 +176,10 @@ def _move_aside_url(out: str, what: str) -> str:
     while fs.exists(dest):
         n += 1
         dest = f"{base}~{n}"
-    fs.mv(root, dest, recursive=True)
+    objects = fs.find(root)
+    for key in objects:  # every copy first: a failure midway leaves the original whole
+        fs.copy(key, dest + key[len(root):])
+    fs.rm(objects)
     fs.invalidate_cache(root)
     scheme = out.split("://", 1)[0]
     print(f"tokenmill: --force: {out} is {what}; moved aside to {scheme}://{dest} (nothing deleted)",
