@@ -11,7 +11,10 @@ An output at a URL (`s3://bucket/prefix`, see tokenmill/documents.py) cannot be 
 object stores have no rename. The stage writes to a local temporary directory as always; only after
 it succeeded is the result uploaded. The old output's stats.json is deleted first, then the rest of
 it, the new files are uploaded, and the new stats.json last: an output without stats.json is
-incomplete (a crash during the upload), and no stage reads it as a finished one.
+incomplete (a crash during the upload), and no stage reads it as a finished one. Under --force, a
+prefix that is not the stage's own is first copied to `<prefix>.aside-<UTC time>` and then removed.
+
+Temporary names are made exclusively (mkdtemp, mkstemp): never one someone planted beside the output.
 """
 
 from __future__ import annotations
