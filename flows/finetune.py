@@ -49,7 +49,8 @@ def finetune_champion(model: str | None = None, version: str | None = None,
                         f"not the event's {model!r}")
     current = champion_number(params)
     if current is None:
-        raise UserError(f"registered model {model!r} has no champion in {without_credentials(params.tracking.tracking_uri)} "
+        raise UserError(f"registered model {model!r} has no champion in "
+                        f"{without_credentials(params.tracking.tracking_uri)} "
                         f"(tracking enabled and tracking.register on, evaluate a model first)")
     if version is not None and str(version) != current:
         logger.info("%s v%s is no longer the champion (v%s is): nothing to do", model, version, current)

@@ -61,7 +61,8 @@ def mlflow_credentials(uri: str) -> dict[str, str]:
     parts = urlsplit(uri)
     if parts.username is None:
         return {}
-    return {"MLFLOW_TRACKING_USERNAME": unquote(parts.username), "MLFLOW_TRACKING_PASSWORD": unquote(parts.password or "")}
+    return {"MLFLOW_TRACKING_USERNAME": unquote(parts.username),
+            "MLFLOW_TRACKING_PASSWORD": unquote(parts.password or "")}
 
 
 @task(name="experiment")

@@ -335,7 +335,8 @@ def _log_to_mlflow(params: Params, run: dict, out: Path) -> str | None:
     try:
         client.get_run(run["run_id"])
     except Exception:  # MlflowException: the store was reset or the run deleted
-        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; report not logged",
+        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; "
+              "report not logged",
               file=sys.stderr)
         return None
     client.log_artifact(run["run_id"], str(out), "report")

@@ -11,7 +11,10 @@ An output at a URL (`s3://bucket/prefix`, see tokenmill/documents.py) cannot be 
 object stores have no rename. The stage writes to a local temporary directory as always; only after
 it succeeded is the result uploaded. The old output's stats.json is deleted first, then the rest of
 it, the new files are uploaded, and the new stats.json last: an output without stats.json is
-incomplete (a crash during the upload), and no stage reads it as a finished one.
+incomplete (a crash during the upload), and no stage reads it as a finished one. Under --force, a
+prefix that is not the stage's own is first copied to `<prefix>.aside-<UTC time>` and then removed.
+
+Temporary names are made exclusively (mkdtemp, mkstemp): never one someone planted beside the output.
 """
 
 from __future__ import annotations
@@ -137,7 +140,11 @@ def move_aside(path: Path, what: str) -> Path:
         except FileExistsError:
             n += 1
             dest = Path(f"{base}~{n}")
-    os.replace(path, dest)  # a directory over the empty one we just made (rename(2) allows it)
+    if path.is_dir() and not path.is_symlink():
+        os.replace(path, dest)  # a directory over the empty one we just made (rename(2) allows it)
+    else:
+        dest = dest / path.name  # a file or a link goes into it
+        os.replace(path, dest)
     print(f"tokenmill: --force: {path} is {what}; moved aside to {dest} (nothing deleted)", file=sys.stderr)
     return dest
 
@@ -163,8 +170,8 @@ def _check_replaceable_url(out: str, stage: str) -> None:
 
 
 def _move_aside_url(out: str, what: str) -> str:
-    """An object store has no rename: the prefix is copied to `<out>.aside-<time>` and then removed, object
-    by object (fsspec's mv); nothing is removed before its copy exists."""
+    """An object store has no rename: the prefix is copied to `<out>.aside-<time>` object by object, and
+    only then are the originals removed."""
     fs, root = url_fs(out)
     root = root.rstrip("/")
     base, n = aside_name(root), 1
@@ -172,7 +179,10 @@ def _move_aside_url(out: str, what: str) -> str:
     while fs.exists(dest):
         n += 1
         dest = f"{base}~{n}"
-    fs.mv(root, dest, recursive=True)
+    objects = fs.find(root)
+    for key in objects:  # every copy first: a failure midway leaves the original whole
+        fs.copy(key, dest + key[len(root):])
+    fs.rm(objects)
     fs.invalidate_cache(root)
     scheme = out.split("://", 1)[0]
     print(f"tokenmill: --force: {out} is {what}; moved aside to {scheme}://{dest} (nothing deleted)",
@@ -254,6 +264,7 @@ def exclusive_temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     """A new file beside `path` (O_EXCL via mkstemp: never a name someone planted, never a symlink
     followed), for writing and then renaming onto `path`. Returns the open descriptor and its path."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode open() would give it
     return fd, Path(name)
 
 
@@ -264,7 +275,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode open() would give
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

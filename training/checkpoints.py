@@ -81,7 +81,9 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu", mmap: bool = Fa
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save to a temporary file, fsync, rename: a kill mid-write leaves the previous checkpoint whole.
-    Loading (Lightning's resume) goes through load_checkpoint: no code from the file runs."""
+    Loading (Lightning's resume) goes through load_checkpoint: no code from the file runs. Lightning's
+    FSDPStrategy bypasses this for a full checkpoint (its _lazy_load is a plain unpickler): safe only
+    because choose_resume has read the same file with load_checkpoint first, on every rank."""
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         if not Path(path).is_file():
@@ -97,7 +99,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

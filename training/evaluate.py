@@ -287,7 +287,8 @@ def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, des
     if not tracking.enabled or run_id is None:
         return False
     if mlf.existing_run(tracking, run_id) is None:
-        print(f"warning: MLflow run {run_id} not in {without_credentials(tracking.tracking_uri)}; evaluation not logged", file=sys.stderr)
+        print(f"warning: MLflow run {run_id} not in {without_credentials(tracking.tracking_uri)}; "
+              "evaluation not logged", file=sys.stderr)
         return False
     client = mlf.client(tracking)
     from mlflow.entities import Metric, RunTag

@@ -257,5 +257,6 @@ def model_uri_run_id(tracking: TrackingConfig, uri: str) -> str:
             name, number = rest.rsplit("/", 1)
             version = client.get_model_version(name, number)
     except Exception:
-        raise UserError(f"{uri}: no such registered model version in {without_credentials(tracking.tracking_uri)}") from None
+        raise UserError(f"{uri}: no such registered model version in "
+                        f"{without_credentials(tracking.tracking_uri)}") from None
     return version.run_id

@@ -119,3 +119,11 @@ def test_prepare_reads_and_writes_shards_on_s3_as_it_does_locally(tmp_path: Path
                    "move it aside)"]
     assert main(prepare + ["--in", f"s3://{BUCKET}/nothing", "--out", f"s3://{BUCKET}/x"]) == 2
     assert f"s3://{BUCKET}/nothing: no such file or directory" in capsys.readouterr().err
+    # --force moves a prefix that is not the stage's own aside (copied, then removed), never deletes it.
+    before = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="crawl/documents/")["Contents"]}
+    assert main(prepare + ["--in", f"s3://{BUCKET}/corpus", "--out", f"s3://{BUCKET}/crawl/documents", "--force"]) == 0
+    [said] = [line for line in capsys.readouterr().err.splitlines() if "moved aside" in line]
+    aside = said.split(" to ")[1].split(" ")[0].removeprefix(f"s3://{BUCKET}/")
+    assert aside.startswith("crawl/documents.aside-")
+    moved = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=aside + "/")["Contents"]}
+    assert {key.replace(aside, "crawl/documents", 1) for key in moved} == before

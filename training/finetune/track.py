@@ -56,7 +56,8 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
         try:
             run = client.get_run(base)
         except MlflowException:
-            raise UserError(f"--base {base}: not a model directory, an MLflow run id in {without_credentials(tracking.tracking_uri)} "
+            raise UserError(f"--base {base}: not a model directory, an MLflow run id in "
+                            f"{without_credentials(tracking.tracking_uri)} "
                             f"or '{config.registry.alias}'") from None
         info = {"model": base, "run_id": run.info.run_id}
         uri, key = run.info.artifact_uri, run.info.run_id
