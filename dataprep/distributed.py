@@ -149,6 +149,8 @@ def run_task(
     docs: Iterable[Document] = (doc for file in part.files for doc in read_documents(file))
     if count_input:
         docs = counted(docs, result)
+        if getattr(config, "keep_signals", False):
+            docs = positioned(docs, number)
     if part.decisions is not None:
         docs = apply_listed(part.decisions, docs, on_remove)
     steps = build(segment.steps, config, on_remove)
@@ -208,6 +210,16 @@ def counted(docs: Iterable[Document], result: TaskResult) -> Iterator[Document]:
     for doc in docs:
         result.documents_in += 1
         result.bytes_in += doc.nbytes
+        yield doc
+
+
+POSITION = "position"  # prepare.keep_signals: 'task:index' of a document in the input (tokenmill select)
+
+
+def positioned(docs: Iterable[Document], task: int) -> Iterator[Document]:
+    """Each document with its place in the input (kept if it has one: select re-runs from a corpus)."""
+    for index, doc in enumerate(docs):
+        doc.meta.setdefault(POSITION, f"{task:05d}:{index:09d}")
         yield doc
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from dataprep.dedup import Decisions, Dedup, IndexRows, Signed
 from dataprep.dedup_disk import ShardState, load, save_state
 from tokenmill.errors import ConfigError, UserError
+from tokenmill.stage import atomic_write_text, exclusive_temp_file
 
 FORMAT = "tokenmill-dedup-index-1"
 
@@ -135,15 +136,15 @@ class DedupIndex:
             batches = [b for b in manifest["batches"] if b["key"] != key]
             number = 1 + max((int(b["file"][6:11]) for b in manifest["batches"]), default=-1)
             name = f"batch-{number:05d}.npz"
-            tmp = self.directory / f".{name}.tmp-{os.getpid()}.npz"
-            np.savez(tmp, ids=np.array(ids, dtype=str), lengths=lengths, **arrays)
+            fd, tmp = exclusive_temp_file(self.directory / name)  # never a name someone planted
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, ids=np.array(ids, dtype=str), lengths=lengths, **arrays)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, self.directory / name)
             batches.append({"file": name, "key": key, "documents": len(ids), "steps": list(names)})
             manifest.update(batches=batches, fingerprints={**manifest["fingerprints"], **{
                 n: self.fingerprints[n] for n in names}})
-            manifest_tmp = self.directory / f".manifest.json.tmp-{os.getpid()}"
-            manifest_tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(manifest_tmp, self.directory / "manifest.json")
+            atomic_write_text(self.directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             live = {b["file"] for b in batches}
             for old in self.directory.glob("batch-*.npz"):
                 if old.name not in live:
@@ -151,7 +152,8 @@ class DedupIndex:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        with open(self.directory / ".lock", "w") as handle:
+        fd = os.open(self.directory / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # no planted link
+        with os.fdopen(fd, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -4,7 +4,7 @@
     out/removed/part-00000.parquet ...  removed documents with `reason` (and `duplicate_of`)
     out/stats.json                      documents/bytes in and out, removals, per-step counts
     out/report.html                     the data-quality report (dataprep/report.py)
-    out/plots/*.{png,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
+    out/plots/*.{svg,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from dataprep import registry
 from dataprep.distributed import dask_client, execute, open_index
@@ -21,11 +21,13 @@ from dataprep.memory import lean_allocators
 from dataprep.plots import write_plots
 from dataprep.report import write_report
 from dataprep.step import RemoveCallback, Step
-from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
+from tokenmill.documents import ShardWriter, document_files, unify_shards
 from tokenmill.errors import ConfigError
-from tokenmill.progress import progress
 from tokenmill.stage import StageStats, atomic_directory, file_identity
 from tokenmill.stage import work_directory as stage_work_directory
+
+if TYPE_CHECKING:
+    from dataprep.config import PrepareConfig
 
 SCRUB_REMOVED = "pii"  # removed documents are versioned and pushed with the corpus: this step scrubs them too
 
@@ -40,7 +42,11 @@ def build_steps(names: list[str], config: Any, on_remove: RemoveCallback) -> lis
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"prepare.steps: unknown step '{unknown[0]}' (known: {', '.join(known)})")
-    return [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    built = [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    for step in built:  # prepare.keep_signals: filters write their measurements as columns
+        step.keep_signals = getattr(config, "keep_signals", False)
+        step.replay = getattr(config, "replay_signals", False)
+    return built
 
 
 def run(
@@ -91,14 +97,6 @@ def work_directory(out: Path | str, files: list, names: list[str], config: Any, 
     return stage_work_directory(out, "prepare", {
         "inputs": [file_identity(f) for f in files], "steps": names, "index": str(index or ""),
         "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "dask"}})
-
-
-def counted(docs: Iterable[Document], stats: StageStats) -> Iterator[Document]:
-    """Count documents and bytes read, with a progress bar."""
-    for doc in progress(docs, desc="prepare", unit="doc"):
-        stats.documents_in += 1
-        stats.bytes_in += doc.nbytes
-        yield doc
 
 
 def cluster_sizes(pipeline: list[Step]) -> dict[str, Counter]:
