@@ -137,10 +137,14 @@ class DedupIndex:
             number = 1 + max((int(b["file"][6:11]) for b in manifest["batches"]), default=-1)
             name = f"batch-{number:05d}.npz"
             fd, tmp = exclusive_temp_file(self.directory / name)  # never a name someone planted
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, ids=np.array(ids, dtype=str), lengths=lengths, **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.directory / name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    np.savez(handle, ids=np.array(ids, dtype=str), lengths=lengths, **arrays)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.directory / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)  # a failed record leaves the index as it was
+                raise
             batches.append({"file": name, "key": key, "documents": len(ids), "steps": list(names)})
             manifest.update(batches=batches, fingerprints={**manifest["fingerprints"], **{
                 n: self.fingerprints[n] for n in names}})
