@@ -22,6 +22,7 @@ Output directory:
   <split>.docs.npy    int64 (documents, 2): [start, end) token offsets of each document in <split>.bin
   <split>.source.npy  int16 index into meta["sources"] of each document (doc.meta["source"], else "unknown")
   <split>.lang.npy    int16 index into meta["langs"] of each document (doc.meta["lang"], else "unknown")
+  <split>.cluster_size.npy  int32 duplicate-cluster size of each document (near_dedup's cluster_size, else 1)
   tokenizer.json      Hugging Face tokenizers file
   meta.json           kind, dtype, vocab size, special ids, sources, langs, eval_set (its path, digest and the
                       corpus documents left out as its copies, or null); per split: tokens, documents and
@@ -178,6 +179,7 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
             np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
             np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
             np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
+            np.save(tmp / f"{split}.cluster_size.npy", np.asarray(c["cluster_size"], np.int32))
         if existing is not None:
             shutil.copyfile(existing, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
         else:
@@ -218,7 +220,7 @@ def _sorted(groups: dict) -> dict:
 def _encode_corpus(documents: Iterable[tuple[str, Document]], tokenizer: Tokenizer, dtype: np.dtype, out: Path,
                    config: TokenizeConfig) -> dict:
     """Append each document's BOS + tokens + EOS to its split's .bin; count tokens, words and bytes."""
-    counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [],
+    counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [], "cluster_size": [],
                         "words": defaultdict(lambda: [0, 0]),
                         "by_source": defaultdict(Counter), "by_lang": defaultdict(Counter)} for s in SPLITS}
     counts["sources"], counts["langs"] = set(), set()
@@ -253,6 +255,7 @@ def _write_batch(docs: list[tuple[str, Document]], tokenizer: Tokenizer, dtype: 
         source, lang = str(doc.meta.get("source") or UNKNOWN), str(doc.meta.get("lang") or UNKNOWN)
         c["source"].append(source)
         c["lang"].append(lang)
+        c["cluster_size"].append(int(doc.meta.get("cluster_size") or 1))  # near_dedup's survivors stand for this many
         counts["sources"].add(source)
         counts["langs"].add(lang)
         for group, name in (("by_source", source), ("by_lang", lang)):
