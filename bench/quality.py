@@ -127,8 +127,41 @@ def main() -> int:
     if args.fasttext:
         sys.path.insert(0, str(args.fasttext))
         results["fasttext"] = measure("fastText supervised (dim 16, 2-grams)", fasttext_fit, fasttext_score, train, test)
+    results["prepare"] = bench_prepare(examples, train)
     print(json.dumps(results))
     return 0
+
+
+def bench_prepare(examples, train_part) -> dict:
+    """The default prepare with and without the quality_model step (a model trained on the train part)."""
+    import tempfile
+
+    from dataprep.config import PrepareConfig
+    from dataprep.pipeline import run
+    from dataprep.quality import QualityTrainConfig
+    from dataprep.quality import train as train_model
+
+    with tempfile.TemporaryDirectory(prefix="tokenmill-bench-quality-") as tmp:
+        tmp = Path(tmp)
+        corpus = tmp / "docs.jsonl"
+        corpus.write_text("".join(json.dumps({"id": e.id, "text": e.text}) + "\n" for e in examples * 4))
+        train_model(train_part, tmp / "model", QualityTrainConfig())
+        timings = {}
+        for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
+            config = PrepareConfig()
+            config.steps = [s for s in config.steps if s != "pii"] + extra + (["pii"] if "pii" in config.steps else [])
+            config.quality_model.model = str(tmp / "model")
+            runs = []
+            for i in range(3):
+                start = time.perf_counter()
+                run(corpus, tmp / f"{name}-{i}", config)
+                runs.append(time.perf_counter() - start)
+            timings[name] = statistics.median(runs)
+        docs = len(examples) * 4
+        overhead = timings["with_quality_model"] / timings["default"] - 1
+        print(f"prepare of {docs} documents: default {timings['default']:.2f} s, with quality_model "
+              f"{timings['with_quality_model']:.2f} s (+{overhead:.1%})")
+        return {"documents": docs, **timings, "overhead": overhead}
 
 
 if __name__ == "__main__":

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline import quality
 
     quality.add_arguments(command("quality", quality.run, "train the quality classifier (prepare.quality_model)"))
+    from pipeline import ablate
+
+    ablate.add_arguments(command("ablate", ablate.run, "compare data choices by the proxy model each gives "
+                                 "(one MLflow parent run, a child run per variant)"))
     quality.add_select_arguments(command("select", quality.run_select, "decide again from a corpus's kept signals "
                                          "(prepare.keep_signals) with other thresholds, without measuring again"))
     return parser
