@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "article-extraction-benchmark"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "article-extraction-benchmark"  # beside the checkout
+DATA = DEFAULT_DATA if DEFAULT_DATA.is_dir() else Path("/work/shared/data/article-extraction-benchmark")
 WORDS_PER_DOCUMENT = 150
 
 
