@@ -89,7 +89,7 @@ def ours(train):
     return fit(train, QualityTrainConfig())
 
 
-def fasttext_fit(train):
+def fasttext_fit(train, ngrams=2):
     import tempfile
 
     import fasttext
@@ -97,7 +97,7 @@ def fasttext_fit(train):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         for e in train:
             f.write(f"__label__{int(e.label)} {' '.join(e.text.lower().split())}\n")
-    return fasttext.train_supervised(f.name, dim=16, epoch=10, lr=0.5, wordNgrams=2, minCount=2, bucket=1 << 17,
+    return fasttext.train_supervised(f.name, dim=16, epoch=10, lr=0.5, wordNgrams=ngrams, minCount=2, bucket=1 << 17,
                                      thread=1, seed=1, verbose=0)
 
 
@@ -116,7 +116,8 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"{DATA} is not present")
         return 1
-    sys.path.insert(0, str(ROOT))
+    # the script's own directory comes first on sys.path, and bench/dataprep.py would shadow the package
+    sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     from dataprep.quality import held_out
 
     examples = dataset()
@@ -128,6 +129,8 @@ def main() -> int:
     if args.fasttext:
         sys.path.insert(0, str(args.fasttext))
         results["fasttext"] = measure("fastText supervised (dim 16, 2-grams)", fasttext_fit, fasttext_score, train, test)
+        results["fasttext_unigrams"] = measure("fastText supervised (dim 16, words)", lambda t: fasttext_fit(t, 1),
+                                               fasttext_score, train, test)
     results["prepare"] = bench_prepare(examples, train)
     print(json.dumps(results))
     return 0

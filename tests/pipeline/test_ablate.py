@@ -1,4 +1,6 @@
-"""`tokenmill ablate` on tiny presets: two variants decided through select, one parent run, two children."""
+"""`tokenmill ablate` on tiny presets: two variants decided through select, one parent run, two children;
+then `tokenmill quality train` on a variant's decisions, logged to the same MLflow store (the one slow test
+that pays for MLflow's start-up)."""
 
 import json
 import random
@@ -54,3 +56,10 @@ def test_a_two_variant_ablation_on_tiny_presets(tmp_path, monkeypatch):
     assert parent.info.run_name == "ablate words" and len(children) == 2
     assert {c.data.params["prepare.quality.min_words"] for c in children} == {"20", "200"}
     assert {"comparison.csv", "comparison.md", "comparison.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    corpus = tmp_path / "runs" / "ablate-words" / results[1]["name"] / "corpus"
+    assert main(["quality", "train", "--decisions", str(corpus), "--out", "quality-model"]) == 0
+    (found,) = client.search_runs([client.get_experiment_by_name("tokenmill").experiment_id],
+                                  "attributes.run_name = 'quality-classifier'")
+    assert found.data.metrics["all_roc_auc"] > 0.5 and "all_precision" in found.data.metrics
+    assert {"score_histogram.png", "stats.json", "model"} <= {a.path for a in client.list_artifacts(found.info.run_id)}
