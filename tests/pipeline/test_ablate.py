@@ -30,17 +30,18 @@ def test_the_grid_is_every_combination_and_lists_keep_their_commas():
 def test_a_two_variant_ablation_on_tiny_presets(tmp_path, monkeypatch):
     rng = random.Random(11)
     docs = [{"id": f"{lang}-{i}", "text": " ".join(prose(lang, rng) for _ in range(rng.randint(1, 5)))
-             + ("\n" + boilerplate(lang, rng) if i % 4 == 0 else "")} for lang in ("en", "fa", "pl") for i in range(30)]
+             + ("\n" + boilerplate(lang, rng) if i % 4 == 0 else "")} for lang in ("en", "fa", "pl") for i in range(16)]
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
     monkeypatch.chdir(tmp_path)
-    sets = ["prepare.steps=[normalize,language,quality]", "model.preset=tiny", "train.max_steps=4", "train.batch_size=2",
-            "train.warmup_steps=1", "train.val_every=4", "train.val_batches=1", "train.checkpoint_every=4",
+    sets = ["prepare.steps=[normalize,language,quality]", "model.preset=tiny", "train.max_steps=2", "train.batch_size=2",
+            "train.warmup_steps=1", "train.val_every=2", "train.val_batches=1", "train.checkpoint_every=2",
             "tokenize.vocab_size=300", "evalset.fraction=0.2", "train.precision=32-true", "train.devices=1",
-            "evaluate.samples=0"]
+            "evaluate.samples=0", "evaluate.max_tokens=3000"]
     argv = ["ablate", "words", "prepare.quality.min_words=20,200", "--in", "docs.jsonl"]
     assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
 
     results = json.loads((tmp_path / "runs" / "ablate-words" / "ablation.json").read_text())
+    print((tmp_path / "runs" / "ablate-words" / "comparison.csv").read_text())
     assert [r["selected"] for r in results] == [True, True]
     assert results[0]["documents"] > results[1]["documents"]  # the stricter variant keeps fewer
     assert all(r["metrics"]["bits_per_byte"] > 0 and "bits_per_byte/lang=fa" in r["metrics"] for r in results)
