@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+from dataclasses import dataclass
 import math
 from collections import Counter
 from pathlib import Path
@@ -71,93 +72,136 @@ def _text_width(text: str, size: float = FONT) -> float:
     return 0.6 * size * len(text)
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a bar chart's plot area lies in its SVG, and how values map onto it."""
+
+    horizontal: bool
+    left: float
+    plot_top: float
+    plot_w: float
+    height_plot: float
+    height: float
+    band: float  # room per label
+    scale_top: float  # the value at the far end of the value axis
+
+
+def _frame(labels: Sequence[str], k: int, scale_top: float, horizontal: bool, rotate: bool) -> _Frame:
+    n = len(labels)
+    plot_top = 34 if k == 1 else 50  # room for the legend under the title
+    if horizontal:
+        left = 12 + max((_text_width(label) for label in labels), default=20)
+        right, band = 50, 6 + 14 * k
+        height_plot = max(n, 1) * band
+        return _Frame(True, left, plot_top, WIDTH - left - right, height_plot, plot_top + height_plot + 44, band,
+                      scale_top)
+    longest = max((_text_width(label) for label in labels), default=0)
+    bottom = 44 + (longest * 0.72 if rotate else 0)
+    left, right = 60, 20
+    height = 320 + bottom - 44
+    plot_w = WIDTH - left - right
+    return _Frame(False, left, plot_top, plot_w, height - plot_top - bottom, height,
+                  min(plot_w / max(n, 1), 24 + 40 * k), scale_top)
+
+
 def bar_chart(title: str, labels: Sequence[str], series: dict[str, list[int]], value_label: str, *,
               empty: str = "nothing to show", horizontal: bool = True, category_label: str = "",
               colours: Sequence[str] = COLOURS, values: bool = False, rotate: bool = False) -> str:
     """One bar chart as an SVG document: a group of bars per label, one bar per series (legend when
     there are several). Horizontal: labels down the left, largest first as given; else along the bottom."""
     e = html.escape
-    parts: list[str] = []
     names = list(series)
-    top = max((v for vs in series.values() for v in vs), default=0)
-    ticks = nice_ticks(top)
-    scale_top = ticks[-1] or 1
-    n, k = len(labels), max(len(names), 1)
-    plot_top = 34 if k == 1 else 50  # room for the legend under the title
-    if horizontal:
-        left = 12 + max((_text_width(label) for label in labels), default=20)
-        right, band = 50, 6 + 14 * k
-        height_plot = max(n, 1) * band
-        height = plot_top + height_plot + 44
-        plot_w = WIDTH - left - right
+    ticks = nice_ticks(max((v for vs in series.values() for v in vs), default=0))
+    f = _frame(labels, max(len(names), 1), ticks[-1] or 1, horizontal, rotate)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{f.height:.0f}" '
+             f'viewBox="0 0 {WIDTH} {f.height:.0f}" font-family="sans-serif" font-size="{FONT}">',
+             f'<rect width="{WIDTH}" height="{f.height:.0f}" fill="white"/>',
+             f'<text x="{WIDTH / 2:.0f}" y="20" text-anchor="middle" font-size="14">{e(title)}</text>']
+    if not labels or not names:
+        parts.append(f'<text x="{WIDTH / 2:.0f}" y="{f.plot_top + 40}" text-anchor="middle">{e(empty)}</text>')
     else:
-        longest = max((_text_width(label) for label in labels), default=0)
-        bottom = 44 + (longest * 0.72 if rotate else 0)
-        left, right = 60, 20
-        height = 320 + bottom - 44
-        height_plot = height - plot_top - bottom
-        plot_w = WIDTH - left - right
-        band = min(plot_w / max(n, 1), 24 + 40 * k)
-    parts.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
-                 f'viewBox="0 0 {WIDTH} {height:.0f}" font-family="sans-serif" font-size="{FONT}">')
-    parts.append(f'<rect width="{WIDTH}" height="{height:.0f}" fill="white"/>')
-    parts.append(f'<text x="{WIDTH / 2:.0f}" y="20" text-anchor="middle" font-size="14">{e(title)}</text>')
-    if not n or not names:
-        parts.append(f'<text x="{WIDTH / 2:.0f}" y="{plot_top + 40}" text-anchor="middle">{e(empty)}</text>')
-        parts.append("</svg>\n")
-        return "\n".join(parts)
-    # grid and value axis
-    for tick in ticks:
-        if horizontal:
-            x = left + plot_w * tick / scale_top
-            parts.append(f'<line x1="{x:.1f}" y1="{plot_top}" x2="{x:.1f}" y2="{plot_top + height_plot}" stroke="#ddd"/>')
-            parts.append(f'<text x="{x:.1f}" y="{plot_top + height_plot + 14}" text-anchor="middle">{_number(tick)}</text>')
-        else:
-            y = plot_top + height_plot - height_plot * tick / scale_top
-            parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>')
-            parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
-    thickness = (band - 6) / k
-    for i, label in enumerate(labels):
-        for j, name in enumerate(names):
-            value = series[name][i]
-            length = (plot_w if horizontal else height_plot) * value / scale_top
-            colour = colours[j % len(colours)]
-            if horizontal:
-                y = plot_top + i * band + 3 + j * thickness
-                parts.append(f'<rect x="{left}" y="{y:.1f}" width="{length:.1f}" height="{thickness:.1f}" fill="{colour}">'
-                             f'<title>{e(name)}: {_number(value)}</title></rect>')
-                if values:
-                    parts.append(f'<text x="{left + length + 3:.1f}" y="{y + thickness / 2 + 4:.1f}">{_number(value)}</text>')
-            else:
-                x = left + i * band + 3 + j * thickness
-                y = plot_top + height_plot - length
-                parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{thickness:.1f}" height="{length:.1f}" fill="{colour}">'
-                             f'<title>{e(name)}: {_number(value)}</title></rect>')
-        if horizontal:
-            y = plot_top + i * band + band / 2 + 4
-            parts.append(f'<text x="{left - 6:.1f}" y="{y:.1f}" text-anchor="end">{e(label)}</text>')
-        else:
-            x = left + i * band + band / 2
-            y = plot_top + height_plot + 14
-            if rotate:
-                parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" font-size="9" '
-                             f'transform="rotate(-45 {x:.1f} {y:.1f})">{e(label)}</text>')
-            else:
-                parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{e(label)}</text>')
-    # axes and their titles
-    parts.append(f'<line x1="{left}" y1="{plot_top + height_plot}" x2="{left + plot_w}" y2="{plot_top + height_plot}" stroke="black"/>')
-    parts.append(f'<line x1="{left}" y1="{plot_top}" x2="{left}" y2="{plot_top + height_plot}" stroke="black"/>')
-    if horizontal:
-        parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 8:.0f}" text-anchor="middle">{e(value_label)}</text>')
-    else:
-        parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 8:.0f}" text-anchor="middle">{e(category_label)}</text>')
-        parts.append(f'<text x="14" y="{plot_top + height_plot / 2:.0f}" text-anchor="middle" '
-                     f'transform="rotate(-90 14 {plot_top + height_plot / 2:.0f})">{e(value_label)}</text>')
-    if len(names) > 1:  # legend, one line under the title
-        x = left
-        for j, name in enumerate(names):
-            parts.append(f'<rect x="{x:.1f}" y="30" width="10" height="10" fill="{colours[j % len(colours)]}"/>')
-            parts.append(f'<text x="{x + 14:.1f}" y="39">{e(name)}</text>')
-            x += 30 + _text_width(name)
+        parts += _grid(f, ticks)
+        for i, label in enumerate(labels):
+            parts += _bars(f, i, [(name, series[name][i]) for name in names], colours, values)
+            parts.append(_category_label(f, i, label, rotate))
+        parts += _axes(f, value_label, category_label)
+        if len(names) > 1:
+            parts += _legend(f, names, colours)
     parts.append("</svg>\n")
     return "\n".join(parts)
+
+
+def _grid(f: _Frame, ticks: Sequence[float]) -> list[str]:
+    """A grid line and its value at every tick of the value axis."""
+    parts = []
+    bottom = f.plot_top + f.height_plot
+    for tick in ticks:
+        if f.horizontal:
+            x = f.left + f.plot_w * tick / f.scale_top
+            parts.append(f'<line x1="{x:.1f}" y1="{f.plot_top}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+            parts.append(f'<text x="{x:.1f}" y="{bottom + 14}" text-anchor="middle">{_number(tick)}</text>')
+        else:
+            y = bottom - f.height_plot * tick / f.scale_top
+            parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.left + f.plot_w}" y2="{y:.1f}" stroke="#ddd"/>')
+            parts.append(f'<text x="{f.left - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
+    return parts
+
+
+def _bars(f: _Frame, i: int, bars: list[tuple[str, float]], colours: Sequence[str], values: bool) -> list[str]:
+    """The bars of label i, one per series, each with its value as a tooltip (and as text when `values`)."""
+    e = html.escape
+    parts = []
+    thickness = (f.band - 6) / len(bars)
+    for j, (name, value) in enumerate(bars):
+        length = (f.plot_w if f.horizontal else f.height_plot) * value / f.scale_top
+        colour = colours[j % len(colours)]
+        if f.horizontal:
+            y = f.plot_top + i * f.band + 3 + j * thickness
+            parts.append(f'<rect x="{f.left}" y="{y:.1f}" width="{length:.1f}" height="{thickness:.1f}" '
+                         f'fill="{colour}"><title>{e(name)}: {_number(value)}</title></rect>')
+            if values:
+                parts.append(f'<text x="{f.left + length + 3:.1f}" y="{y + thickness / 2 + 4:.1f}">{_number(value)}</text>')
+        else:
+            x = f.left + i * f.band + 3 + j * thickness
+            y = f.plot_top + f.height_plot - length
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{thickness:.1f}" height="{length:.1f}" '
+                         f'fill="{colour}"><title>{e(name)}: {_number(value)}</title></rect>')
+    return parts
+
+
+def _category_label(f: _Frame, i: int, label: str, rotate: bool) -> str:
+    e = html.escape
+    if f.horizontal:
+        y = f.plot_top + i * f.band + f.band / 2 + 4
+        return f'<text x="{f.left - 6:.1f}" y="{y:.1f}" text-anchor="end">{e(label)}</text>'
+    x = f.left + i * f.band + f.band / 2
+    y = f.plot_top + f.height_plot + 14
+    if rotate:
+        return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" font-size="9" '
+                f'transform="rotate(-45 {x:.1f} {y:.1f})">{e(label)}</text>')
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{e(label)}</text>'
+
+
+def _axes(f: _Frame, value_label: str, category_label: str) -> list[str]:
+    """The two axes and their titles."""
+    e = html.escape
+    bottom = f.plot_top + f.height_plot
+    parts = [f'<line x1="{f.left}" y1="{bottom}" x2="{f.left + f.plot_w}" y2="{bottom}" stroke="black"/>',
+             f'<line x1="{f.left}" y1="{f.plot_top}" x2="{f.left}" y2="{bottom}" stroke="black"/>']
+    centre = f'x="{f.left + f.plot_w / 2:.0f}" y="{f.height - 8:.0f}" text-anchor="middle"'
+    if f.horizontal:
+        return parts + [f'<text {centre}>{e(value_label)}</text>']
+    middle = f.plot_top + f.height_plot / 2
+    return parts + [f'<text {centre}>{e(category_label)}</text>',
+                    f'<text x="14" y="{middle:.0f}" text-anchor="middle" '
+                    f'transform="rotate(-90 14 {middle:.0f})">{e(value_label)}</text>']
+
+
+def _legend(f: _Frame, names: list[str], colours: Sequence[str]) -> list[str]:
+    """One line under the title: a swatch and the name of each series."""
+    parts, x = [], f.left
+    for j, name in enumerate(names):
+        parts.append(f'<rect x="{x:.1f}" y="30" width="10" height="10" fill="{colours[j % len(colours)]}"/>')
+        parts.append(f'<text x="{x + 14:.1f}" y="39">{html.escape(name)}</text>')
+        x += 30 + _text_width(name)
+    return parts

@@ -10,6 +10,7 @@ Chinese and Japanese, Thai/Lao/Khmer/Burmese runs as they stand. Tokens with no 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
@@ -286,41 +287,84 @@ _BULLET_POINTS[list(map(ord, BULLETS))] = True
 _DOT, _ELLIPSIS, _HASH = ord("."), ord("…"), ord("#")
 
 
+@dataclass
+class _Batch:
+    """The texts of a batch laid end to end as code points, with what every section below shares."""
+
+    points: np.ndarray  # code points: newlines before, between and after the texts
+    begins: np.ndarray  # where each text starts; [-1]: len(points)
+    classes: np.ndarray  # each point's character classes (SPACE, letters, MARK, NEWLINE...)
+    token_starts: np.ndarray = None  # whitespace tokens
+    token_ends: np.ndarray = None
+    token_at: np.ndarray = None  # each text's first token
+    newlines: np.ndarray = None
+    marks: np.ndarray = None  # '#', '.', '…'
+    line_at: np.ndarray = None  # the newline before each text (and the final one)
+
+
 def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> None:
     """Every array form and count of `views` (all in a language split by `splitter`)."""
-    texts = [v.text for v in views]
+    batch = _lay_out([v.text for v in views])
+    tokens = _tokens(batch)
+    starts, ends, word_at, alpha = _words(batch, splitter)
+    lines = _lines(batch)
+    para_starts, para_ends, para_at = _paragraphs(batch)
+    hash_marks, ellipsis_marks = _mark_counts(batch)
+    # one hash per word, line and paragraph: equal strings, equal hashes
+    hashes = span_hashes(batch.points, np.concatenate((starts, lines["starts"], para_starts)),
+                         np.concatenate((ends, lines["ends"], para_ends)))
+    words, n_lines = len(starts), len(lines["starts"])
+    line_repeats = _repeats(hashes[words : words + n_lines], lines["ends"] - lines["starts"], lines["filled_at"])
+    para_repeats = _repeats(hashes[words + n_lines :], para_ends - para_starts, para_at)
+    counts = dict(token_count=tokens, alpha_token_count=alpha, nonempty_line_count=lines["nonempty"],
+                  bullet_line_count=lines["bullets"], ellipsis_line_count=lines["ellipses"], hash_count=hash_marks,
+                  ellipsis_count=ellipsis_marks, line_repeats=line_repeats)
+    _assign(views, splitter, (ends - starts).astype(np.int64), hashes[:words], word_at, counts, para_repeats)
+
+
+def _lay_out(texts: list[str]) -> _Batch:
     count = len(texts)
     # newlines before, between and after the texts: every token and line ends at a text's end
     points = np.frombuffer("\n".join(["", *texts, ""]).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    begins = np.ones(count + 1, dtype=np.int64)  # where each text starts; [-1]: len(points)
+    begins = np.ones(count + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=count) + 1, out=begins[1:])
     begins[1:] += 1
-    classes = np.take(char_classes(), points)
+    return _Batch(points, begins, np.take(char_classes(), points))
 
-    # whitespace tokens: from each space-to-nonspace edge to the next nonspace-to-space one
-    space = classes & SPACE
+
+def _tokens(batch: _Batch) -> list[int]:
+    """Whitespace tokens: from each space-to-nonspace edge to the next nonspace-to-space one."""
+    space = batch.classes & SPACE
     edges = np.flatnonzero(space[1:] != space[:-1]) + 1
-    token_starts, token_ends = edges[0::2], edges[1::2]
-    token_at = np.searchsorted(token_starts, begins)  # each text's first token
-    tokens = np.diff(token_at).tolist()
+    batch.token_starts, batch.token_ends = edges[0::2], edges[1::2]
+    batch.token_at = np.searchsorted(batch.token_starts, batch.begins)
+    return np.diff(batch.token_at).tolist()
 
-    # words, and tokens holding a letter (their word holds all their letters)
-    starts, ends, letter = _spaced_words(classes)
-    word_at = np.searchsorted(starts, begins)
+
+def _words(batch: _Batch, splitter: Callable[[str], list[str]]):
+    """Word spans and where each text's start, and the tokens holding a letter per text (their word holds
+    all their letters)."""
+    starts, ends, letter = _spaced_words(batch.classes)
+    word_at = np.searchsorted(starts, batch.begins)
     alpha = _per_text(letter, word_at).tolist()
     if splitter is split_cjk:
-        starts, ends = cjk_spans(classes)
-        word_at = np.searchsorted(starts, begins)
+        starts, ends = cjk_spans(batch.classes)
+        word_at = np.searchsorted(starts, batch.begins)
     elif splitter is not split_spaced:  # a splitter given as a function only: its words as listed
         starts = ends = np.zeros(0, dtype=np.int64)
-        word_at = np.zeros(count + 1, dtype=np.int64)
+        word_at = np.zeros(len(batch.begins), dtype=np.int64)
+    return starts, ends, word_at, alpha
 
-    # lines: between consecutive newlines; a line's first and last non-whitespace characters are the
-    # first character of its first token and the last of its last one
-    marked = np.flatnonzero(classes >= MARK)  # MARK and NEWLINE are the highest bits
-    newline = classes[marked] >= NEWLINE
-    newlines, marks = marked[newline], marked[~newline]
-    line_at = np.searchsorted(newlines, begins - 1)  # the newline before each text (and the final one)
+
+def _lines(batch: _Batch) -> dict:
+    """Lines lie between consecutive newlines; a line's first and last non-whitespace characters are the
+    first character of its first token and the last of its last one."""
+    points, token_starts, token_ends = batch.points, batch.token_starts, batch.token_ends
+    marked = np.flatnonzero(batch.classes >= MARK)  # MARK and NEWLINE are the highest bits
+    newline = batch.classes[marked] >= NEWLINE
+    newlines = batch.newlines = marked[newline]
+    batch.marks = marked[~newline]
+    line_at = batch.line_at = np.searchsorted(newlines, batch.begins - 1)
     first_token = np.searchsorted(token_starts, newlines)  # of the line after each newline
     nonempty = np.flatnonzero(first_token[1:] > first_token[:-1])  # lines holding a token
     first = token_starts[first_token[nonempty]]
@@ -329,49 +373,48 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
     ellipsis = (points[last] == _ELLIPSIS) | ((last - first >= 2) & (points[last] == _DOT)
                                              & (points[last - 1] == _DOT) & (points[last - 2] == _DOT))
     nonempty_at = np.searchsorted(nonempty, line_at)
-    nonempty_lines = np.diff(nonempty_at).tolist()
-    bullets = _per_text(bullet, nonempty_at).tolist()
-    ellipses = _per_text(ellipsis, nonempty_at).tolist()
     filled = np.flatnonzero(newlines[1:] - newlines[:-1] > 1)  # lines that are not empty strings
-    line_starts, line_ends = newlines[filled] + 1, newlines[filled + 1]
-    filled_at = np.searchsorted(filled, line_at)
+    return {"nonempty": np.diff(nonempty_at).tolist(), "bullets": _per_text(bullet, nonempty_at).tolist(),
+            "ellipses": _per_text(ellipsis, nonempty_at).tolist(), "starts": newlines[filled] + 1,
+            "ends": newlines[filled + 1], "filled_at": np.searchsorted(filled, line_at)}
 
-    # paragraphs: the stripped text cut at every run of two or more newlines inside it
+
+def _paragraphs(batch: _Batch):
+    """Paragraph spans: the stripped text cut at every run of two or more newlines inside it."""
+    token_at, newlines = batch.token_at, batch.newlines
     has_tokens = np.flatnonzero(token_at[1:] > token_at[:-1])
-    stripped_starts = token_starts[token_at[has_tokens]]
-    stripped_ends = token_ends[token_at[has_tokens + 1] - 1]
+    stripped_starts = batch.token_starts[token_at[has_tokens]]
+    stripped_ends = batch.token_ends[token_at[has_tokens + 1] - 1]
     together = np.zeros(len(newlines) + 1, dtype=bool)
     np.equal(newlines[1:], newlines[:-1] + 1, out=together[1:-1])  # [j]: newline j - 1 and j are adjacent
     runs = np.flatnonzero(together[1:] != together[:-1])
     break_starts, break_ends = newlines[runs[0::2]], newlines[runs[1::2]] + 1
-    owner = np.searchsorted(has_tokens, np.searchsorted(begins, break_starts, side="right") - 1)
+    owner = np.searchsorted(has_tokens, np.searchsorted(batch.begins, break_starts, side="right") - 1)
     owner = np.minimum(owner, max(len(has_tokens) - 1, 0))
     inside = np.zeros(len(break_starts), dtype=bool)
     if len(has_tokens):
         inside = (break_starts > stripped_starts[owner]) & (break_ends < stripped_ends[owner])
     para_starts = np.sort(np.concatenate((stripped_starts, break_ends[inside])))
     para_ends = np.sort(np.concatenate((break_starts[inside], stripped_ends)))
-    para_at = np.searchsorted(para_starts, begins)
+    return para_starts, para_ends, np.searchsorted(para_starts, batch.begins)
 
-    # text.count('#') and text.count('...') + text.count('…'): a run of k dots holds k // 3 '...'
-    mark = points[marks]
+
+def _mark_counts(batch: _Batch) -> tuple[list[int], list[int]]:
+    """text.count('#') and text.count('...') + text.count('…'): a run of k dots holds k // 3 '...'."""
+    marks, begins = batch.marks, batch.begins
+    mark = batch.points[marks]
     hash_marks = np.diff(np.searchsorted(marks[mark == _HASH], begins)).tolist()
     ellipsis_marks = np.diff(np.searchsorted(marks[mark == _ELLIPSIS], begins))
     dots = marks[mark == _DOT]
     if len(dots):
         run = np.flatnonzero(np.concatenate(([True], dots[1:] != dots[:-1] + 1, [True])))
         ellipsis_marks += _per_text(np.diff(run) // 3, np.searchsorted(dots[run[:-1]], begins))
-    ellipsis_marks = ellipsis_marks.tolist()
+    return hash_marks, ellipsis_marks.tolist()
 
-    # one hash per word, line and paragraph: equal strings, equal hashes
-    hashes = span_hashes(points, np.concatenate((starts, line_starts, para_starts)),
-                         np.concatenate((ends, line_ends, para_ends)))
-    words, lines = len(starts), len(line_starts)
-    ids = hashes[:words]
-    line_repeats = _repeats(hashes[words : words + lines], line_ends - line_starts, filled_at)
-    para_repeats = _repeats(hashes[words + lines :], para_ends - para_starts, para_at)
 
-    lengths = (ends - starts).astype(np.int64)
+def _assign(views: list[TextView], splitter, lengths: np.ndarray, ids: np.ndarray, word_at: np.ndarray,
+            counts: dict[str, list], para_repeats: list) -> None:
+    """Each view's slice of the batch's arrays and its counts."""
     chars = _per_text(lengths, word_at).tolist()
     cut = word_at.tolist()
     known_splitter = splitter is split_spaced or splitter is split_cjk
@@ -383,15 +426,10 @@ def _fill_views(views: list[TextView], splitter: Callable[[str], list[str]]) -> 
             word_ids = np.fromiter((known[w] for w in v.words), dtype=np.uint64, count=len(v.words))
             word_lengths = np.fromiter(map(len, v.words), dtype=np.int64, count=len(v.words))
             word_chars = int(word_lengths.sum())
-        v.__dict__.update(
-            word_lengths=word_lengths, word_ids=word_ids, word_chars=word_chars,
-            token_count=tokens[i], alpha_token_count=alpha[i],
-            nonempty_line_count=nonempty_lines[i], bullet_line_count=bullets[i], ellipsis_line_count=ellipses[i],
-            hash_count=hash_marks[i], ellipsis_count=ellipsis_marks[i],
-            line_repeats=line_repeats[i],
-            # a text without tokens strips to '': one empty paragraph
-            paragraph_repeats=para_repeats[i] if tokens[i] else (1, 0, 0),
-        )
+        v.__dict__.update(word_lengths=word_lengths, word_ids=word_ids, word_chars=word_chars,
+                          **{name: values[i] for name, values in counts.items()},
+                          # a text without tokens strips to '': one empty paragraph
+                          paragraph_repeats=para_repeats[i] if counts["token_count"][i] else (1, 0, 0))
 
 
 def _per_text(mask: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -15,12 +15,15 @@ import html
 import io
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from pipeline.params import Params
 from pipeline.summary import read_json, run_label
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 MARKER = '<meta name="generator" content="tokenmill report">'
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
@@ -47,7 +50,8 @@ def write_report(params: Params, out: Path) -> dict:
         _dedup_pii_languages(corpus),
         _tokenizer(tokens),
         _training(train, model),
-        _evaluation(metrics),
+        _evaluation({k: v for k, v in metrics.items() if not k.startswith("task/")}),
+        _tasks(metrics, read_json(Path(paths.metrics).with_name("harness.json")) or {}),
         _samples(samples),
     ]
     atomic_write_text(out, _page(f"tokenmill report card: {params.run or 'versioned run'}", sections))
@@ -169,6 +173,23 @@ def _evaluation(metrics: dict) -> str:
             if bpb:
                 body += _barh(list(bpb), list(bpb.values()), "bits per byte", f"{key}: bits per byte")
     return _section("Evaluation", body)
+
+
+def _tasks(metrics: dict, harness: dict) -> str:
+    """lm-evaluation-harness tasks (training/harness.py): one row per task, its figures and their stderr."""
+    tasks: dict[str, dict] = {}
+    for key, value in metrics.items():
+        if key.startswith("task/") and key.count("/") == 2:
+            _, task, metric = key.split("/")
+            tasks.setdefault(task, {})[metric] = value
+    if not tasks:
+        return ""
+    columns = ["acc", "acc_norm", "perplexity"]
+    rows = [(task, *(f"{_n(t[c])} ± {_n(t.get(c + '_stderr'))}" if c in t else "" for c in columns),
+             _n(t.get("sample_len"))) for task, t in sorted(tasks.items())]
+    note = (f"<p>lm-evaluation-harness {_e(harness.get('lm_eval', ''))}, limit {_e(harness.get('limit'))}, "
+            f"local tasks from evaluation set {_e(harness.get('eval_set'))}</p>") if harness else ""
+    return _section("Harness tasks", note + _table(["task", *columns, "examples"], rows))
 
 
 def _samples(samples: list) -> str:
@@ -308,13 +329,13 @@ def _log_to_mlflow(params: Params, run: dict, out: Path) -> str | None:
     """Log the page to the run's MLflow run (artifact `report/report.html`); None when there is none."""
     if not params.tracking.enabled or not run.get("run_id"):
         return None
-    from mlflow import MlflowClient
+    from training.tracking import client as tracking_client
 
-    client = MlflowClient(tracking_uri=params.tracking.tracking_uri)
+    client = tracking_client(params.tracking)
     try:
         client.get_run(run["run_id"])
     except Exception:  # MlflowException: the store was reset or the run deleted
-        print(f"warning: MLflow run {run['run_id']} not in {params.tracking.tracking_uri}; report not logged",
+        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; report not logged",
               file=sys.stderr)
         return None
     client.log_artifact(run["run_id"], str(out), "report")

@@ -3,6 +3,8 @@
 Causal (decoder-only, `train.objective: causal`) by default; `causal=False` gives the bidirectional
 encoder of the masked-LM objective (same weights and shapes, attention without the causal mask).
 A `KVCache` keeps each layer's keys and values so that generation feeds only the new token.
+Rows of different lengths go in one batch left-padded: `positions` numbers each row's own tokens and
+`keep` marks which keys are real (training/generate.py's BatchDecoder does this).
 """
 
 from __future__ import annotations
@@ -48,20 +50,32 @@ class CausalSelfAttention(nn.Module):
         self.proj.residual = True  # scaled init: one of the two writes into the residual stream
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask` (B, 1, T, keys) True where a query may attend: replaces the causal mask when given."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         past = cache.length(layer) if cache is not None else 0
         if cache is not None:
             k, v = cache.extend(layer, k, v)
-        mask, is_causal = None, self.causal and T > 1
+        is_causal = mask is None and self.causal and T > 1
         if is_causal and past:  # new queries see every cached key and the new keys up to themselves
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
             is_causal = False
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+def padding_mask(keep: torch.Tensor, past: int, T: int, causal: bool = True) -> torch.Tensor:
+    """(B, 1, T, past + T) attention mask of T new queries over left-padded rows: a query sees the real
+    keys (`keep`, (B, past + T)) up to itself. A padding query sees every key up to itself, so that no
+    row of the softmax is empty (an empty one is NaN, and NaN times a zero weight still spreads)."""
+    allowed = torch.ones(T, past + T, dtype=torch.bool, device=keep.device)
+    allowed = allowed.tril(diagonal=past) if causal else allowed
+    padding_query = ~keep[:, past:, None]
+    return (allowed & (keep[:, None, :] | padding_query))[:, None]
 
 
 class MLP(nn.Module):
@@ -84,8 +98,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -112,18 +127,21 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                positions: torch.Tensor | None = None, keep: torch.Tensor | None = None):
         """Logits (B, T, vocab) and, with targets, the mean cross-entropy in nats over the targets that are
         not -100 (the masked-LM objective marks unmasked positions so). With `cache`, `idx` continues the
-        cached tokens (positions count on from them) and the cache grows by T."""
+        cached tokens (positions count on from them) and the cache grows by T. For left-padded rows:
+        `positions` (B, T) each token's position in its own row, `keep` (B, cached + T) False on padding."""
         past = len(cache) if cache is not None else 0
         T = idx.size(1)
-        if past + T > self.config.block_size:
+        if past + T > self.config.block_size and positions is None:
             raise ValueError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(past, past + T, device=idx.device)
+        pos = torch.arange(past, past + T, device=idx.device) if positions is None else positions
+        mask = None if keep is None else padding_mask(keep, past, T, self.causal)
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)
+            x = block(x, cache, layer, mask)
         logits = self.lm_head(self.ln_f(x))
         if targets is None:
             return logits, None
@@ -153,9 +171,6 @@ class GPT(nn.Module):
         decay = [p for p in params if p.dim() >= 2 and id(p) not in no_decay]
         rest = [p for p in params if p.dim() < 2 or id(p) in no_decay]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-    def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float]) -> torch.optim.AdamW:
-        return torch.optim.AdamW(self.param_groups(weight_decay), lr=lr, betas=betas)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

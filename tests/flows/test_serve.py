@@ -48,7 +48,7 @@ def test_prefect_yaml_declares_what_serve_serves(served: dict):
 
 
 def test_finetune_runs_on_each_new_champion_one_at_a_time(served: dict):
-    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
+    from flows.champion import CHAMPION_RESOURCE, CHAMPION_UPDATED
 
     finetune = served["finetune"]
     assert [t.expect for t in finetune.triggers] == [{CHAMPION_UPDATED}]
@@ -91,3 +91,10 @@ def test_a_source_never_crawled_or_overdue_is_crawled_at_once_else_on_its_turn()
     assert first_run(recrawl_anchor(week, None, now)) == now + FIRST_RUN_DELAY
     assert first_run(recrawl_anchor(week, now - timedelta(days=9), now)) == now + FIRST_RUN_DELAY
     assert first_run(recrawl_anchor(week, now - timedelta(days=2), now)) == now + timedelta(days=5)
+
+
+def test_prefect_yaml_is_the_one_the_deployment_table_gives():
+    from flows.serve import prefect_yaml
+
+    assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == prefect_yaml("params.yaml"), \
+        "prefect.yaml is stale: run `python -m flows.serve --write-prefect-yaml` and commit it"

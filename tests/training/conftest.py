@@ -71,3 +71,36 @@ def _tiny_train(**overrides) -> TrainConfig:
     values = dict(batch_size=4, max_steps=12, warmup_steps=2, lr=3e-3, min_lr=3e-4, log_every=2, val_every=4,
                   val_batches=2, checkpoint_every=4, accelerator="cpu", devices=1)
     return TrainConfig(**{**values, **overrides})
+
+
+@pytest.fixture(scope="session")
+def gpt_dir(tokens, tmp_path_factory) -> Path:
+    """A nano GPT with a 96-token context trained 30 plain-PyTorch steps on `tokens`, saved as a model
+    directory (as the train stage writes it: model.pt + tokenizer.json), for the tests that generate text."""
+    import json
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from training.model import GPT
+
+    torch.manual_seed(0)
+    meta = json.loads((tokens / "meta.json").read_text())
+    model = GPT(ModelConfig(preset="nano", block_size=96), meta["vocab_size"])
+    train = np.memmap(tokens / "train.bin", dtype=meta["dtype"], mode="r")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        starts = rng.integers(0, len(train) - 33, 16)
+        window = torch.from_numpy(np.stack([train[s:s + 33] for s in starts]).astype(np.int64))
+        loss = model(window[:, :-1], window[:, 1:])[1]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    directory = tmp_path_factory.mktemp("gpt") / "model"
+    directory.mkdir()
+    torch.save({"state_dict": model.state_dict(), "model_config": {"preset": "nano", "block_size": 96},
+                "vocab_size": meta["vocab_size"], "eot_id": 0, "step": 30}, directory / "model.pt")
+    shutil.copyfile(tokens / "tokenizer.json", directory / "tokenizer.json")
+    return directory
