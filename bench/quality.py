@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "article-extraction-benchmark"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "article-extraction-benchmark"  # beside the checkout
+DATA = DEFAULT_DATA if DEFAULT_DATA.is_dir() else Path("/work/shared/data/article-extraction-benchmark")
 WORDS_PER_DOCUMENT = 150
 
 
@@ -88,7 +89,7 @@ def ours(train):
     return fit(train, QualityTrainConfig())
 
 
-def fasttext_fit(train):
+def fasttext_fit(train, ngrams=2):
     import tempfile
 
     import fasttext
@@ -96,7 +97,7 @@ def fasttext_fit(train):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         for e in train:
             f.write(f"__label__{int(e.label)} {' '.join(e.text.lower().split())}\n")
-    return fasttext.train_supervised(f.name, dim=16, epoch=10, lr=0.5, wordNgrams=2, minCount=2, bucket=1 << 17,
+    return fasttext.train_supervised(f.name, dim=16, epoch=10, lr=0.5, wordNgrams=ngrams, minCount=2, bucket=1 << 17,
                                      thread=1, seed=1, verbose=0)
 
 
@@ -115,7 +116,8 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"{DATA} is not present")
         return 1
-    sys.path.insert(0, str(ROOT))
+    # the script's own directory comes first on sys.path, and bench/dataprep.py would shadow the package
+    sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     from dataprep.quality import held_out
 
     examples = dataset()
@@ -127,8 +129,43 @@ def main() -> int:
     if args.fasttext:
         sys.path.insert(0, str(args.fasttext))
         results["fasttext"] = measure("fastText supervised (dim 16, 2-grams)", fasttext_fit, fasttext_score, train, test)
+        results["fasttext_unigrams"] = measure("fastText supervised (dim 16, words)", lambda t: fasttext_fit(t, 1),
+                                               fasttext_score, train, test)
+    results["prepare"] = bench_prepare(examples, train)
     print(json.dumps(results))
     return 0
+
+
+def bench_prepare(examples, train_part) -> dict:
+    """The default prepare with and without the quality_model step (a model trained on the train part)."""
+    import tempfile
+
+    from dataprep.config import PrepareConfig
+    from dataprep.pipeline import run
+    from dataprep.quality import QualityTrainConfig
+    from dataprep.quality import train as train_model
+
+    with tempfile.TemporaryDirectory(prefix="tokenmill-bench-quality-") as tmp:
+        tmp = Path(tmp)
+        corpus = tmp / "docs.jsonl"
+        corpus.write_text("".join(json.dumps({"id": e.id, "text": e.text}) + "\n" for e in examples * 4))
+        train_model(train_part, tmp / "model", QualityTrainConfig())
+        timings = {}
+        for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
+            config = PrepareConfig()
+            config.steps = [s for s in config.steps if s != "pii"] + extra + (["pii"] if "pii" in config.steps else [])
+            config.quality_model.model = str(tmp / "model")
+            runs = []
+            for i in range(3):
+                start = time.perf_counter()
+                run(corpus, tmp / f"{name}-{i}", config)
+                runs.append(time.perf_counter() - start)
+            timings[name] = statistics.median(runs)
+        docs = len(examples) * 4
+        overhead = timings["with_quality_model"] / timings["default"] - 1
+        print(f"prepare of {docs} documents: default {timings['default']:.2f} s, with quality_model "
+              f"{timings['with_quality_model']:.2f} s (+{overhead:.1%})")
+        return {"documents": docs, **timings, "overhead": overhead}
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
-from pipeline import quality, stages
+from pipeline import ablate, quality, stages
 from training import commands as serving  # generate, serve: light until one runs
 from training.finetune.cli import add_arguments as finetune_arguments
 from tokenmill.locations import location
@@ -280,6 +280,8 @@ COMMANDS = [
     ("quality", "train the quality classifier (prepare.quality_model)", quality.add_arguments, quality.run, False),
     ("select", "decide again from a corpus's kept signals (prepare.keep_signals) with other thresholds, without "
      "measuring again", quality.add_select_arguments, quality.run_select, False),  # it has its own --force
+    ("ablate", "compare data choices by the proxy model each gives (one MLflow parent run, a child per variant)",
+     ablate.add_arguments, ablate.run, False),
     ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
     ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),
     ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),

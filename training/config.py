@@ -124,6 +124,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     mixture: dict[str, float] = field(default_factory=dict)  # {source: weight}: sample sources in these proportions
+    rehydrate: bool = False  # draw documents by their duplicate-cluster size (near_dedup's cluster_size) ...
+    rehydration: list[list[int]] = field(default_factory=lambda: [[1, 1], [2, 2], [3, 3], [4, 3], [5, 5], [100, 8], [1000, 1]])
+    # ... with these [min cluster size, weight] rows: FineWeb-2's (training/data.py FINEWEB2_REHYDRATION)
     progress_every_s: float = 30.0  # when stderr is not a terminal: one plain progress line this often
     objective: str = "causal"  # "causal" (next token) or "masked" (masked LM, bidirectional attention)
     mask_rate: float = 0.15  # masked objective: share of positions selected (80 % MASK, 10 % random, 10 % kept)
@@ -149,6 +152,9 @@ class TrainConfig:
         bad = [name for name, weight in self.mixture.items() if not weight > 0]
         if bad:
             raise ValueError(f"mixture.{bad[0]}: weight must be positive, got {self.mixture[bad[0]]}")
+        sizes = [row[0] for row in self.rehydration] if all(len(r) == 2 for r in self.rehydration) else []
+        if not sizes or sizes[0] != 1 or sizes != sorted(set(sizes)) or any(r[1] < 1 for r in self.rehydration):
+            raise ValueError("rehydration: [min cluster size, weight] rows, sizes rising from 1, weights at least 1")
         if self.progress_every_s <= 0:
             raise ValueError(f"progress_every_s must be positive, got {self.progress_every_s}")
         if self.objective not in ("causal", "masked"):

@@ -49,13 +49,18 @@ class MixtureWindows(Dataset):
     source is repeated, a large one subsampled. Sources absent from the mixture are not read."""
 
     def __init__(self, path: Path, dtype: str, block_size: int, seed: int, ranges: dict[str, np.ndarray],
-                 weights: dict[str, float]):
+                 weights: dict[str, float], document_weights: dict[str, np.ndarray] | None = None):
         self.path, self.dtype, self.block_size, self.seed = Path(path), dtype, block_size, seed
         self.names = list(weights)
         total = sum(weights.values())
         self.probabilities = np.array([weights[n] / total for n in self.names])
         self.ranges = [np.asarray(ranges[n], dtype=np.int64) for n in self.names]
         self.offsets = [np.concatenate([[0], np.cumsum(r[:, 1] - r[:, 0])]) for r in self.ranges]
+        # train.rehydrate: a document of weight w is drawn as if its tokens were there w times
+        self.document_weights = [None if document_weights is None else np.asarray(document_weights[n], np.int64)
+                                 for n in self.names]
+        self.weighted_offsets = [None if w is None else np.concatenate([[0], np.cumsum((r[:, 1] - r[:, 0]) * w)])
+                                 for r, w in zip(self.ranges, self.document_weights)]
         for name, offsets in zip(self.names, self.offsets):
             if offsets[-1] < block_size + 1:
                 raise UserError(f"train.mixture.{name}: {offsets[-1]} training tokens, fewer than block_size + 1")
@@ -73,7 +78,10 @@ class MixtureWindows(Dataset):
         rng = np.random.default_rng([self.seed, i])
         s = int(rng.choice(len(self.names), p=self.probabilities))
         ranges, offsets = self.ranges[s], self.offsets[s]
-        start = int(rng.integers(0, offsets[-1] - self.block_size))
+        if self.weighted_offsets[s] is None:
+            start = int(rng.integers(0, offsets[-1] - self.block_size))
+        else:
+            start = self.weighted_start(s, int(rng.integers(0, self.weighted_offsets[s][-1])))
         pieces, need = [], self.block_size + 1
         doc = int(np.searchsorted(offsets, start, side="right")) - 1
         within = start - offsets[doc]
@@ -85,6 +93,28 @@ class MixtureWindows(Dataset):
             doc, within = doc + 1, 0
         return _pair(np.concatenate(pieces))
 
+    def weighted_start(self, s: int, drawn: int) -> int:
+        """The token (in source `s`'s concatenation) a draw over the weighted tokens lands on, moved back so
+        that a whole window follows it."""
+        weighted, weights = self.weighted_offsets[s], self.document_weights[s]
+        doc = int(np.searchsorted(weighted, drawn, side="right")) - 1
+        start = int(self.offsets[s][doc] + (drawn - weighted[doc]) // weights[doc])
+        return min(start, int(self.offsets[s][-1]) - self.block_size - 1)
+
+
+# FineWeb-2's rehydration (github.com/huggingface/fineweb-2, README "Deduplication"): a document that
+# stood for a duplicate cluster of N documents is drawn this many times as often as a unique one:
+# N = 1 → 1, 2 → 2, 3 → 3, 4 → 3, 5-99 → 5, 100-999 → 8, 1000+ → 1 (very large clusters are mostly boilerplate).
+FINEWEB2_REHYDRATION = [[1, 1], [2, 2], [3, 3], [4, 3], [5, 5], [100, 8], [1000, 1]]
+
+
+def rehydration_weights(cluster_sizes: np.ndarray, table: list[list[int]]) -> np.ndarray:
+    """Each document's weight: that of the largest `[min_cluster_size, weight]` row its cluster size reaches."""
+    bounds = np.array([row[0] for row in table], dtype=np.int64)
+    weights = np.array([row[1] for row in table], dtype=np.int64)
+    rows = np.searchsorted(bounds, np.maximum(np.asarray(cluster_sizes, np.int64), 1), side="right") - 1
+    return weights[np.maximum(rows, 0)]
+
 
 def source_ranges(tokens: Path, meta: dict, mixture: dict[str, float]) -> dict[str, np.ndarray]:
     """{source: (n, 2) token ranges in train.bin} for the sources named in train.mixture."""
@@ -92,12 +122,30 @@ def source_ranges(tokens: Path, meta: dict, mixture: dict[str, float]) -> dict[s
     if index is None:
         raise UserError(f"{tokens}: train.mixture needs per-source document ranges, which these token files "
                         "lack (re-run the tokenize stage)")
+    if list(mixture) == [ALL_SOURCES]:
+        return {ALL_SOURCES: index["ranges"]}
     known = sorted(set(index["source"]))
     for name in mixture:
         if name not in known:
             raise ConfigError(f"train.mixture.{name}: no such source in {tokens / 'meta.json'} "
                               f"(sources: {', '.join(known)})")
     return {name: index["ranges"][index["source"] == name] for name in mixture}
+
+
+ALL_SOURCES = "*"  # train.rehydrate without train.mixture: every document, one source
+
+
+def document_weights(tokens: Path, meta: dict, mixture: dict[str, float], table: list[list[int]]) -> dict[str, np.ndarray]:
+    """{source: rehydration weight of each of its documents} from the tokenizer's train.cluster_size.npy."""
+    path = Path(tokens) / "train.cluster_size.npy"
+    if not path.is_file():
+        raise UserError(f"{path}: train.rehydrate needs the documents' duplicate-cluster sizes, which these token "
+                        "files lack (re-run the tokenize stage on a corpus prepared with near_dedup)")
+    weights = rehydration_weights(np.load(path), table)
+    if list(mixture) == [ALL_SOURCES]:
+        return {ALL_SOURCES: weights}
+    index = read_documents_index(tokens, "train", meta)
+    return {name: weights[index["source"] == name] for name in mixture}
 
 
 class FixedWindows(Dataset):
@@ -141,13 +189,18 @@ class StridedSampler(Sampler[int]):
 
 class TokenDataModule(L.LightningDataModule):
     def __init__(self, tokens: Path, block_size: int, batch_size: int, accumulate: int, seed: int,
-                 val_batches: int, num_workers: int = 0, mixture: dict[str, float] | None = None):
+                 val_batches: int, num_workers: int = 0, mixture: dict[str, float] | None = None,
+                 rehydration: list[list[int]] | None = None):
         super().__init__()
         self.tokens, self.block_size, self.batch_size = Path(tokens), block_size, batch_size
         self.accumulate, self.seed, self.val_batches, self.num_workers = accumulate, seed, val_batches, num_workers
         self.meta = read_meta(self.tokens)
         self.mixture = dict(mixture or {})
+        if rehydration is not None and not self.mixture:  # all sources as one, weighted by cluster size
+            self.mixture = {ALL_SOURCES: 1.0}
         self.ranges = source_ranges(self.tokens, self.meta, self.mixture) if self.mixture else None
+        self.document_weights = (document_weights(self.tokens, self.meta, self.mixture, rehydration)
+                                 if rehydration is not None else None)
 
     def samples_per_step(self, world_size: int) -> int:
         return self.batch_size * self.accumulate * world_size
@@ -162,7 +215,8 @@ class TokenDataModule(L.LightningDataModule):
     def train_dataset(self) -> Dataset:
         path, dtype = self.tokens / "train.bin", self.meta["dtype"]
         if self.mixture:
-            return MixtureWindows(path, dtype, self.block_size, self.seed, self.ranges, self.mixture)
+            return MixtureWindows(path, dtype, self.block_size, self.seed, self.ranges, self.mixture,
+                                  self.document_weights)
         return RandomWindows(path, dtype, self.block_size, self.seed)
 
     def val_dataloader(self) -> DataLoader:

@@ -22,6 +22,7 @@ Output directory:
   <split>.docs.npy    int64 (documents, 2): [start, end) token offsets of each document in <split>.bin
   <split>.source.npy  int16 index into meta["sources"] of each document (doc.meta["source"], else "unknown")
   <split>.lang.npy    int16 index into meta["langs"] of each document (doc.meta["lang"], else "unknown")
+  <split>.cluster_size.npy  int32 duplicate-cluster size of each document (near_dedup's cluster_size, else 1)
   tokenizer.json      Hugging Face tokenizers file
   meta.json           kind, dtype, vocab size, special ids, sources, langs, eval_set (its path, digest and the
                       corpus documents left out as its copies, or null); per split: tokens, documents and
@@ -192,6 +193,7 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
             np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
             np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
             np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
+            np.save(tmp / f"{split}.cluster_size.npy", np.asarray(c["cluster_size"], np.int32))
         shutil.copyfile(tokenizer_file, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
         meta = {
             "corpus": corpus.as_posix(),
@@ -250,7 +252,7 @@ def encoded_chunks(documents: Iterable[tuple[str, Document]], tokenizer: Tokeniz
         for number, chunk in enumerate(_chunks(progress(documents, desc="tokenize", unit="doc"))):
             path = work / f"chunk-{number:06d}.npz"
             items = [(split, doc.text, str(doc.meta.get("source") or UNKNOWN), str(doc.meta.get("lang") or UNKNOWN),
-                      doc.nbytes) for split, doc in chunk]
+                      doc.nbytes, int(doc.meta.get("cluster_size") or 1)) for split, doc in chunk]
             if path.exists():
                 pending.append(path)
             elif pool is None:
@@ -286,7 +288,7 @@ _worker_tokenizers: dict[str, Tokenizer] = {}
 
 
 def encode_chunk(tokenizer: Tokenizer | str, items: list[tuple], dtype: str, path: Path, batch: int) -> Path:
-    """Encode (split, text, source, lang, bytes) items and write their tokens and counts to `path` (atomically).
+    """Encode (split, text, source, lang, bytes, cluster size) items and write their tokens and counts to `path` (atomically).
     `tokenizer`: the tokenizer, or in a worker process its file (loaded once per process)."""
     if isinstance(tokenizer, str):
         tokenizer = _worker_tokenizers.get(tokenizer) or _worker_tokenizers.setdefault(tokenizer, load_tokenizer(Path(tokenizer)))
@@ -301,6 +303,7 @@ def encode_chunk(tokenizer: Tokenizer | str, items: list[tuple], dtype: str, pat
              bytes=np.array([item[4] for item in items], dtype=np.int64),
              words=np.array([len(text.split()) for text in texts], dtype=np.int64),  # a ZWNJ does not split a word
              source=np.array([item[2] for item in items], dtype=str), lang=np.array([item[3] for item in items], dtype=str),
+             cluster_size=np.array([item[5] for item in items], dtype=np.int32),  # near_dedup's, for train.rehydrate
              **arrays)
     os.replace(tmp, path)
     return path
@@ -309,7 +312,7 @@ def encode_chunk(tokenizer: Tokenizer | str, items: list[tuple], dtype: str, pat
 def _write_chunks(chunks: Iterable[Path], out: Path) -> dict:
     """Append each chunk's tokens to its split's .bin, in order; count tokens, words and bytes per document."""
     counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [],
-                        "words": defaultdict(lambda: [0, 0]),
+                        "cluster_size": [], "words": defaultdict(lambda: [0, 0]),
                         "by_source": defaultdict(Counter), "by_lang": defaultdict(Counter)} for s in SPLITS}
     counts["sources"], counts["langs"] = set(), set()
     files = {s: open(out / f"{s}.bin", "wb") for s in SPLITS}
@@ -326,9 +329,10 @@ def _write_chunks(chunks: Iterable[Path], out: Path) -> dict:
 
 
 def _count_chunk(chunk: Any, counts: dict) -> None:
+    clusters = chunk["cluster_size"].tolist() if "cluster_size" in chunk.files else [1] * len(chunk["split"])
     rows = zip(chunk["split"].tolist(), chunk["lengths"].tolist(), chunk["bytes"].tolist(), chunk["words"].tolist(),
-               chunk["source"].tolist(), chunk["lang"].tolist())
-    for split, n, nbytes, words, source, lang in rows:
+               chunk["source"].tolist(), chunk["lang"].tolist(), clusters)
+    for split, n, nbytes, words, source, lang, cluster_size in rows:
         c = counts[SPLITS[split]]
         c["ranges"].append((c["tokens"], c["tokens"] + n))
         c["tokens"] += n
@@ -336,6 +340,7 @@ def _count_chunk(chunk: Any, counts: dict) -> None:
         c["bytes"] += nbytes
         c["source"].append(source)
         c["lang"].append(lang)
+        c["cluster_size"].append(cluster_size)
         counts["sources"].add(source)
         counts["langs"].add(lang)
         for group, name in (("by_source", source), ("by_lang", lang)):

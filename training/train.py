@@ -82,7 +82,8 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     precision = resolve_precision(config)
     identity = run_identity(config, model, meta, tokens)
     data = TokenDataModule(tokens, model.block_size, config.batch_size, config.accumulate_grad_batches,
-                           config.seed, config.val_batches, config.num_workers, config.mixture)  # checks the mixture
+                           config.seed, config.val_batches, config.num_workers, config.mixture,
+                           config.rehydration if config.rehydrate else None)  # checks the mixture
 
     saver = StepCheckpoints(checkpoints, config.checkpoint_every, config.keep_checkpoints, config.val_every)
     progress = StepProgressBar() if is_terminal() else StepProgressLines(config.progress_every_s)

@@ -18,7 +18,7 @@ shared per-document view (`dataprep.text`): whitespace tokens with edge punctuat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import compress
 from operator import itemgetter, not_
 from typing import Callable
@@ -64,24 +64,45 @@ class QualityThresholds:
                 raise ValueError(f"quality.{name} must be within [0, 1], got {getattr(self, name)}")
 
 
-def fineweb2_thresholds() -> dict[str, QualityThresholds]:
+def fineweb2_thresholds() -> dict[str, dict[str, float]]:
     """Persian and Polish as FineWeb-2 calibrated them (github.com/huggingface/fineweb-2,
     configs/fas_Arab.yml and configs/pol_Latn.yml): `min_avg_word_length`, `max_avg_word_length` and
     `max_non_alpha_words_ratio` (datatrove's name for the share of words that must hold a letter: our
     min_alpha_words). The rest stays Gopher's. English is Gopher's own (the class defaults)."""
     return {
-        "fa": QualityThresholds(min_mean_word_length=2.0, max_mean_word_length=9.0, min_alpha_words=0.812),
-        "pl": QualityThresholds(min_mean_word_length=3.0, max_mean_word_length=11.0, min_alpha_words=0.726),
+        "fa": {"min_mean_word_length": 2.0, "max_mean_word_length": 9.0, "min_alpha_words": 0.812},
+        "pl": {"min_mean_word_length": 3.0, "max_mean_word_length": 11.0, "min_alpha_words": 0.726},
     }
+
+
+THRESHOLD_NAMES = tuple(f.name for f in fields(QualityThresholds))
 
 
 @dataclass
 class QualityConfig(QualityThresholds):
-    # language code → thresholds replacing the ones above for documents in that language
-    languages: dict[str, QualityThresholds] = field(default_factory=fineweb2_thresholds)
+    # language code → the thresholds that differ for documents in that language (the others are the ones
+    # above): FineWeb-2's for fa and pl by default
+    languages: dict[str, dict[str, float]] = field(default_factory=fineweb2_thresholds)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for lang, overrides in self.languages.items():
+            unknown = [] if isinstance(overrides, QualityThresholds) else sorted(set(overrides) - set(THRESHOLD_NAMES))
+            if unknown:
+                raise ValueError(f"quality.languages.{lang}: unknown threshold '{unknown[0]}'")
+        self._merged: dict[tuple, QualityThresholds] = {}
 
     def for_language(self, lang: str | None) -> QualityThresholds:
-        return self.languages.get(lang or "", self)
+        overrides = self.languages.get(lang or "")
+        if overrides is None:
+            return self
+        if isinstance(overrides, QualityThresholds):  # a whole set, as Python callers may give it
+            return overrides
+        base = tuple(getattr(self, name) for name in THRESHOLD_NAMES)  # the top level may have changed since
+        merged = self._merged.get((lang, base))
+        if merged is None:
+            merged = self._merged[(lang, base)] = QualityThresholds(**{**dict(zip(THRESHOLD_NAMES, base)), **overrides})
+        return merged
 
 
 @register_step("quality", config=QualityConfig, group="filter", order=30, help="Gopher quality rules")

@@ -22,3 +22,10 @@ def test_persian_allows_shorter_words_and_needs_more_of_them_alphabetic():
     assert reason(short, None) == "quality:min_mean_word_length"
     numbers = " ".join(["و", "در", "کتاب", "خانه", "۱۲۳"] * 12)  # 80 % of the words alphabetic
     assert reason(numbers, "fa") == "quality:alpha_words"  # fas_Arab: 0.812
+
+
+def test_a_language_overrides_only_the_thresholds_it_names():
+    config = QualityConfig(min_words=80)
+    assert config.for_language("pl").min_words == 80 and config.for_language("pl").max_mean_word_length == 11.0
+    config.min_words = 120  # as --set / select change it
+    assert config.for_language("fa").min_words == 120

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parents[1] / "dataprep"))
 from quality_samples import boilerplate, prose  # noqa: E402
 
@@ -44,16 +42,3 @@ def test_train_from_a_prepare_outputs_decisions_per_language(tmp_path):
     bad = tokenmill("quality", "train", "--positive", "corpus", "--out", "model2", "--set", "tracking.enabled=false",
                     cwd=tmp_path)
     assert bad.returncode == 2 and "no negative examples" in bad.stderr and "Traceback" not in bad.stderr
-
-
-@pytest.mark.slow
-def test_the_figures_histogram_and_model_are_logged_to_mlflow(tmp_path):
-    prepared_corpus(tmp_path)
-    proc = tokenmill("quality", "train", "--decisions", "corpus", "--out", "model", "--lang", "fa", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
-    (found,) = client.search_runs([client.get_experiment_by_name("tokenmill").experiment_id])
-    assert found.info.run_name == "quality-classifier" and found.data.metrics["fa_roc_auc"] > 0.9
-    assert {a.path for a in client.list_artifacts(found.info.run_id)} >= {"score_histogram.png", "stats.json", "model"}
