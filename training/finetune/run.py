@@ -25,7 +25,7 @@ from tokenmill.config import to_dict
 from tokenmill.stage import atomic_directory, write_json
 from training.config import TrackingConfig
 from training.finetune import task, track
-from training.finetune.config import FinetuneConfig
+from training.finetune.config import FinetuneConfig, for_stage
 from training.finetune.data import file_sha256, held_out_digest, split_held_out
 from training.finetune.lora import merge_lora
 from training.finetune.loop import pick_device
@@ -47,7 +47,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
              merge: bool | None = None, reward_model: str | None = None) -> dict:
     """Run one fine-tuning stage; returns its summary (also written to <out>/stats.json)."""
     spec = get_stage(stage)
-    config = config or FinetuneConfig()
+    config = for_stage(config or FinetuneConfig(), stage)
     tracking = tracking or TrackingConfig(enabled=False)
     merge = config.merge if merge is None else merge
     data = Path(data or setting(config, spec.data_default))
