@@ -115,7 +115,7 @@ class FinetuneConfig:
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
     precision: str = "32-true"  # "32-true" or "bf16-mixed" (autocast on CUDA)
     merge: bool = False  # write LoRA merged into a plain model (the --merge flag sets it)
-    stage_steps: dict[str, int] = field(default_factory=dict)  # max_steps of a stage where it differs, e.g. {dpo: 150}
+    stage_steps: dict[str, float] = field(default_factory=dict)  # a stage's share of max_steps where it differs
     stage_lr: dict[str, float] = field(default_factory=dict)  # peak lr of a stage where it differs (min_lr scales along)
     lora: LoraConfig = field(default_factory=LoraConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
@@ -135,14 +135,15 @@ class FinetuneConfig:
             raise ValueError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, weight_decay and grad_clip must not be negative")
-        if any(v < 1 for v in self.stage_steps.values()) or any(v <= 0 for v in self.stage_lr.values()):
-            raise ValueError("stage_steps must be at least 1 and stage_lr positive")
+        if any(v <= 0 for v in [*self.stage_steps.values(), *self.stage_lr.values()]):
+            raise ValueError("stage_steps and stage_lr must be positive")
         if self.precision not in ("32-true", "bf16-mixed"):
             raise ValueError(f"precision must be 32-true or bf16-mixed, got {self.precision!r}")
 
 
 def for_stage(config: FinetuneConfig, stage: str) -> FinetuneConfig:
-    """`config` with the stage's own max_steps and lr (stage_steps, stage_lr) where it has them."""
+    """`config` with the stage's own max_steps (its stage_steps share of max_steps, at least 1) and lr
+    (stage_lr) where it has them. A share, not a count: a run that shrinks max_steps shrinks them all."""
     lr = config.stage_lr.get(stage, config.lr)
-    return replace(config, max_steps=config.stage_steps.get(stage, config.max_steps), lr=lr,
-                   min_lr=config.min_lr * lr / config.lr)
+    steps = max(1, round(config.max_steps * config.stage_steps.get(stage, 1.0)))
+    return replace(config, max_steps=steps, lr=lr, min_lr=config.min_lr * lr / config.lr)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from tokenmill.config import to_dict
+from tokenmill.errors import UserError
 from tokenmill.stage import atomic_directory, write_json
 from training.config import TrackingConfig
 from training.finetune import task, track
@@ -96,8 +97,6 @@ def open_base(base: str, config: FinetuneConfig, tracking: TrackingConfig, data:
 def split(spec: FinetuneStage, records: list, session: Session) -> tuple[list, list, str, int]:
     """(train items, held-out items, the held-out set's digest, how many sequences lost their ending
     to the context)."""
-    from tokenmill.errors import UserError
-
     config, template, block_size = session.config, session.template, session.gpt.config.block_size
     train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
     train_items, val_items = (spec.encode(part, template, block_size) for part in (train_records, val_records))
