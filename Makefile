@@ -24,7 +24,7 @@ help:
 	@echo "make prefect  start a Prefect server with its UI on http://127.0.0.1:4200"
 	@echo "make serve    start a local Prefect server and serve the scheduled, event-driven deployments"
 	@echo "make flow     run the pipeline as a Prefect flow"
-	@echo "make finetune SFT, reward model and DPO on the pipeline's model (dvc repro examples/finetune/dvc.yaml)"
+	@echo "make finetune SFT, reward model, DPO, PPO and GRPO on the arithmetic example task (dvc repro examples/finetune/dvc.yaml)"
 	@echo "make site     fetch the offline default site (Debian package debian-handbook)"
 
 # Without a GPU, torch's CPU build goes in first: a bare `torch` requirement on Linux pulls the

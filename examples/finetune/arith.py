@@ -5,15 +5,16 @@ Polish, and the exact-answer checker that grades them.
 
 Questions add or subtract two numbers from 0 to 9, in four phrasings per operation and language
 ("What is 7 plus 5?", "۷ به علاوه ۵ چند می‌شود؟", "Ile to jest 7 plus 5?", ...): 1,860 questions over
-155 facts. The answer is the bare number, in Persian digits for Persian. Every
+155 facts. Answers restate the sum, then give its value ("7 + 5 = 12"; Persian digits for Persian);
+the checker grades the value after the last "=". Every
 (language, phrasing, operands, operation) question goes to exactly one of four files, by a seeded
 shuffle, so no held-out question is ever trained on (its fact may be, asked in another language or
 phrasing: that is what the model can learn to transfer):
 
-  sft.jsonl          {"prompt", "response", "lang"}: question and its answer
-  preferences.jsonl  {"prompt", "chosen", "rejected", "lang", "rejected_kind"}: the answer against a
-                     wrong one (off by one or two, the other operation, or the other digit system)
-  prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO
+  sft.jsonl          {"prompt", "response", "lang"}: question and its worked answer
+  preferences.jsonl  {"prompt", "chosen", "rejected", "lang", "rejected_kind"}: the worked answer against
+                     one with a wrong value (off by one or two, the other operation, the other digits)
+  prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO (answer: the bare value)
   held_out.jsonl     {"prompt", "answer", "lang"}: never trained on; `held_out_accuracy` is measured here
 
 Same seed, same bytes (a test checks the generator against itself).
@@ -48,9 +49,17 @@ def number(value: int, lang: str) -> str:
 
 
 def check(response: str, answer: str) -> bool:
-    """Exact answer: the response, stripped of spaces and a final full stop, is the answer, in the
-    answer's own digits (a Persian answer in ASCII digits is wrong, as the other way round)."""
-    return response.strip().rstrip(".").strip() == answer.strip()
+    """Exact answer: what follows the response's last "=" (the whole response when it has none), stripped
+    of spaces and a final full stop, is the answer, in the answer's own digits (a Persian answer in
+    ASCII digits is wrong, as the other way round). "7 + 5 = 12" and "12" both answer 12."""
+    return response.rpartition("=")[2].strip().rstrip(".").strip() == answer.strip()
+
+
+def worked(a: int, op: str, b: int, value: int | str, lang: str) -> str:
+    """The answer as the task's data writes it: the sum restated, then its value ("7 + 5 = 12"). A
+    small model computes far more easily from operands it has just written than from the question."""
+    value = number(value, lang) if isinstance(value, int) else value
+    return f"{number(a, lang)} {op} {number(b, lang)} = {value}"
 
 
 def numeric_value(text: str) -> int | None:
@@ -76,18 +85,23 @@ def questions() -> list[dict]:
 
 
 def wrong_answer(question: dict, rng: random.Random) -> tuple[str, str]:
-    """(a wrong answer, what kind of wrong) for a preference pair."""
+    """(a wrong worked answer, what kind of wrong) for a preference pair."""
     lang, value = question["lang"], question["value"]
     kinds = ["off by one", "off by two", "other operation"] + (["other digits"] if lang == "fa" and value else [])
     kind = rng.choice(kinds)
     if kind == "other digits":
-        return str(value), kind  # the right number in ASCII digits: wrong for a Persian answer
-    if kind == "other operation":
-        other = question["a"] - question["b"] if question["op"] == "+" else question["a"] + question["b"]
-        if other != value:
-            return number(other, lang), kind
-    step = 1 if kind == "off by one" else 2
-    return number(value + step if value < step or rng.random() < 0.5 else value - step, lang), kind
+        wrong: int | str = str(value)  # the right number in ASCII digits: wrong for a Persian answer
+    elif kind == "other operation" and question["a"] - question["b"] != question["a"] + question["b"]:
+        wrong = question["a"] - question["b"] if question["op"] == "+" else question["a"] + question["b"]
+    else:
+        kind = "off by one" if kind == "other operation" else kind
+        step = 1 if kind == "off by one" else 2
+        wrong = value + step if value < step or rng.random() < 0.5 else value - step
+    return worked(question["a"], question["op"], question["b"], wrong, lang), kind
+
+
+def solution(question: dict) -> str:
+    return worked(question["a"], question["op"], question["b"], question["value"], question["lang"])
 
 
 def build(seed: int = SEED) -> dict[str, list[dict]]:
@@ -98,11 +112,11 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
     for name, size in SIZES.items():
         files[name], start = rows[start:start + size], start + size
     files["sft.jsonl"] = rows[start:]
-    out = {"sft.jsonl": [{"prompt": q["prompt"], "response": q["answer"], "lang": q["lang"]} for q in files["sft.jsonl"]]}
+    out = {"sft.jsonl": [{"prompt": q["prompt"], "response": solution(q), "lang": q["lang"]} for q in files["sft.jsonl"]]}
     out["preferences.jsonl"] = []
     for q in files["preferences.jsonl"]:
         rejected, kind = wrong_answer(q, rng)
-        out["preferences.jsonl"].append({"prompt": q["prompt"], "chosen": q["answer"], "rejected": rejected,
+        out["preferences.jsonl"].append({"prompt": q["prompt"], "chosen": solution(q), "rejected": rejected,
                                          "lang": q["lang"], "rejected_kind": kind})
     for name in ("prompts.jsonl", "held_out.jsonl"):
         out[name] = [{"prompt": q["prompt"], "answer": q["answer"], "lang": q["lang"]} for q in files[name]]

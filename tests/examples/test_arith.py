@@ -37,5 +37,6 @@ def test_splits_are_disjoint_loadable_and_in_three_languages():
 
 def test_checker_wants_the_exact_answer_in_its_own_digits():
     check = load_callable("examples.finetune.arith:check", "test")
-    assert check("12", "12") and check(" 12.", "12") and check("۱۲", "۱۲")
+    assert check("12", "12") and check(" 12.", "12") and check("۱۲", "۱۲") and check("7 + 5 = 12", "12")
     assert not check("13", "12") and not check("12", "۱۲") and not check("It is 12", "12") and not check("", "0")
+    assert not check("7 + 5 = 13", "12") and not check("۷ + ۵ = 12", "۱۲")

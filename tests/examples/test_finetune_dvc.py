@@ -1,5 +1,6 @@
 """examples/finetune/dvc.yaml in a real git + DVC repo on tiny params: after the pipeline, `dvc repro` of it
-rebuilds the example data and the SFT, reward and DPO models, and finds them up to date the second time."""
+rebuilds the example data and the SFT, reward, DPO, PPO and GRPO models on the arithmetic task, and finds
+them up to date the second time."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pipeline_fixture import ROOT, init_repo, make_project, run
 pytestmark = pytest.mark.slow
 
 TINY_FINETUNE = {"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_every": 2, "device": "cpu",
-                 "dpo": {"max_new_tokens": 4}}
+                 "dpo": {"max_new_tokens": 4}, "task": {"max_new_tokens": 2},
+                 "rl": {"steps": 2, "max_new_tokens": 2}, "ppo": {"prompts_per_step": 4},
+                 "grpo": {"prompts_per_step": 2, "group_size": 2}}
 
 
 def test_dvc_repro_rebuilds_the_fine_tuning_outputs_after_the_pipeline(tmp_path: Path):
@@ -34,16 +37,22 @@ def test_dvc_repro_rebuilds_the_fine_tuning_outputs_after_the_pipeline(tmp_path:
 
     run(dvc + ["repro", "examples/finetune/dvc.yaml"], project)
     lock = yaml.safe_load((project / "examples" / "finetune" / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"finetune-data", "finetune-sft", "finetune-reward", "finetune-dpo"}
+    assert set(lock["stages"]) == {"finetune-data", "arith-data", "finetune-sft", "finetune-reward", "finetune-dpo",
+                                   "finetune-ppo", "finetune-grpo"}
     assert lock["stages"]["finetune-sft"]["params"]["params.yaml"]["finetune"]["max_steps"] == 2
     dpo = json.loads((project / "models" / "finetune" / "dpo" / "stats.json").read_text())
     assert dpo["base"] == "models/finetune/sft" and dpo["reward_model"] == "models/finetune/reward"
     assert dpo["win_rate"] is not None
+    for stage in ("sft", "reward", "dpo", "ppo", "grpo"):  # every stage measured on the task
+        stats = json.loads((project / "models" / "finetune" / stage / "stats.json").read_text())
+        assert 0 <= stats["held_out_accuracy"] <= 1, stage
+    assert json.loads((project / "models" / "finetune" / "grpo" / "stats.json").read_text())["reward"] == \
+        "examples.finetune.arith:check"
     base = json.loads((project / "models" / "finetune" / "sft" / "finetune.json").read_text())["base"]
     assert base["path"] == "models/gpt"
     # the example data rebuilt byte for byte: git sees no change
     assert run(["git", "status", "--porcelain", "examples/finetune/sft.jsonl",
-                "examples/finetune/preferences.jsonl"], project) == ""
+                "examples/finetune/preferences.jsonl", "examples/finetune/arith"], project) == ""
 
     again = run(dvc + ["repro", "examples/finetune/dvc.yaml"], project)
     assert "didn't change, skipping" in again and "Running stage" not in again

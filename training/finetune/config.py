@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # the Linear layers of training.model.Block
 
@@ -46,7 +46,7 @@ class TaskConfig:
 class RlConfig:
     """Shared by ppo and grpo: rollouts, the clipped update, the KL anchor to the frozen base."""
     prompts: str = "examples/finetune/arith/prompts.jsonl"  # --prompts: {"prompt"[, "answer"]} lines
-    steps: int = 60  # rollout batches (one optimizer step per minibatch and epoch on each)
+    steps: int = 40  # rollout batches (one optimizer step per minibatch and epoch on each)
     lr: float = 3e-4  # constant after a linear warmup of finetune.warmup_steps
     max_new_tokens: int = 12  # sampled tokens per response
     temperature: float = 1.0  # sampling temperature of the rollouts
@@ -115,6 +115,8 @@ class FinetuneConfig:
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
     precision: str = "32-true"  # "32-true" or "bf16-mixed" (autocast on CUDA)
     merge: bool = False  # write LoRA merged into a plain model (the --merge flag sets it)
+    stage_steps: dict[str, float] = field(default_factory=dict)  # a stage's share of max_steps where it differs
+    stage_lr: dict[str, float] = field(default_factory=dict)  # peak lr of a stage where it differs (min_lr scales along)
     lora: LoraConfig = field(default_factory=LoraConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -133,5 +135,15 @@ class FinetuneConfig:
             raise ValueError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, weight_decay and grad_clip must not be negative")
+        if any(v <= 0 for v in [*self.stage_steps.values(), *self.stage_lr.values()]):
+            raise ValueError("stage_steps and stage_lr must be positive")
         if self.precision not in ("32-true", "bf16-mixed"):
             raise ValueError(f"precision must be 32-true or bf16-mixed, got {self.precision!r}")
+
+
+def for_stage(config: FinetuneConfig, stage: str) -> FinetuneConfig:
+    """`config` with the stage's own max_steps (its stage_steps share of max_steps, at least 1) and lr
+    (stage_lr) where it has them. A share, not a count: a run that shrinks max_steps shrinks them all."""
+    lr = config.stage_lr.get(stage, config.lr)
+    steps = max(1, round(config.max_steps * config.stage_steps.get(stage, 1.0)))
+    return replace(config, max_steps=steps, lr=lr, min_lr=config.min_lr * lr / config.lr)

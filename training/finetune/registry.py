@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from tokenmill.errors import UserError
+
 if TYPE_CHECKING:  # importing this module stays cheap: the CLI reads STAGE_MODULES before any torch import
     import torch
     from tokenizers import Tokenizer
@@ -84,8 +86,6 @@ def stages() -> dict[str, type[FinetuneStage]]:
 
 
 def get_stage(name: str) -> FinetuneStage:
-    from tokenmill.errors import UserError
-
     known = stages()
     if name not in known:
         raise UserError(f"unknown fine-tuning stage '{name}' (known: {', '.join(known)})")

@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 
 from tokenmill.config import to_dict
+from tokenmill.errors import UserError
 from tokenmill.locations import without_credentials
 from tokenmill.stage import atomic_directory, check_replaceable, write_json
 from training.config import TrackingConfig
 from training.finetune import task, track
-from training.finetune.config import FinetuneConfig
+from training.finetune.config import FinetuneConfig, for_stage
 from training.finetune.data import file_sha256, held_out_digest, split_held_out
 from training.finetune.lora import merge_lora
 from training.finetune.loop import pick_device
@@ -48,7 +49,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
              merge: bool | None = None, reward_model: str | None = None) -> dict:
     """Run one fine-tuning stage; returns its summary (also written to <out>/stats.json)."""
     spec = get_stage(stage)
-    config = config or FinetuneConfig()
+    config = for_stage(config or FinetuneConfig(), stage)
     tracking = tracking or TrackingConfig(enabled=False)
     merge = config.merge if merge is None else merge
     data = Path(data or setting(config, spec.data_default))
@@ -98,8 +99,6 @@ def open_base(base: str, config: FinetuneConfig, tracking: TrackingConfig, data:
 def split(spec: FinetuneStage, records: list, session: Session) -> tuple[list, list, str, int]:
     """(train items, held-out items, the held-out set's digest, how many sequences lost their ending
     to the context)."""
-    from tokenmill.errors import UserError
-
     config, template, block_size = session.config, session.template, session.gpt.config.block_size
     train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
     train_items, val_items = (spec.encode(part, template, block_size) for part in (train_records, val_records))

@@ -66,8 +66,8 @@ def test_dpo_win_rate_judged_by_the_reward_model(sft_dir, preferences, tmp_path)
 
 
 def test_stage_errors_are_one_line(base_dir, tmp_path):
-    with pytest.raises(UserError, match="unknown fine-tuning stage 'ppo'"):
-        finetune("ppo", tmp_path / "x.jsonl", str(base_dir), tmp_path / "o")
+    with pytest.raises(UserError, match=r"unknown fine-tuning stage 'rlhf' \(known: sft, reward, dpo, ppo, grpo\)"):
+        finetune("rlhf", tmp_path / "x.jsonl", str(base_dir), tmp_path / "o")
     with pytest.raises(UserError, match="x.jsonl: data file not found"):
         finetune("sft", tmp_path / "x.jsonl", str(base_dir), tmp_path / "o", tiny_finetune())
     good = write_jsonl(tmp_path / "good.jsonl", toy_sft(4))
