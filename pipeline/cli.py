@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
     p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+    from training.local_tasks import add_harness_arguments
+
+    add_harness_arguments(p)
+
+    from training.export import add_export_arguments  # tokenmill export: the options live with the feature
+
+    add_export_arguments(stage("export", run_export, "write a model as a Hugging Face transformers directory"))
 
     from training import commands as serving  # generate, serve: their options live with them
 
@@ -234,7 +241,13 @@ def run_train(args, params):
 
 
 def run_evaluate(args, params):
+    if args.tasks:
+        return stages.evaluate_tasks(params, args.tasks, args.model, args.out, args.include_path, args.limit)
     return stages.evaluate(params, args.model, args.tokens, args.out)
+
+
+def run_export(args, params):
+    return stages.export(params, args.model, args.out, args.tokenizer, args.register)
 
 
 def run_models(args, params):

@@ -47,7 +47,8 @@ def write_report(params: Params, out: Path) -> dict:
         _dedup_pii_languages(corpus),
         _tokenizer(tokens),
         _training(train, model),
-        _evaluation(metrics),
+        _evaluation({k: v for k, v in metrics.items() if not k.startswith("task/")}),
+        _tasks(metrics, read_json(Path(paths.metrics).with_name("harness.json")) or {}),
         _samples(samples),
     ]
     atomic_write_text(out, _page(f"tokenmill report card: {params.run or 'versioned run'}", sections))
@@ -169,6 +170,23 @@ def _evaluation(metrics: dict) -> str:
             if bpb:
                 body += _barh(list(bpb), list(bpb.values()), "bits per byte", f"{key}: bits per byte")
     return _section("Evaluation", body)
+
+
+def _tasks(metrics: dict, harness: dict) -> str:
+    """lm-evaluation-harness tasks (training/harness.py): one row per task, its figures and their stderr."""
+    tasks: dict[str, dict] = {}
+    for key, value in metrics.items():
+        if key.startswith("task/") and key.count("/") == 2:
+            _, task, metric = key.split("/")
+            tasks.setdefault(task, {})[metric] = value
+    if not tasks:
+        return ""
+    columns = ["acc", "acc_norm", "perplexity"]
+    rows = [(task, *(f"{_n(t[c])} ± {_n(t.get(c + '_stderr'))}" if c in t else "" for c in columns),
+             _n(t.get("sample_len"))) for task, t in sorted(tasks.items())]
+    note = (f"<p>lm-evaluation-harness {_e(harness.get('lm_eval', ''))}, limit {_e(harness.get('limit'))}, "
+            f"local tasks from evaluation set {_e(harness.get('eval_set'))}</p>") if harness else ""
+    return _section("Harness tasks", note + _table(["task", *columns, "examples"], rows))
 
 
 def _samples(samples: list) -> str:

@@ -143,6 +143,28 @@ def evaluate(params: Params, model: Path | str | None = None, tokens: Path | Non
                         params.evaluate, params.tracking)
 
 
+def evaluate_tasks(params: Params, tasks: str, model: str | None = None, out: Path | None = None,
+                   include_path: Path | None = None, limit: float | None = None) -> dict:
+    """`tokenmill evaluate --tasks`: lm-evaluation-harness tasks (training/harness.py), merged into metrics.json."""
+    from training.harness import evaluate_tasks as run_tasks
+
+    out = Path(out or params.paths.metrics)
+    # metrics.json is merged into, never replaced (training/harness.py refuses a file that is not one)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    return run_tasks(model or Path(params.paths.model), names, out, params.tracking,
+                     Path(params.paths.evalset) if params.paths.evalset else None, include_path,
+                     int(limit) if limit is not None and limit >= 1 else limit, params.evaluate.batch_size,
+                     params.evaluate.device)
+
+
+def export(params: Params, model: str | None, out: Path, tokenizer: Path | None = None,
+           register: bool = False) -> dict:
+    """`tokenmill export --format hf` (training/export.py): a transformers directory, logged to the model's run."""
+    from training.export import export_hf
+
+    return export_hf(model or Path(params.paths.model), out, params.tracking, tokenizer, register, params.evaluate)
+
+
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
     """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""

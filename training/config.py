@@ -202,6 +202,14 @@ class TrackingConfig:
     enabled: bool = True  # false: train and evaluate without MLflow (no run.json ids)
     registered_model: str = "tokenmill"  # MLflow registered model of the pre-trained GPT (finetune.registry.base reads it)
     register: bool = True  # evaluate registers the pipeline's model and moves alias `champion` if it is better
+    # what the champion gate compares: "bits_per_byte" (lower wins), or a harness task figure
+    # "task/<task>/<metric>" as metrics.json names it (e.g. task/tokenmill_next_sentence_en/acc_norm; accuracy-like
+    # figures: higher wins, perplexity: lower), measured on the same task for the candidate and the champion
+    gate: str = "bits_per_byte"
+
+    def __post_init__(self) -> None:
+        if self.gate != "bits_per_byte" and not (self.gate.startswith("task/") and len(self.gate.split("/")) == 3):
+            raise ValueError(f"gate must be bits_per_byte or task/<task>/<metric>, got {self.gate!r}")
 
 
 

@@ -377,8 +377,13 @@ def evaluate(model_dir: Path | str, tokens: Path, out: Path, config: EvalConfig,
     elif logged and tracking.register and loaded.model_dir is not None:
         from training.registry import register
 
-        decision = register(tracking, loaded.run_id, loaded.model_dir, metrics, description["objective"],
-                            eval_set.digest)
+        gate_set = eval_set.digest
+        if tracking.gate != "bits_per_byte":  # the gate's harness task, measured now on this model (training/harness.py)
+            from training.harness import gate_figures
+
+            figures, gate_set = gate_figures(model, tokenizer, tracking, meta, out, config, loaded.run_id)
+            metrics = {**metrics, **figures}
+        decision = register(tracking, loaded.run_id, loaded.model_dir, metrics, description["objective"], gate_set)
         write_json(out.with_name("registry.json"), decision)
     return {**metrics, "eval_set": eval_set.digest, "device": str(device), "run_id": loaded.run_id,
             "registry": decision, "samples": samples}

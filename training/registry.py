@@ -31,9 +31,19 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the pyfunc carries trainin
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")  # builds the pyfunc from code, not from a pickle
 
 
-def gate_metric(objective: str) -> str:
-    """The metrics.json key the gate compares: lower is better."""
+def gate_metric(objective: str, gate: str = "bits_per_byte") -> str:
+    """The metrics.json key the gate compares (`tracking.gate`; bits per byte by default)."""
+    if gate != "bits_per_byte":
+        return gate  # task/<task>/<metric>: a harness figure (training/harness.py)
     return "bits_per_byte" if objective == "causal" else "masked_bits_per_byte"
+
+
+LOWER_IS_BETTER = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
+
+
+def lower_is_better(key: str) -> bool:
+    """Bits per byte and perplexities: lower wins; a harness task's accuracy-like figure: higher wins."""
+    return not key.startswith("task/") or key.rsplit("/", 1)[-1] in LOWER_IS_BETTER
 
 
 class TextGenerator(mlflow.pyfunc.PythonModel):
@@ -144,7 +154,7 @@ def register(tracking: TrackingConfig, run_id: str, model_dir: Path, metrics: di
     """Log the pyfunc, register a new version and apply the promotion gate. Returns the decision."""
     client = mlf.client(tracking)
     name = tracking.registered_model
-    key = gate_metric(objective)
+    key = gate_metric(objective, tracking.gate)
     if key not in metrics or not math.isfinite(metrics[key]):
         raise UserError(f"no finite {key} in the evaluation metrics: evaluate the model before registering it")
     candidate = float(metrics[key])
@@ -154,7 +164,9 @@ def register(tracking: TrackingConfig, run_id: str, model_dir: Path, metrics: di
     except Exception:  # RESOURCE_DOES_NOT_EXIST
         client.create_registered_model(name, description="tokenmill GPT: prompt in, generated text out")
     version = client.create_model_version(name, model_uri, run_id=run_id,
-                                          tags={"bits_per_byte": repr(candidate), "metric": key,
+                                          tags={"bits_per_byte": repr(float(metrics.get(gate_metric(objective),
+                                                                                        candidate))),
+                                                "value": repr(candidate), "metric": key,
                                                 "eval_set": eval_set, "objective": objective}).version
     champion = champion_version(tracking)
     decision = _decide(champion, candidate, key, eval_set, objective)
@@ -175,13 +187,15 @@ def _decide(champion, candidate: float, key: str, eval_set: str, objective: str)
         return {"promoted": True, "champion": None, "champion_version": None,
                 "reason": f"promoted: first version ({key} {candidate:.4f})"}
     tags = champion.tags
-    figure = float(tags["bits_per_byte"]) if "bits_per_byte" in tags else None
+    figure = tags.get("value", tags.get("bits_per_byte"))  # versions before tracking.gate: only bits_per_byte
+    figure = float(figure) if figure is not None else None
     base = {"champion": figure, "champion_version": int(champion.version)}
-    if tags.get("eval_set") != eval_set or tags.get("objective") != objective or figure is None:
+    if tags.get("eval_set") != eval_set or tags.get("objective") != objective or figure is None \
+            or tags.get("metric", key) != key:
         return {**base, "promoted": False,
-                "reason": f"kept champion v{champion.version}: not comparable (its evaluation set "
-                          f"{tags.get('eval_set')}/{tags.get('objective')}, this one {eval_set}/{objective})"}
-    if candidate < figure:
+                "reason": f"kept champion v{champion.version}: not comparable (its {tags.get('metric')} on "
+                          f"{tags.get('eval_set')}/{tags.get('objective')}, this one {key} on {eval_set}/{objective})"}
+    if (candidate < figure) if lower_is_better(key) else (candidate > figure):
         return {**base, "promoted": True,
                 "reason": f"promoted: {key} {candidate:.4f} beats champion v{champion.version}'s {figure:.4f}"}
     return {**base, "promoted": False,

@@ -109,3 +109,20 @@ def test_report_card_renders_in_headless_chromium(run_outputs: Path):
                     "--window-size=1000,2400", (run_outputs / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 50_000  # a rendered page with its plots, not a blank one
+
+
+def test_report_card_has_a_row_per_harness_task(run_outputs: Path):
+    from pipeline.params import load_params
+    from pipeline.stages import report
+
+    tasks = {"task/tokenmill_next_sentence_pl/acc": 0.5, "task/tokenmill_next_sentence_pl/acc_stderr": 0.1,
+             "task/tokenmill_next_sentence_pl/acc_norm": 0.625, "task/tokenmill_next_sentence_pl/sample_len": 8.0,
+             "task/tokenmill_last_word_fa/acc": 0.25, "task/tokenmill_last_word_fa/perplexity": 41.5}
+    (run_outputs / "metrics.json").write_text(json.dumps({**METRICS, **tasks}))
+    (run_outputs / "harness.json").write_text(json.dumps({"lm_eval": "0.4.13", "limit": 8, "eval_set": "abc123"}))
+    report(load_params())
+    page = (run_outputs / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<h2>Harness tasks</h2>"):]
+    assert "lm-evaluation-harness 0.4.13, limit 8, local tasks from evaluation set abc123" in section
+    assert "tokenmill_next_sentence_pl" in section and "0.5 ± 0.1" in section and "41.5" in section
+    assert "task/" not in page[:page.index("<h2>Harness tasks</h2>")]  # not repeated in the Evaluation table

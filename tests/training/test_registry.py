@@ -108,3 +108,26 @@ def test_a_champion_from_another_evaluation_set_is_not_compared(tokens, registry
     other = evaluate(strong, tokens, tmp_path / "b.json", EvalConfig(max_tokens=800, samples=0), registry_tracking)
     assert other["eval_set"] != first["eval_set"] and first["registry"]["promoted"]
     assert not other["registry"]["promoted"] and "not comparable" in other["registry"]["reason"]
+
+
+def test_a_task_gate_promotes_the_higher_accuracy_on_the_same_task(tokens, registry_tracking, tmp_path):
+    """tracking.gate: task/<task>/<metric>: an accuracy wins when higher, and only on the same task and set."""
+    from dataclasses import replace
+
+    from training.registry import register
+
+    gated = replace(registry_tracking, gate="task/tokenmill_next_sentence_en/acc")
+    model = model_dir(tmp_path / "m", tokens, gated, steps=0)
+    run_id = json.loads((model / "run.json").read_text())["run_id"]
+
+    def candidate(acc: float, task_set: str = "tokenmill_next_sentence_en@1.0:abc") -> dict:
+        metrics = {"bits_per_byte": 5.0, "task/tokenmill_next_sentence_en/acc": acc}
+        return register(gated, run_id, model, metrics, "causal", task_set)
+
+    assert candidate(0.40)["promoted"]
+    assert not candidate(0.30)["promoted"]
+    better = candidate(0.55)
+    assert better["promoted"] and better["champion"] == 0.40 and "beats" in better["reason"]
+    assert not candidate(0.90, "tokenmill_next_sentence_en@1.0:other-set")["promoted"]
+    with pytest.raises(ValueError, match="gate must be"):
+        TrackingConfig(gate="accuracy")

@@ -1,0 +1,315 @@
+"""Standard evaluation: EleutherAI's lm-evaluation-harness on tokenmill's own model, no conversion.
+
+`TokenmillLM` is the harness's model interface (`lm_eval.api.model.TemplateLM`, an `LM`) over a GPT and its
+tokenizer. It encodes text exactly as the exported Hugging Face tokenizer does (training/export.py): a text
+is BOS + its tokens, so the harness's own `hf` model on an exported directory and this adapter score the
+same tokens (tests/training/test_harness.py checks the log-likelihoods agree):
+  - loglikelihood: context and continuation split as every harness model splits them (TemplateLM), the
+    continuation's log-probability summed; requests batched, longest first, right-padded (the model is
+    causal, so padding after a sequence changes nothing before it); inputs longer than block_size keep
+    their last block_size tokens, as the `hf` model does;
+  - loglikelihood_rolling: a document's log-likelihood given BOS, in block_size windows (the harness's
+    rolling windows: every token scored once, with as much context as fits);
+  - generate_until: greedy (or sampled, when a task asks) continuations through the model's KV cache,
+    requests of the same prompt length batched together, cut at the task's stop strings.
+
+`evaluate_tasks` runs tasks by name: the harness's own (downloaded by `datasets` when the machine can
+reach the Hub), tasks under `--include-path`, and tokenmill's local tasks (training/tasks.py, built from the
+frozen evaluation set, named tokenmill_*; `tokenmill` names all of them). Per-task figures become
+metrics.json keys `task/<task>/<metric>` (acc, acc_norm, perplexity and their `_stderr`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lm_eval import utils as lm_utils
+from lm_eval.api.model import TemplateLM
+
+from training.model import GPT
+
+LOCAL_GROUP = "tokenmill"  # names every local task
+BOOTSTRAP_ITERS = 1000  # stderr of non-mean metrics (perplexity); the harness's 100000 takes minutes on a CPU
+
+
+class TokenmillLM(TemplateLM):
+    """lm-evaluation-harness model over a tokenmill GPT (eval mode) and its tokenizers.Tokenizer."""
+
+    backend = "causal"
+
+    def __init__(self, model: GPT, tokenizer, batch_size: int = 16, device: str | torch.device = "cpu"):
+        super().__init__()
+        from training.tokenizer import special_ids
+
+        if not getattr(model, "causal", True):
+            raise ValueError("a masked-LM model has no left-to-right log-likelihood for the harness")
+        self.model, self.hf_tokenizer = model.eval().to(device), tokenizer
+        self.ids = special_ids(tokenizer)
+        self.batch_size, self._device = int(batch_size), torch.device(device)
+        self.max_length = model.config.block_size
+        self.bos_text = tokenizer.id_to_token(self.ids["bos"]) if self.ids["bos"] is not None else None
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.ids["eos"]
+
+    @property
+    def prefix_token_id(self) -> int:
+        """What an empty context is: BOS (every training document starts with it), as the `hf` model's."""
+        return self.ids["bos"] if self.ids["bos"] is not None else self.ids["eos"]
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+        """BOS + text by default (a prompt as tokenmill feeds it); text only with add_special_tokens=False."""
+        text = self.hf_tokenizer.encode(string, add_special_tokens=False).ids
+        with_bos = add_special_tokens is not False and self.ids["bos"] is not None
+        if add_special_tokens is None and self.bos_text and string.startswith(self.bos_text):
+            with_bos = False  # the string carries its own BOS (the harness's convention)
+        return [self.ids["bos"]] + text if with_bos else text
+
+    def tok_decode(self, tokens: list[int]) -> str:
+        return self.hf_tokenizer.decode(tokens, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
+        """(sum of log p(continuation | context), whether greedy decoding gives the continuation) per request."""
+        rows = []
+        for _, context, continuation in requests:
+            whole = (context + continuation)[-(self.max_length + 1):]
+            rows.append((whole[:-1], continuation))
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        results: list[tuple[float, bool] | None] = [None] * len(rows)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            width = len(rows[batch[0]][0])
+            inputs = torch.full((len(batch), width), self.ids["pad"] or 0, dtype=torch.long)
+            for r, i in enumerate(batch):
+                inputs[r, :len(rows[i][0])] = torch.tensor(rows[i][0])
+            logprobs = F.log_softmax(self.model(inputs.to(self._device))[0].float(), dim=-1).cpu()
+            for r, i in enumerate(batch):
+                given, continuation = rows[i]
+                scored = logprobs[r, len(given) - len(continuation):len(given)]
+                target = torch.tensor(continuation)
+                results[i] = (float(scored.gather(1, target[:, None]).sum()),
+                              bool((scored.argmax(dim=-1) == target).all()))
+            self._cache_partials("loglikelihood", [requests[i][0] for i in batch], [results[i] for i in batch])
+        return results
+
+    def _cache_partials(self, kind: str, args: list, values: list) -> None:
+        for a, v in zip(args, values):
+            if a is not None:
+                self.cache_hook.add_partial(kind, a, v)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """log p(text | BOS) of each request's text, in the harness's rolling block_size windows."""
+        windows, owners = [], []
+        for n, request in enumerate(requests):
+            tokens = self.tok_encode(request.args[0], add_special_tokens=False)
+            for window in lm_utils.get_rolling_token_windows(tokens, self.prefix_token_id, self.max_length, 1):
+                windows.append((None, *lm_utils.make_disjoint_window(window)))
+                owners.append(n)
+        totals = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, self._loglikelihood_tokens(windows)):
+            totals[owner] += logprob
+        for request, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
+        return totals
+
+    @torch.no_grad()
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Continuations of each context, cut before the first stop string (`until`, and always EOS)."""
+        results: list[str | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        prompts = []
+        for n, request in enumerate(requests):
+            context, kwargs = request.args
+            kwargs = dict(kwargs or {})
+            until = kwargs.pop("until", None) or []
+            until = [until] if isinstance(until, str) else list(until)
+            max_new = int(kwargs.pop("max_gen_toks", 256))
+            max_new = max(1, min(max_new, self.max_length - 1))
+            ids = self.tok_encode(context)[-(self.max_length - max_new):]
+            temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
+            prompts.append((ids, until, max_new))
+            groups.setdefault((len(ids), max_new, temperature), []).append(n)
+        generator = torch.Generator().manual_seed(1234)
+        for (length, max_new, temperature), members in groups.items():
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start:start + self.batch_size]
+                idx = torch.tensor([prompts[i][0] for i in batch], dtype=torch.long, device=self._device)
+                out = self.model.generate(idx, max_new, temperature=temperature, generator=generator,
+                                          stop=self.ids["eos"])[:, length:].tolist()
+                for i, row in zip(batch, out):
+                    if self.ids["eos"] in row:
+                        row = row[:row.index(self.ids["eos"])]
+                    results[i] = _cut(self.tok_decode(row), prompts[i][1])
+                    self.cache_hook.add_partial("generate_until", requests[i].args, results[i])
+        return results
+
+
+def _cut(text: str, until: list[str]) -> str:
+    for stop in until:
+        if stop and stop in text:
+            text = text[:text.index(stop)]
+    return text
+
+
+def run_harness(lm, tasks: list[str], include_paths: list[Path], limit: int | float | None = None,
+                seed: int = 1234) -> dict:
+    """The harness's results dict (`simple_evaluate`) for `tasks` on `lm` (an LM object or "hf")."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    local_only = all(t.startswith(LOCAL_GROUP) for t in tasks) and len(include_paths) <= 1
+    manager = TaskManager(include_path=[str(p) for p in include_paths] or None, include_defaults=not local_only)
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        from tokenmill.errors import UserError
+
+        raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)} (local tasks: "
+                        f"{', '.join(sorted(t for t in manager.all_tasks if t.startswith(LOCAL_GROUP)) or ['none'])})")
+    return simple_evaluate(model=lm, tasks=tasks, limit=limit, task_manager=manager, bootstrap_iters=BOOTSTRAP_ITERS,
+                           log_samples=False, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                           fewshot_random_seed=seed)
+
+
+def task_metrics(results: dict) -> dict[str, float]:
+    """metrics.json keys `task/<task>/<metric>` from a harness results dict (filter `none` dropped)."""
+    metrics = {}
+    for task, figures in sorted(results["results"].items()):
+        for key, value in figures.items():
+            metric, _, filter_name = key.partition(",")
+            if metric == "alias" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            name = metric if filter_name in ("", "none") else f"{metric}_{filter_name}"
+            metrics[f"task/{task}/{name}"] = float(value) if math.isfinite(float(value)) else float("nan")
+    return metrics
+
+
+def offline_environment() -> None:
+    """No Hub traffic for local tasks: datasets and transformers read only what is on disk."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tasks_directory(evalset: Path) -> Path:
+    """Where the local tasks of an evaluation set are built: beside it (data/evalset -> data/evalset-tasks)."""
+    evalset = Path(evalset)
+    return evalset.with_name(evalset.name + "-tasks")
+
+
+def resolve_tasks(names: list[str], evalset: Path | None) -> tuple[list[str], Path | None, str | None]:
+    """(task names, local task directory, evaluation-set digest): `tokenmill` expands to every local task;
+    local tasks are (re)built from the evaluation set when any is asked for."""
+    from tokenmill.errors import UserError
+    from training.local_tasks import build_tasks
+
+    if not any(n.startswith(LOCAL_GROUP) for n in names):
+        return names, None, None
+    if evalset is None or not (Path(evalset) / "meta.json").is_file():
+        raise UserError(f"--tasks {','.join(names)}: the tokenmill_* tasks are built from the evaluation set, and "
+                        f"there is none at {evalset} (run `tokenmill evalset` first)")
+    built = build_tasks(Path(evalset), tasks_directory(Path(evalset)))
+    expanded = [t for n in names for t in (sorted(built["tasks"]) if n == LOCAL_GROUP else [n])]
+    return list(dict.fromkeys(expanded)), Path(built["path"]), built["eval_set"]
+
+
+def evaluate_tasks(model_spec: str | Path, names: list[str], out: Path, tracking, evalset: Path | None = None,
+                   include_path: Path | None = None, limit: int | float | None = None, batch_size: int = 16,
+                   device: str = "auto") -> dict:
+    """Run harness tasks on a tokenmill model (anything `tokenmill evaluate --model` takes): their figures
+    are merged into `out` (metrics.json, keys task/<task>/<metric>), the harness's description goes to
+    harness.json beside it, and both to the model's MLflow run."""
+    import tempfile
+
+    import lm_eval
+
+    from training.evaluate import pick_device
+    from training.export import load_exportable
+
+    names, local_dir, digest = resolve_tasks(names, evalset)
+    if all(n.startswith(LOCAL_GROUP) for n in names):
+        offline_environment()  # local tasks never need the Hub
+    with tempfile.TemporaryDirectory(prefix="tokenmill-harness-") as workdir:
+        model, tokenizer, run_id = load_exportable(str(model_spec), tracking, Path(workdir))
+    from tokenmill.errors import UserError
+
+    if not getattr(model, "causal", True):
+        raise UserError(f"{model_spec}: a masked-LM model has no left-to-right log-likelihood to run harness tasks on")
+    lm = TokenmillLM(model, tokenizer, batch_size, pick_device(device))
+    paths = [p for p in (local_dir, include_path) if p is not None]
+    results = run_harness(lm, names, paths, limit)
+    metrics = task_metrics(results)
+    description = {"tasks": names, "limit": limit, "lm_eval": lm_eval.__version__, "model": str(model_spec),
+                   "eval_set": digest, "versions": results.get("versions", {}),
+                   "n_samples": results.get("n-samples", {}), "include_path": [p.as_posix() for p in paths]}
+    write_metrics(Path(out), metrics, description)
+    logged = _log(tracking, run_id, metrics, description, Path(out))
+    return {"tasks": names, **metrics, "run_id": run_id, "logged": logged}
+
+
+def write_metrics(out: Path, metrics: dict, description: dict) -> None:
+    """Merge `metrics` into metrics.json (earlier task/* figures of these tasks replaced) and write harness.json."""
+    import json
+
+    from tokenmill.stage import write_json
+
+    from tokenmill.errors import UserError
+
+    try:
+        existing = json.loads(out.read_text(encoding="utf-8") or "{}") if out.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise UserError(f"{out}: exists and is not a metrics.json (a JSON object); not replacing it (choose another --out)")
+    stale = tuple(f"task/{t}/" for t in description["tasks"])
+    merged = {k: v for k, v in existing.items() if not k.startswith(stale)}
+    write_json(out, {**merged, **metrics})
+    write_json(out.with_name("harness.json"), description)
+
+
+def _log(tracking, run_id: str | None, metrics: dict, description: dict, out: Path) -> bool:
+    import time
+
+    from training import tracking as mlf
+    from training.evaluate import mlflow_metric_name
+
+    if not tracking.enabled or run_id is None or mlf.existing_run(tracking, run_id) is None:
+        return False
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    mlf.client(tracking).log_batch(
+        run_id, metrics=[Metric(mlflow_metric_name(k), v, now, 0) for k, v in metrics.items() if math.isfinite(v)],
+        tags=[RunTag("harness.tasks", ",".join(description["tasks"])), RunTag("harness.lm_eval", description["lm_eval"])])
+    mlf.client(tracking).log_artifact(run_id, str(out.with_name("harness.json")), "eval")
+    return True
+
+
+def gate_figures(model: GPT, tokenizer, tracking, meta: dict, out: Path, config,
+                 run_id: str | None = None) -> tuple[dict, str]:
+    """(figures, identity) of the harness task `tracking.gate` names, on this model: merged into metrics.json
+    and logged like `tokenmill evaluate --tasks`. The identity (task, its version, the evaluation set the local
+    tasks were built from) is what the gate requires the champion's figure to share."""
+    from training.evaluate import pick_device
+
+    task = tracking.gate.split("/")[1]
+    evalset = Path(meta["eval_set"]["path"]) if meta.get("eval_set") else None
+    names, local_dir, digest = resolve_tasks([task], evalset)
+    if local_dir is not None:
+        offline_environment()
+    results = run_harness(TokenmillLM(model, tokenizer, config.batch_size, pick_device(config.device)), names,
+                          [local_dir] if local_dir else [], None)
+    metrics = task_metrics(results)
+    version = results.get("versions", {}).get(task)
+    description = {"tasks": names, "limit": None, "lm_eval": __import__("lm_eval").__version__, "model": "gate",
+                   "eval_set": digest, "versions": results.get("versions", {}),
+                   "n_samples": results.get("n-samples", {}), "include_path": [] if local_dir is None else [str(local_dir)]}
+    write_metrics(Path(out), metrics, description)
+    _log(tracking, run_id, metrics, description, Path(out))
+    return metrics, f"{task}@{version}:{digest or 'hub'}"
