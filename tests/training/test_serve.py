@@ -224,3 +224,18 @@ def test_the_registered_champion_serves_through_mlflow_models_serve_and_tokenmil
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         assert client.models.list().data[0].id == champion
         assert client.completions.create(model=champion, prompt="Historia", max_tokens=4).choices[0].text
+
+
+def test_a_fine_tuned_model_chats_through_its_own_template(lm):
+    from training.finetune.template import END, ChatTemplate, add_chat_tokens, resize_vocab
+    from training.language_model import LanguageModel
+
+    tokenizer, _ = add_chat_tokens(lm.tokenizer)
+    chat_lm = LanguageModel(resize_vocab(lm.model, tokenizer.get_vocab_size()).eval(), tokenizer, "chat")
+    messages = [{"role": "user", "content": "Biblioteka w Łodzi"}]
+    ids = chat_lm.encode_chat(messages)
+    assert ids == ChatTemplate(tokenizer).prompt(messages) and tokenizer.token_to_id(END) in chat_lm.end_ids(chat=True)
+    with RunningServer(make_app(chat_lm, Limits(max_tokens=12))) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        answer = client.chat.completions.create(model="chat", messages=messages, max_tokens=12, temperature=0)
+    assert answer.choices[0].message.content == greedy(chat_lm, ids, 12, chat_lm.end_ids(chat=True))
