@@ -135,7 +135,7 @@ class BatchDecoder:
             if self.cache is not None:
                 stay = torch.tensor([i for i in range(len(self.active) + 1) if i != position], dtype=torch.long,
                                     device=self.device)
-                self.cache.layers = [(k[stay], v[stay]) for k, v in self.cache.layers]
+                self.cache.keep_rows(stay)
                 self.keep = self.keep[stay]
 
     @torch.no_grad()
@@ -164,7 +164,7 @@ class BatchDecoder:
         idx = torch.tensor([[self.pad_id] * (width - len(w)) + w for w in windows], device=self.device)
         self.keep = torch.tensor([[False] * (width - len(w)) + [True] * len(w) for w in windows], device=self.device)
         positions = (self.keep.cumsum(dim=1) - 1).clamp(min=0)
-        self.cache = self.model.new_cache() if width < block else None  # a full window: slide from now on
+        self.cache = self.model.new_cache(block) if width < block else None  # a full window: slide from now on
         return self.model(idx, cache=self.cache, positions=positions, keep=self.keep)[0][:, -1]
 
 
