@@ -90,6 +90,8 @@ def padding_mask(keep: torch.Tensor, past: int, T: int, causal: bool = True) -> 
     """(B, 1, T, past + T) attention mask of T new queries over left-padded rows: a query sees the real
     keys (`keep`, (B, past + T)) up to itself. A padding query sees every key up to itself, so that no
     row of the softmax is empty (an empty one is NaN, and NaN times a zero weight still spreads)."""
+    if T == 1:  # one new (real) token: it sees every real key
+        return keep[:, None, None, :]
     allowed = torch.ones(T, past + T, dtype=torch.bool, device=keep.device)
     allowed = allowed.tril(diagonal=past) if causal else allowed
     padding_query = ~keep[:, past:, None]
