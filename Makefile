@@ -90,17 +90,15 @@ report: $(INSTALLED)
 # mlflow/server.url names it and trainings log through it (pipeline/tracking_server.py), so parallel
 # runs never write the SQLite file at once.
 mlflow-server: $(INSTALLED)
-	@mkdir -p mlflow/artifacts
-	@echo "MLflow tracking server and UI on http://127.0.0.1:$(MLFLOW_PORT) (Ctrl-C to stop)"
-	@echo "http://127.0.0.1:$(MLFLOW_PORT)" > mlflow/server.url
-	@trap 'rm -f mlflow/server.url' EXIT; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
-		mlflow server --backend-store-uri $(MLFLOW_STORE) --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
-		--no-serve-artifacts --default-artifact-root ./mlflow/artifacts
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/python -m pipeline.tracking_server \
+		--port $(MLFLOW_PORT) --store $(MLFLOW_STORE) --artifacts ./mlflow/artifacts
 
 ui: mlflow-server
 
+# Locked like `make serve`'s (flows/server.py): the API wants the auth string in .prefect/auth-string.
 prefect: $(INSTALLED)
-	prefect server start --host 127.0.0.1
+	PREFECT_SERVER_API_AUTH_STRING="$$($(VENV)/bin/python -m flows.server auth-string)" \
+		PREFECT_SERVER_CSRF_PROTECTION_ENABLED=true $(VENV)/bin/prefect server start --host 127.0.0.1
 
 flow: site
 	$(VENV)/bin/python -m flows.pipeline

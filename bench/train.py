@@ -8,10 +8,16 @@ runs in its own child process so that its peak resident memory is its own. token
 the training steps after the first log interval (warm-up and validation excluded). Validation loss:
 the mean over the first `val_batches` non-overlapping windows of the held-out 10 %.
 
+Each side is pinned to a core of its own (os.sched_setaffinity): with --side-by-side the two run at once
+on cores 0 and 1 with one thread each, otherwise one after the other on core 0. --rounds R repeats the
+comparison R times (the order alternating) and reports the medians: two unpinned processes on a 2-core
+machine slow each other unevenly, and one run measures that noise as much as the trainers.
+
 A third run (--tuned, default on) trains our trainer with the same step budget, batch and model but
 a higher learning rate (2e-3 -> 2e-4 instead of 1e-3 -> 1e-4), to aim below the reference loss.
 
-    .venv/bin/python bench/train.py [--steps 2000] [--threads 2] [--data ../shared/data/tinyshakespeare/input.txt]
+    .venv/bin/python bench/train.py [--steps 2000] [--threads 1] [--rounds 3] [--side-by-side]
+                                    [--data ../shared/data/tinyshakespeare/input.txt]
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import statistics
 import resource
 import sys
 import tempfile
@@ -114,18 +122,21 @@ def _read_history(path: Path) -> list[dict]:
     return [{k: float(v) for k, v in zip(keys, line.split(",")) if v} for line in lines[1:]]
 
 
-def _child(side: str, tokens: str, work: str, config: TrainConfig, model_config: ModelConfig, threads: int) -> dict:
+def _child(side: str, tokens: str, work: str, config: TrainConfig, model_config: ModelConfig, threads: int,
+           core: int) -> dict:
+    os.sched_setaffinity(0, {core})
     torch.set_num_threads(threads)
     run = plain_loop if side == "plain" else lightning_run
     result = run(Path(tokens), Path(work), config, model_config)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["threads"] = torch.get_num_threads()
+    result["core"] = core
     return result
 
 
 def in_children(jobs: list[tuple], side_by_side: bool) -> list[dict]:
-    """Run each (side, tokens, work, config, model_config, threads) in its own process: one after the
-    other, or all at once (on a shared, busy machine both sides then see the same load)."""
+    """Run each (side, tokens, work, config, model_config, threads, core) in its own process, pinned to
+    its core: one after the other, or all at once."""
     for job in jobs:
         Path(job[2]).mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
@@ -140,6 +151,11 @@ def in_children(jobs: list[tuple], side_by_side: bool) -> list[dict]:
     return results
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median tokens/s (its other figures with it)."""
+    return sorted(runs, key=lambda run: run["tokens_per_s"])[len(runs) // 2]
+
+
 def _plain(value):
     return str(value) if isinstance(value, Path) else value
 
@@ -148,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
+    parser.add_argument("--rounds", type=int, default=3, help="comparisons to take the median of (default: 3)")
     parser.add_argument("--no-tuned", dest="tuned", action="store_false", help="skip the tuned run")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="run plain and Lightning at the same time (a busy shared machine: same load for both)")
+                        help="run plain and Lightning at the same time, each on its own core (0 and 1)")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(f"error: {args.data}: not found (tinyshakespeare from ../shared/data)", file=sys.stderr)
@@ -161,24 +178,38 @@ def main(argv: list[str] | None = None) -> int:
                          weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, log_every=max(1, args.steps // 20),
                          val_every=args.steps, val_batches=200, checkpoint_every=args.steps,
                          accelerator="cpu", devices=1, precision="32-true")
+    if args.side_by_side and args.threads != 1:
+        parser.error("--side-by-side runs each side on one core of its own: use --threads 1")
+    cores = (0, 1) if args.side_by_side else (0, 0)
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         meta = char_tokens(args.data, work / "tokens")
-        plain, lightning = in_children([("plain", work / "tokens", work / "plain", config, model_config, args.threads),
-                                        ("lightning", work / "tokens", work / "lightning", config, model_config,
-                                         args.threads)], args.side_by_side)
+        for r in range(args.rounds):
+            jobs = [(side, work / "tokens", work / f"{side}-{r}", config, model_config, args.threads, core)
+                    for side, core in zip(("plain", "lightning"), cores)]
+            order = jobs if r % 2 == 0 else jobs[::-1]  # alternate which side goes first
+            results = {job[0]: result for job, result in zip(order, in_children(order, args.side_by_side))}
+            rounds.append(results)
+            print(f"round {r + 1}: lightning/plain tokens/s "
+                  f"{results['lightning']['tokens_per_s'] / results['plain']['tokens_per_s']:.3f}", file=sys.stderr)
         tuned = None
         if args.tuned:
             tuned_config = replace(config, lr=2e-3, min_lr=2e-4)
             (tuned,) = in_children([("lightning", work / "tokens", work / "tuned", tuned_config, model_config,
-                                     args.threads)], False)
+                                     args.threads, 0)], False)
+    plain, lightning = (_median_run([r[side] for r in rounds]) for side in ("plain", "lightning"))
     report = {
         "config": {"steps": args.steps, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64,
                    "batch_size": 12, "vocab_size": meta["vocab_size"], "threads": args.threads,
-                   "precision": "32-true", "lr": config.lr, "side_by_side": args.side_by_side},
+                   "precision": "32-true", "lr": config.lr, "side_by_side": args.side_by_side,
+                   "rounds": args.rounds, "cores": list(cores)},
         "plain_pytorch": plain,
         "lightning": lightning,
-        "lightning_over_plain_tokens_per_s": lightning["tokens_per_s"] / plain["tokens_per_s"],
+        "lightning_over_plain_tokens_per_s": statistics.median(
+            r["lightning"]["tokens_per_s"] / r["plain"]["tokens_per_s"] for r in rounds),
+        "lightning_over_plain_tokens_per_s_rounds": [r["lightning"]["tokens_per_s"] / r["plain"]["tokens_per_s"]
+                                                     for r in rounds],
         "lightning_over_plain_peak_rss": lightning["peak_rss_mib"] / plain["peak_rss_mib"],
         "reference_val_loss": 1.88,
     }

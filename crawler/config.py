@@ -31,9 +31,14 @@ class Source:
     """One site to crawl, read from sources/<name>.yaml."""
 
     name: str  # names the documents (`<name>/<hash>` ids) and the output files
-    start_urls: list[str]  # absolute http(s) URLs; with `serve`, paths like /en-US/index.html
-    max_pages: int  # stop after this many fetched pages
-    max_depth: int  # follow links at most this many hops from a start URL (0: start URLs only)
+    # required unless `warc` is given (WEB_KEYS):
+    start_urls: list[str] = field(default_factory=list)  # absolute http(s) URLs; with `serve`, paths like /en-US/index.html
+    max_pages: int | None = None  # stop after this many fetched pages
+    max_depth: int | None = None  # follow links at most this many hops from a start URL (0: start URLs only)
+    # web archives to ingest instead of crawling (crawler/ingest.py): WARC/WET files, directories,
+    # s3:// URLs or listings like warc.paths.gz; relative listed paths are joined to `warc_base_url`
+    warc: list[str] = field(default_factory=list)
+    warc_base_url: str | None = None
     allowed_domains: list[str] = field(default_factory=list)  # hosts (and their subdomains) to stay on
     # non-public addresses this source may reach: true (all), a list of addresses/networks
     # (e.g. [127.0.0.1, 10.1.0.0/16]) or false (public addresses only, the default)
@@ -61,11 +66,14 @@ class Source:
         """Every problem of a well-typed source, each as 'key: what is wrong'."""
         if not NAME_PATTERN.fullmatch(self.name):
             yield f"name: {self.name!r} must be letters, digits, '.', '_' or '-'"
-        if not self.start_urls:
-            yield "start_urls: give at least one URL"
-        if self.max_pages <= 0:
+        if self.warc:
+            yield from self._archive_problems()
+            return
+        for key in missing_web_keys(self.__dict__):
+            yield f"missing required key '{key}' (or name web archives to ingest: warc: [PATHS])"
+        if self.max_pages is not None and self.max_pages <= 0:
             yield f"max_pages: must be > 0, got {self.max_pages}"
-        if self.max_depth < 0:
+        if self.max_depth is not None and self.max_depth < 0:
             yield f"max_depth: must be >= 0, got {self.max_depth}"
         try:
             parse_allow_private(self.allow_private)
@@ -91,6 +99,14 @@ class Source:
                     yield f"{key}: bad regex {pattern!r} ({exc})"
         yield from (self._served_problems() if self.serve is not None else self._remote_problems())
 
+    def _archive_problems(self) -> Iterator[str]:
+        crawling = [key for key in ("start_urls", "sitemap_urls", "serve") if getattr(self, key)]
+        if crawling:
+            yield f"warc: a source either ingests archives or crawls; remove {', '.join(crawling)} or warc"
+        for code in self.languages:
+            if not LANGUAGE_PATTERN.fullmatch(code):
+                yield f"languages: {code!r} is not a lower-case ISO 639 code like en, fa or pl"
+
     def _served_problems(self) -> Iterator[str]:
         if not self.allow_private:
             yield "serve: a served directory is on 127.0.0.1; set allow_private: true"
@@ -107,6 +123,16 @@ class Source:
                     yield f"{key}: {url!r} is not an absolute http(s) URL"
         if not self.allowed_domains:
             yield "allowed_domains: required (the hosts to stay on) unless serve is set"
+
+
+WEB_KEYS = ("start_urls", "max_pages", "max_depth")  # required of a source that crawls (no `warc`)
+
+
+def missing_web_keys(values: dict) -> list[str]:
+    """The WEB_KEYS a source without `warc` lacks (values: its keys as given, or its fields)."""
+    if values.get("warc"):
+        return []
+    return [key for key in WEB_KEYS if values.get(key) is None or values.get(key) == []]
 
 
 @dataclass

@@ -16,7 +16,8 @@ class Page:
     depth: int  # hops from a start URL when it was requested
     status: int | None = None  # HTTP status; None when nothing was fetched
     dropped: str | None = None  # why no document came of it (robots, not_html, too_short, ...)
-    refused: str | None = None  # for dropped == "private_address": the address class (loopback, ...)
+    # refused by the address guard: why (out_of_scope, scheme, or the address class: loopback, ...)
+    refused: str | None = None
     final: bool = True  # False for transient failures, which a resumed crawl tries again
     redirected_from: list[str] = field(default_factory=list)  # stable URLs that led here
     links: list[str] = field(default_factory=list)  # in-scope stable URLs found on the page

@@ -104,8 +104,8 @@ def main(argv: list[str]) -> int:
     config = build(CrawlConfig, job["config"], where=str(state.job_file))
     sources = [build(Source, entry["source"], where=str(state.job_file)) for entry in job["sources"]]
     # one resolver serves the whole process: it learns every source's hosts and allowance first
-    addresses.POLICY.domains = addresses.AddressPolicy.from_sources(
-        (source_hosts(source), source.allow_private) for source in sources).domains
+    addresses.POLICY.use(addresses.AddressPolicy.from_sources(
+        (source_hosts(source), source.allow_private) for source in sources))
     quiet_scrapy_dumps()
     process = AsyncCrawlerProcess(project_settings())
     quiet_scrapy_dumps()  # again: the process's logging set-up resets the levels of Scrapy's loggers

@@ -1,15 +1,17 @@
 """Downloader middlewares: the address guard's request side, robots.txt with Crawl-delay and
 RFC 9309's rules for unavailable robots.txt, and Retry-After.
 
-Staying on `allowed_domains` is Scrapy's OffsiteMiddleware's job (enabled by default, fed by the
-spider's `allowed_domains`). The addresses a request may connect to are decided in
-crawler.addresses and crawler.resolver (the resolver filters every answer); this middleware refuses what can be refused
-before connecting (non-http(s) schemes, IP literals) and turns a resolver refusal into a named one.
+Every Scrapy crawler of a crawl is one source. The guard is the first downloader middleware, so
+every request its crawler makes passes it before anything else sees it: the spider's (links,
+start URLs, sitemaps and their entries), and those Scrapy's middlewares make (redirects, retries,
+meta refreshes, robots.txt), whatever their `dont_filter`. It checks each against the scope and
+`allow_private` of the source it descends from (crawler.addresses.SourceScope; the source's name
+travels in `request.meta["source"]`), and counts each refusal by reason. A name's addresses are
+judged where it is resolved (crawler.resolver); ResolverRefusalMiddleware names that refusal.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
@@ -21,12 +23,16 @@ from twisted.internet.error import DNSLookupError
 
 from crawler import addresses
 from crawler.politeness import host_delays, retry_after_seconds
+from crawler.urls import without_userinfo
 
 logger = logging.getLogger(__name__)
 
+SOURCE_META = "source"  # request.meta key: the name of the source a request descends from
+
 
 class AddressRefused(IgnoreRequest):
-    """The request's scheme or address is not on the public web (and the source did not allow it)."""
+    """The request is outside its source's scope, or its scheme or address is not on the public
+    web (and the source did not allow it)."""
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
@@ -34,6 +40,9 @@ class AddressRefused(IgnoreRequest):
 
 
 class AddressGuardMiddleware:
+    """Refuses, before anything is sent, a request outside its source's scope, with a non-http(s)
+    scheme, or to an IP literal its source did not allow; or one that names another source."""
+
     def __init__(self, crawler: Any):
         self.crawler = crawler
 
@@ -42,19 +51,40 @@ class AddressGuardMiddleware:
         return cls(crawler)
 
     def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        # requests Scrapy's middlewares make from nothing (robots.txt) belong to this crawler's source
+        source = request.meta.setdefault(SOURCE_META, spider.name)
+        if source != spider.name:
+            raise refused(self.crawler, request, "other_source", f"it descends from source {source!r}")
+        scope = getattr(spider, "scope", addresses.SourceScope())  # no scope: nothing is in scope
         parts = urlparse_cached(request)
-        if addresses.scheme_refusal(parts.scheme):
-            raise refused(self.crawler, request, "scheme", f"the scheme {parts.scheme!r} is not http(s)")
-        host = parts.hostname or ""
         try:
-            literal = ipaddress.ip_address(host.split("%")[0])
+            port = parts.port
         except ValueError:
-            return None  # a name: the resolver filters its answers when connecting
-        reason = addresses.POLICY.allowance(host).refusal(literal)
+            raise refused(self.crawler, request, "out_of_scope", "its port is not a number") from None
+        reason = scope.refusal(parts.scheme, parts.hostname or "", port)
         if reason is not None:
-            raise refused(self.crawler, request, reason, f"{host} is a {reason} address")
+            raise refused(self.crawler, request, reason, why(reason, parts, source))
         return None
 
+
+class CredentialsMiddleware:
+    """A request whose URL carries credentials (a link or a redirect to http://user:password@host/)
+    is made again without them: the crawler never authenticates, and Scrapy's client cannot
+    connect to such a URL. The new request passes the guard again; its meta (source, redirects) is kept."""
+
+    def process_request(self, request: Request) -> Request | None:
+        if "@" in urlparse_cached(request).netloc:
+            return request.replace(url=without_userinfo(request.url))
+        return None
+
+
+def why(reason: str, parts: Any, source: str) -> str:
+    if reason == "scheme":
+        return f"the scheme {parts.scheme!r} is not http(s)"
+    if reason == "out_of_scope":
+        return f"{parts.netloc} is outside the scope of source {source!r}"
+    return f"{parts.hostname} is a {reason} address"
 
 
 class ResolverRefusalMiddleware(AddressGuardMiddleware):
@@ -74,8 +104,10 @@ class ResolverRefusalMiddleware(AddressGuardMiddleware):
 
 
 def refused(crawler: Any, request: Request, reason: str, why: str) -> AddressRefused:
+    """Count the refusal in the source's (its crawler's) stats; the exception to raise."""
     crawler.stats.inc_value(f"tokenmill/refused/{reason}")
-    return AddressRefused(f"refused {request.url}: {why} (set allow_private in the source to crawl it)", reason)
+    hint = "" if reason in ("out_of_scope", "other_source", "scheme") else " (set allow_private in the source to crawl it)"
+    return AddressRefused(f"refused {request.url}: {why}{hint}", reason)
 
 
 class RobotsUnavailable(IgnoreRequest):

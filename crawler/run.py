@@ -35,7 +35,7 @@ from crawler.config import CrawlConfig, Source
 from crawler.items import counts_toward_budget
 from crawler.serve import serve_directory
 from crawler.state import COMPLETE, CrawlState, carried_page, read_index, read_pages
-from crawler.urls import UrlMap, canonical, document_id
+from crawler.urls import UrlMap, canonical, document_id, without_userinfo
 from tokenmill.config import to_dict
 from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter
 from tokenmill.errors import TransientError, UserError
@@ -87,7 +87,13 @@ def crawl(sources: list[Source], out: Path, config: CrawlConfig, carry_over: lis
         write_job(state, sources, config, ports, carried)
         for source in sources:
             state.prepare_run(source.name)
-        run_child(state)
+        if any(not source.warc for source in sources):
+            run_child(state)
+    for source in sources:
+        if source.warc:  # archives instead of a site: read, not fetched (crawler/ingest.py)
+            from crawler.ingest import ingest_source
+
+            ingest_source(source, config, state.pages_file(source.name), state.closed_file(source.name))
     unfinished = {s.name: state.close_reason(s.name) for s in sources if state.close_reason(s.name) not in COMPLETE}
     if unfinished:
         detail = ", ".join(f"{name} ({reason or 'no reason recorded'})" for name, reason in unfinished.items())
@@ -156,11 +162,12 @@ def start_or_resume(state: CrawlState, sources: list[Source], config: CrawlConfi
 def write_job(state: CrawlState, sources: list[Source], config: CrawlConfig, ports: dict[str, int],
               carried: list[Source] = ()) -> None:
     entries = []
-    for source in sources:
+    for source in (s for s in sources if not s.warc):  # the Scrapy child crawls; archives are read here
         urls = UrlMap()
         if source.serve is not None:
             urls = UrlMap(f"http://127.0.0.1:{ports[source.name]}", served_origin(source))
-            source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"],
+            # a served source allows exactly its own address (and port: crawler.addresses.SourceScope)
+            source = dataclasses.replace(source, serve=None, allowed_domains=["127.0.0.1"], allow_private=["127.0.0.1"],
                                          start_urls=[urls.fetch_origin + path for path in source.start_urls],
                                          sitemap_urls=[urls.fetch_origin + path for path in source.sitemap_urls])
         entries.append({"source": to_dict(source), "urls": dataclasses.asdict(urls)})
@@ -422,7 +429,7 @@ def link_depths(source: Source, pages: list[dict[str, Any]]) -> dict[str, int]:
     redirect = {canonical(r): canonical(p["url"]) for p in pages for r in p["redirected_from"]}
     links = {canonical(p["url"]): [redirect.get(canonical(u), canonical(u)) for u in p["links"]] for p in pages}
     origin = served_origin(source) if source.serve is not None else ""
-    starts = [canonical(origin + url) for url in source.start_urls]
+    starts = [canonical(without_userinfo(origin + url)) for url in source.start_urls]
     depth = {redirect.get(url, url): 0 for url in starts}
     queue = deque(depth)
     while queue:

@@ -1,13 +1,19 @@
-"""A local directory on real HTTP at 127.0.0.1, for the duration of a crawl."""
+"""A local directory on real HTTP at 127.0.0.1, for the duration of a crawl: its files and nothing
+else (no directory listings, no file reached through a symlink that leads out of the directory)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from functools import partial
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+INDEXES = ("index.html", "index.htm")  # what a directory URL (ending in /) serves, as http.server does
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -17,6 +23,30 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # the crawler logs what it fetches
         pass
+
+    def translate_path(self, path: str) -> str:
+        """The file a URL path names; for a directory URL ending in /, its index file (so that the
+        check below applies to the file that is opened)."""
+        translated = super().translate_path(path)
+        if urlsplit(path).path.endswith("/") and os.path.isdir(translated):
+            for index in INDEXES:
+                if os.path.exists(os.path.join(translated, index)):
+                    return os.path.join(translated, index)
+        return translated
+
+    def send_head(self) -> Any:
+        if not inside(os.path.realpath(self.translate_path(self.path)), os.path.realpath(self.directory)):
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")  # as if it did not exist
+            return None
+        return super().send_head()
+
+    def list_directory(self, path: str) -> None:
+        self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+        return None
+
+
+def inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def bind(directory: Path, port: int) -> ThreadingHTTPServer:

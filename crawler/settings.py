@@ -12,9 +12,12 @@ SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
 DOWNLOADER_MIDDLEWARES = {
-    # after OffsiteMiddleware (50), before robots.txt (100): a refused scheme or IP literal is never
-    # contacted, not even for its robots.txt
-    "crawler.middlewares.AddressGuardMiddleware": 60,
+    # first of all: every request, whatever made it and whatever its dont_filter, is checked against
+    # its source's scope and allow_private before any other middleware sees it (a refused one is
+    # never contacted, not even for its robots.txt); it also does OffsiteMiddleware's job, counted
+    "crawler.middlewares.AddressGuardMiddleware": 0,
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "crawler.middlewares.CredentialsMiddleware": 1,
     # exceptions reach it before RetryMiddleware (550): a resolver refusal is final, not retried
     "crawler.middlewares.ResolverRefusalMiddleware": 580,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crawler.config import Source, available_sources, load_source
+from crawler.config import missing_web_keys, Source, available_sources, load_source
 from tokenmill.config import coerce, load_yaml
 from tokenmill.errors import ConfigError, UserError
 
@@ -31,6 +31,7 @@ def validate_file(path: Path) -> list[str]:
     errors = [f"{where}: unknown key '{key}' (known: {', '.join(sorted(fields))})" for key in sorted(set(data) - set(fields))]
     errors += [f"{where}: missing required key '{name}'" for name, f in fields.items()
                if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    errors += [f"{where}: missing required key '{name}'" for name in missing_web_keys(data) if name not in data]
     for key in sorted(set(data) & set(fields)):
         try:
             coerce(hints[key], data[key], f"{where}: {key}")
@@ -71,7 +72,8 @@ def list_sources(sources_dir: Path, crawl_dir: Path) -> list[dict[str, Any]]:
             rows.append({"name": name, "error": str(exc)})
             continue
         rows.append({"name": source.name, "start_urls": source.start_urls, "max_pages": source.max_pages,
-                     "max_depth": source.max_depth, "last_crawl": last.get(source.name)})
+                     "max_depth": source.max_depth, "last_crawl": last.get(source.name),
+                     **({"warc": source.warc} if source.warc else {})})
     return rows
 
 
@@ -92,6 +94,10 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if "error" in row:
             lines.append(f"{row['name']}  INVALID: {row['error']}")
+            continue
+        if row.get("warc"):  # a source of web archives (crawler/ingest.py)
+            archives = ", ".join(row["warc"][:3]) + (f" (+{len(row['warc']) - 3})" if len(row["warc"]) > 3 else "")
+            lines.append(f"{row['name']}  archives: {archives}  last crawl: {row['last_crawl'] or 'never'}")
             continue
         starts = ", ".join(row["start_urls"][:3]) + (f" (+{len(row['start_urls']) - 3})" if len(row["start_urls"]) > 3 else "")
         lines.append(f"{row['name']}  {starts}  max_pages={row['max_pages']} max_depth={row['max_depth']}  "

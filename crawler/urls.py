@@ -1,11 +1,12 @@
-"""Stable URLs: the key a page is known by across crawls, resumes and ports."""
+"""Stable URLs: the key a page is known by across crawls, resumes and ports. Neither the URLs a crawl
+records nor those it requests carry credentials (`user:password@`); the query is kept."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urldefrag
+from urllib.parse import urldefrag, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
@@ -14,6 +15,17 @@ from w3lib.url import canonicalize_url
 def canonical(url: str) -> str:
     """The form two spellings of one page share (no fragment, sorted query, normalised escapes)."""
     return canonicalize_url(url)
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without the credentials of its authority (`http://user:password@host/` -> `http://host/`);
+    its path and query as they are. The crawler never authenticates, and records go into a corpus."""
+    if "@" not in url:  # most URLs: no parsing
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def document_id(source: str, url: str) -> str:
@@ -30,12 +42,13 @@ class UrlMap:
     stable_origin: str = ""  # e.g. "http://debian-handbook.localhost"
 
     def stable(self, url: str) -> str:
-        url = urldefrag(url)[0]
+        url = without_userinfo(urldefrag(url)[0])
         if self.fetch_origin and (url == self.fetch_origin or url.startswith(self.fetch_origin + "/")):
             return self.stable_origin + url[len(self.fetch_origin):]
         return url
 
     def fetchable(self, url: str) -> str:
+        url = without_userinfo(url)
         if self.stable_origin and (url == self.stable_origin or url.startswith(self.stable_origin + "/")):
             return self.fetch_origin + url[len(self.stable_origin):]
         return url

@@ -28,6 +28,8 @@ class PrepareBase:
     shard_size: int = 10_000  # documents per output Parquet shard
     index: str = ""  # dedup index directory (--index): dedup against every batch recorded there, then record
     dask: DaskConfig = field(default_factory=DaskConfig)  # --workers N, or dask.address of a scheduler
+    keep_signals: bool = False  # filters write what they measured as columns (tokenmill select re-decides)
+    replay_signals: bool = False  # set by tokenmill select: filters decide from the stored columns
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:

@@ -1,5 +1,9 @@
 """Exact and near-duplicate removal: global steps in two passes over re-readable documents.
 
+This module decides in memory (a step's `run` on a list of documents, and the reference the tests
+compare with); `tokenmill prepare` and `tokenmill dedup` decide the same out of core, with memory that
+does not grow with the corpus (dataprep/dedup_disk.py, docs/scaling.md).
+
 Pass one signs every document in batches (`Dedup.sign`: a 16-byte digest, or a MinHash of
 `bands x rows` uint32s) and keeps only the signatures, ids and lengths. `resolve` then clusters all
 of them at once (and against an incremental index of earlier batches, when one is given), and pass
@@ -32,9 +36,17 @@ BATCH = 1024  # documents signed at once
 TextsFn = Callable[[Sequence[int]], dict[int, str]]  # document numbers -> their texts (pass-one order)
 
 
+PARTITION_BYTES = 32 << 20  # default: clustering memory of one partition of band keys (dataprep/dedup_disk.py)
+
+
 @dataclass
 class ExactDedupConfig:
     normalize_text: bool = True  # compare case-folded text with whitespace collapsed, not raw bytes
+    partition_bytes: int = PARTITION_BYTES  # memory of one partition of digests while clustering (any corpus size)
+
+    def __post_init__(self) -> None:
+        if self.partition_bytes < 1 << 12:
+            raise ValueError(f"exact_dedup.partition_bytes must be at least 4096, got {self.partition_bytes}")
 
 
 @dataclass
@@ -47,8 +59,11 @@ class NearDedupConfig:
     guard_cluster_size: int = 50  # clusters larger than this get sampled member pairs checked on their text
     guard_pairs: int = 16  # member pairs sampled per large cluster
     guard_max_below: float = 0.25  # more sampled pairs than this fraction under the threshold: split the cluster
+    partition_bytes: int = PARTITION_BYTES  # memory of one partition of band keys while clustering (any corpus size)
 
     def __post_init__(self) -> None:
+        if self.partition_bytes < 1 << 12:
+            raise ValueError(f"near_dedup.partition_bytes must be at least 4096, got {self.partition_bytes}")
         if self.ngram_size < 1 or self.bands < 2 or self.rows < 1:
             raise ValueError("near_dedup needs ngram_size ≥ 1, bands ≥ 2 and rows ≥ 1")
         if not 0.0 <= self.min_jaccard <= 1.0:
@@ -86,6 +101,20 @@ class Dedup(Step):
     def cluster(self, signatures: np.ndarray, rank: np.ndarray, new: int, texts: TextsFn) -> np.ndarray:
         """A cluster label per row (rows `new`.. come from the index); `rank` orders rows by preference."""
         raise NotImplementedError
+
+    def partition_keys(self, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Out of core (dataprep/dedup_disk.py): uint64 keys per (row, band) whose equal values make
+        candidate pairs, and a second key per (row, band) that must also be equal (or None)."""
+        raise NotImplementedError
+
+    def verify(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which candidate pairs (signature rows `a[i]`, `b[i]`) are duplicates."""
+        return np.ones(len(a), dtype=bool)
+
+    def guard_clusters(self, labels: np.ndarray, signatures: Callable[[np.ndarray], np.ndarray], rank: np.ndarray,
+              rows: np.ndarray, new: int, texts: TextsFn) -> np.ndarray:
+        """Out of core: check large clusters (labels of nodes `rows`, renumbered rows as `cluster` sees them)."""
+        return labels
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
         """Both passes over `docs`, which must be re-iterable (a list, or shards read again)."""
@@ -128,6 +157,9 @@ class ExactDedup(Dedup):
         _, labels = np.unique(signatures, axis=0, return_inverse=True)
         return labels.reshape(-1).astype(np.int64)
 
+    def partition_keys(self, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return signatures[:, :1], signatures[:, 1:]  # the whole 128-bit digest must be equal
+
 
 class NearDedup(Dedup):
     """MinHash over word n-grams, banded LSH, candidate pairs checked, clusters by connected components."""
@@ -168,18 +200,28 @@ class NearDedup(Dedup):
             m, f = pairs[:, 0], pairs[:, 1]
         return m, f
 
+    def partition_keys(self, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return band_keys(signatures, self.config.bands, self.config.rows), None
+
+    def verify(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self.config.min_jaccard <= 0:
+            return np.ones(len(a), dtype=bool)
+        return np.count_nonzero(a == b, axis=1) / self.config.num_perm >= self.config.min_jaccard
+
     def cluster(self, signatures: np.ndarray, rank: np.ndarray, new: int, texts: TextsFn) -> np.ndarray:
         labels = components(len(signatures), *self.candidate_edges(signatures))
-        return self.guard_large_clusters(labels, signatures, rank, new, texts)
+        rows = np.arange(len(signatures))
+        return self.guard_clusters(labels, lambda nodes: signatures[nodes], rank, rows, new, texts)
 
-    def guard_large_clusters(
-        self, labels: np.ndarray, signatures: np.ndarray, rank: np.ndarray, new: int, texts: TextsFn
-    ) -> np.ndarray:
+    def guard_clusters(self, labels: np.ndarray, signatures: Callable[[np.ndarray], np.ndarray], rank: np.ndarray,
+              rows: np.ndarray, new: int, texts: TextsFn) -> np.ndarray:
         """Check sampled member pairs of every large cluster on their real shingles; split false ones.
 
         Chains of near-duplicates (A≈B, B≈C, ...) can join documents that share little: if too many
         sampled pairs are under the threshold, the cluster is rebuilt around centres (each member,
         best first, joins the first centre whose estimated Jaccard passes, or becomes one).
+        `labels`, `rank` and `rows` (each node's row among this step's documents, the index's from
+        `new` on: the sampling's seed) are per node; `signatures` and `texts` take node numbers.
         """
         c = self.config
         sizes = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
@@ -189,10 +231,10 @@ class NearDedup(Dedup):
         samples: dict[int, list[tuple[int, int]]] = {}
         for label in large:
             members = np.flatnonzero(labels == label)
-            members = members[members < new]  # only this batch's texts can be read again
+            members = members[rows[members] < new]  # only this batch's texts can be read again
             if len(members) < 2:
                 continue
-            rng = np.random.Generator(np.random.PCG64([c.seed, int(members[0])]))
+            rng = np.random.Generator(np.random.PCG64([c.seed, int(rows[members[0]])]))
             pairs = [tuple(int(x) for x in rng.choice(members, 2, replace=False)) for _ in range(c.guard_pairs)]
             samples[int(label)] = pairs
         wanted = sorted({n for pairs in samples.values() for pair in pairs for n in pair})
@@ -207,17 +249,18 @@ class NearDedup(Dedup):
             self.guard["split"] += 1
             members = np.flatnonzero(labels == label)
             members = members[np.argsort(rank[members], kind="stable")]
-            centres: list[int] = []
-            for member in members:
+            member_signatures = signatures(members)
+            centres: list[int] = []  # positions in `members`
+            for i, member in enumerate(members):
                 if centres:
-                    agree = np.count_nonzero(signatures[centres] == signatures[member], axis=1) / c.num_perm
+                    agree = np.count_nonzero(member_signatures[centres] == member_signatures[i], axis=1) / c.num_perm
                     hit = np.flatnonzero(agree >= c.threshold)
                     if len(hit):
-                        labels[member] = labels[centres[hit[0]]]
+                        labels[member] = labels[members[centres[hit[0]]]]
                         continue
                 labels[member] = label if not centres else next_label
                 next_label += 0 if not centres else 1
-                centres.append(int(member))
+                centres.append(i)
         return labels
 
 
@@ -409,6 +452,45 @@ def apply(decisions: Decisions, start: int, docs: Iterable[Document], on_remove:
             doc.meta["duplicate_of"] = decisions.survivor[number]
             if on_remove is not None:
                 on_remove(doc, decisions.reasons[by])
+
+
+@dataclass
+class ShardDecisions:
+    """Pass two's decisions for one task's documents, listing only those in a duplicate cluster: every
+    other document is kept as a cluster of one (`cluster_id` its own id, `cluster_size` 1)."""
+
+    rows: np.ndarray  # int64, ascending: numbers of the listed documents within the task
+    ids: list[str]
+    removed_by: np.ndarray  # int8: index into `reasons`, -1 for kept
+    survivor: list[str]
+    cluster_size: np.ndarray  # documents a survivor stands for
+    reasons: list[str]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def apply_listed(decisions: ShardDecisions, docs: Iterable[Document], on_remove: RemoveCallback | None) -> Iterator[Document]:
+    """Pass two with `ShardDecisions`: what `apply` does, the unlisted documents kept as their own cluster."""
+    rows, at = decisions.rows, 0
+    for number, doc in enumerate(docs):
+        if at < len(rows) and rows[at] == number:
+            if doc.id != decisions.ids[at]:
+                raise RuntimeError(f"dedup pass two read '{doc.id}' where pass one read '{decisions.ids[at]}'")
+            by, survivor, size = int(decisions.removed_by[at]), decisions.survivor[at], int(decisions.cluster_size[at])
+            at += 1
+        else:
+            by, survivor, size = -1, doc.id, 1
+        if by < 0:
+            doc.meta["cluster_id"] = survivor
+            doc.meta["cluster_size"] = size
+            yield doc
+        else:
+            doc.meta["duplicate_of"] = survivor
+            if on_remove is not None:
+                on_remove(doc, decisions.reasons[by])
+    if at < len(rows):
+        raise RuntimeError(f"dedup pass two read fewer documents than pass one (missing '{decisions.ids[at]}')")
 
 
 def texts_from(docs: Iterable[Document]) -> TextsFn:

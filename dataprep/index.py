@@ -19,12 +19,14 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from dataprep.dedup import Decisions, Dedup, IndexRows, Signed
+from dataprep.dedup_disk import ShardState, load, save_state
 from tokenmill.errors import ConfigError, UserError
+from tokenmill.stage import atomic_write_text, exclusive_temp_file
 
 FORMAT = "tokenmill-dedup-index-1"
 
@@ -56,13 +58,37 @@ class DedupIndex:
         return manifest
 
     @staticmethod
-    def batch_key(signed: Signed, names: Sequence[str]) -> str:
-        """Identifies a batch by its documents' ids and signatures."""
+    def batch_key(batch: Signed | Sequence[ShardState], names: Sequence[str]) -> str:
+        """Identifies a batch by its documents' ids and signatures (in memory, or pass one's state on disk)."""
         digest = hashlib.blake2b(digest_size=16)
-        digest.update("\x00".join(signed.ids).encode("utf-8"))
+        if isinstance(batch, Signed):
+            digest.update("\x00".join(batch.ids).encode("utf-8"))
+            for name in names:
+                digest.update(np.ascontiguousarray(batch.signature_array(name)).tobytes())
+            return digest.hexdigest()
+        first = True
+        for state in batch:
+            for encoded in state_ids(state):
+                digest.update(encoded if first else b"\x00" + encoded)
+                first = False
         for name in names:
-            digest.update(np.ascontiguousarray(signed.signature_array(name)).tobytes())
+            for state in batch:
+                if state.documents:
+                    digest.update(np.ascontiguousarray(load(state.directory, f"sig-{name}")).tobytes())
         return digest.hexdigest()
+
+    def states(self, steps: Sequence[Dedup], skip_key: str | None, directory: Path) -> list[ShardState]:
+        """Every recorded batch (but `skip_key`) as pass-one state on disk, one batch in memory at a time."""
+        found = []
+        for number, batch in enumerate(self.manifest()["batches"]):
+            if batch["key"] == skip_key:
+                continue
+            with np.load(self.directory / batch["file"], allow_pickle=False) as data:
+                signatures = {s.name: data[f"sig:{s.name}"] for s in steps if f"sig:{s.name}" in data}
+                if signatures:
+                    found.append(save_state(steps, directory / f"batch-{number:05d}", data["ids"].tolist(),
+                                            data["lengths"], signatures, new=False))
+        return found
 
     def rows(self, names: Sequence[str], skip_key: str | None = None) -> dict[str, IndexRows]:
         """Every recorded batch's survivors, per step (the batch `skip_key` left out)."""
@@ -87,22 +113,38 @@ class DedupIndex:
     def record(self, key: str, signed: Signed, decisions: Decisions, names: Sequence[str]) -> None:
         """Add this batch's survivors (atomically; replaces an earlier record of the same batch)."""
         kept = np.flatnonzero(decisions.removed_by < 0)
+        arrays = {f"sig:{n}": signed.signature_array(n)[kept] for n in names}
+        self.write_batch(key, [signed.ids[i] for i in kept], signed.length_array()[kept], arrays, names)
+
+    def record_kept(self, key: str, kept: Iterable[tuple[ShardState, np.ndarray]], names: Sequence[str]) -> None:
+        """`record` from pass one's state on disk: (shard state, its kept rows) in order."""
+        ids: list[str] = []
+        lengths, arrays = [], {f"sig:{n}": [] for n in names}
+        for state, rows in kept:
+            all_ids = state_ids(state)
+            ids.extend(all_ids[r].decode("utf-8") for r in rows.tolist())
+            lengths.append(np.load(Path(state.directory) / "lengths.npy")[rows])
+            for n in names:
+                arrays[f"sig:{n}"].append(np.load(Path(state.directory) / f"sig-{n}.npy")[rows])
+        self.write_batch(key, ids, np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64),
+                         {k: np.concatenate(v) for k, v in arrays.items() if v}, names)
+
+    def write_batch(self, key: str, ids: list[str], lengths: np.ndarray, arrays: dict[str, np.ndarray],
+                    names: Sequence[str]) -> None:
         with self.lock():
             manifest = self.manifest()
             batches = [b for b in manifest["batches"] if b["key"] != key]
             number = 1 + max((int(b["file"][6:11]) for b in manifest["batches"]), default=-1)
             name = f"batch-{number:05d}.npz"
-            tmp = self.directory / f".{name}.tmp-{os.getpid()}.npz"
-            arrays = {f"sig:{n}": signed.signature_array(n)[kept] for n in names}
-            np.savez(tmp, ids=np.array([signed.ids[i] for i in kept], dtype=str),
-                     lengths=signed.length_array()[kept], **arrays)
+            fd, tmp = exclusive_temp_file(self.directory / name)  # never a name someone planted
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, ids=np.array(ids, dtype=str), lengths=lengths, **arrays)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, self.directory / name)
-            batches.append({"file": name, "key": key, "documents": int(len(kept)), "steps": list(names)})
+            batches.append({"file": name, "key": key, "documents": len(ids), "steps": list(names)})
             manifest.update(batches=batches, fingerprints={**manifest["fingerprints"], **{
                 n: self.fingerprints[n] for n in names}})
-            manifest_tmp = self.directory / f".manifest.json.tmp-{os.getpid()}"
-            manifest_tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(manifest_tmp, self.directory / "manifest.json")
+            atomic_write_text(self.directory / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             live = {b["file"] for b in batches}
             for old in self.directory.glob("batch-*.npz"):
                 if old.name not in live:
@@ -110,9 +152,19 @@ class DedupIndex:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        with open(self.directory / ".lock", "w") as handle:
+        fd = os.open(self.directory / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # no planted link
+        with os.fdopen(fd, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def state_ids(state: ShardState) -> list[bytes]:
+    """A shard state's ids, UTF-8 encoded."""
+    if not state.documents:
+        return []
+    offsets, blob = np.asarray(load(state.directory, "id_offsets")), load(state.directory, "ids")
+    data = bytes(blob)
+    return [data[offsets[i] : offsets[i + 1]] for i in range(state.documents)]

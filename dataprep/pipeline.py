@@ -4,11 +4,13 @@
     out/removed/part-00000.parquet ...  removed documents with `reason` (and `duplicate_of`)
     out/stats.json                      documents/bytes in and out, removals, per-step counts
     out/report.html                     the data-quality report (dataprep/report.py)
-    out/plots/*.{png,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
+    out/plots/*.{svg,csv}               removals, duplicate clusters, lengths, languages, PII (for `dvc plots`)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -22,7 +24,8 @@ from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document, ShardWriter, document_files, read_documents, unify_shards
 from tokenmill.errors import ConfigError
 from tokenmill.progress import progress
-from tokenmill.stage import StageStats, atomic_directory
+from tokenmill.stage import StageStats, atomic_directory, file_identity
+from tokenmill.stage import work_directory as stage_work_directory
 
 SCRUB_REMOVED = "pii"  # removed documents are versioned and pushed with the corpus: this step scrubs them too
 
@@ -37,7 +40,11 @@ def build_steps(names: list[str], config: Any, on_remove: RemoveCallback) -> lis
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"prepare.steps: unknown step '{unknown[0]}' (known: {', '.join(known)})")
-    return [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    built = [registry.build_step(name, getattr(config, name, None), on_remove) for name in names]
+    for step in built:  # prepare.keep_signals: filters write their measurements as columns
+        step.keep_signals = getattr(config, "keep_signals", False)
+        step.replay = getattr(config, "replay_signals", False)
+    return built
 
 
 def run(
@@ -55,17 +62,19 @@ def run(
     """
     lean_allocators()
     names = list(config.steps if steps is None else steps)
-    document_files(inp)  # a missing or empty input fails here, before `out` is touched
+    files = document_files(inp)  # a missing or empty input fails here, before `out` is touched
     stats = StageStats(stage="prepare")
+    index = index if index is not None else config.index
+    work = work_directory(out, files, names, config, index)
     with atomic_directory(out) as tmp:
         # Steps run shard by shard (dataprep/distributed.py: in this process or on Dask workers); the
         # steps built here only collect the counts. Removed documents are scrubbed by SCRUB_REMOVED too.
         pipeline = build_steps(names, config, None)
         scrub_removed = SCRUB_REMOVED if SCRUB_REMOVED in names else None
-        dedup_index = open_index(index if index is not None else config.index, pipeline)
+        dedup_index = open_index(index, pipeline)
         with dask_client(config.dask, client) as dask:
             counts, kept, removed, reasons = execute(
-                document_files(inp), pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index
+                files, pipeline, config, build_steps, tmp, scrub_removed, dask, dedup_index, work
             )
         unify_shards(tmp)  # tasks wrote their shards apart: give the output one schema
         unify_shards(tmp / "removed")
@@ -76,7 +85,16 @@ def run(
         write_plots(tmp / "plots", stats.removed, cluster_sizes(pipeline))
         write_report(tmp, stats.to_dict(), (kept.lengths, removed.lengths))
         stats.write(tmp)
+    shutil.rmtree(work)
     return stats.to_dict()
+
+
+def work_directory(out: Path | str, files: list, names: list[str], config: Any, index: Any) -> Path:
+    """Where the tasks of this run write, kept after a kill so that the same command resumes there
+    (dataprep/distributed.py reads back each finished task's result); see tokenmill.stage.work_directory."""
+    return stage_work_directory(out, "prepare", {
+        "inputs": [file_identity(f) for f in files], "steps": names, "index": str(index or ""),
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "dask"}})
 
 
 def counted(docs: Iterable[Document], stats: StageStats) -> Iterator[Document]:

@@ -13,12 +13,24 @@ from typing import Any, Callable, Iterable, Iterator
 from tokenmill.documents import Document
 
 RemoveCallback = Callable[[Document, str], None]
+STORED = "stored:"  # tokenmill select: a signal column of the earlier run, until its filter takes it back
+
+
+def stored_signals(doc: Document, names: tuple[str, ...]) -> dict[str, Any] | None:
+    """The earlier run's measurements `names` of `doc`, taken off it (None: it has none)."""
+    if STORED + names[0] not in doc.meta:
+        return None
+    return {name: doc.meta.pop(STORED + name, None) for name in names}
 
 
 class Step:
     """One stage of the prepare pipeline; subclasses set `name` and implement `run`."""
 
     name = "step"
+    # prepare.keep_signals: write the measurements a filter decided on as columns (`quality_words`, ...)
+    # on kept and removed documents, so `tokenmill select` can re-decide with other thresholds
+    keep_signals = False
+    replay = False  # tokenmill select: decide from the stored signals where a document has them
 
     def __init__(self, on_remove: RemoveCallback | None = None):
         self.on_remove = on_remove
@@ -30,6 +42,9 @@ class Step:
         raise NotImplementedError
 
     def remove(self, doc: Document, reason: str) -> None:
+        if self.replay:  # the later filters' stored signals: a fresh run would not have measured them
+            for name in [name for name in doc.meta if name.startswith(STORED)]:
+                del doc.meta[name]
         self.removed[reason] += 1
         if self.on_remove is not None:
             self.on_remove(doc, reason)

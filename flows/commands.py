@@ -10,12 +10,19 @@ from pathlib import Path
 from prefect import get_run_logger
 
 from flows.locks import path_lock
+from tokenmill.errors import TransientError
 
 DVC = [sys.executable, "-m", "dvc"]
 
 
 class CommandFailed(RuntimeError):
     """A command exited non-zero; the message is its last line of output, the whole of it is in the log."""
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """A task's retry condition: retry a fault that may pass (a crashed or unfinished crawl), never a mistake
+    to fix."""
+    return isinstance(state.data, TransientError)
 
 
 def run_command(command: list[str], cwd: Path | None = None) -> str:

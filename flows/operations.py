@@ -22,9 +22,11 @@ from prefect.events import emit_event
 
 from flows.commands import dvc
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.pipeline import run_stage
 from pipeline import champion, corpus, stages
 from pipeline.params import load_params
+from training.tracking import client
 from tokenmill.errors import UserError
 
 CRAWL_COMPLETED = "tokenmill.crawl.completed"
@@ -40,6 +42,7 @@ def source_resource(name: str) -> str:
 def crawl_source(source: str, params_path: str = "params.yaml") -> dict:
     """Re-crawl `source` (the other sources in the crawl output carried over as they are), version
     the crawl output, and say so with `tokenmill.crawl.completed`."""
+    check_deployment_run(params_path, source=source)
     params = load_params(params_path)
     if source not in params.crawl.sources:
         raise UserError(f"{params_path}: crawl.sources does not list {source!r}")
@@ -70,6 +73,7 @@ def publish_task(params_path: str) -> dict:
 @flow(name="prepare-corpus", log_prints=True)
 def prepare_corpus(params_path: str = "params.yaml") -> dict:
     """Prepare (skipped when the crawl did not change), version, publish."""
+    check_deployment_run(params_path)
     run_stage("prepare", params_path, [])
     return publish_task(params_path)
 
@@ -89,10 +93,12 @@ def fetch_corpus_task(version: str, md5: str, path: str, out: str) -> str:
 
 @flow(name="train-on-corpus", log_prints=True)
 def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
-    """tokenize → train → evaluate on exactly corpus `version`, then crown the run champion if it is better.
+    """tokenize → train → evaluate on exactly corpus `version`; evaluate's promotion gate makes the run's
+    model the champion when it beats the holder.
 
     On the workspace's corpus the stages are versioned in DVC (skipped when up to date); on an
     older version they run under runs/<version>/ and are not (dvc.lock records the latest)."""
+    check_deployment_run(params_path, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     target = corpus.find(params, version)
@@ -111,8 +117,9 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
     run_file = Path(params.paths.model) / "run.json"
     if params.tracking.enabled and run_file.is_file():
         run_id = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
-        champion.client(params.tracking).set_tag(run_id, "corpus.version", version)
-        crowned = champion.crown_if_better(params.tracking, run_id)
+        client(params.tracking).set_tag(run_id, "corpus.version", version)
+        best = champion.champion(params.tracking)  # evaluate's promotion gate moved the alias, or not
+        crowned = best is not None and best["run_id"] == run_id
         logger.info("MLflow run %s trained on %s%s", run_id, version, ": the new champion" if crowned else "")
         results["run"] = {"run_id": run_id, "corpus_version": version, "champion": crowned}
     return results
@@ -123,6 +130,7 @@ def evaluate_champion(version: str, params_path: str = "params.yaml") -> dict:
     """Measure the registry's champion (alias `champion` of tracking.registered_model) on corpus `version`,
     encoded with the champion's own tokenizer; its figures go on the champion's MLflow run as
     eval/<version>/<key> (pipeline.champion.evaluate_on_corpus). Nothing to do without a champion."""
+    check_deployment_run(params_path, version=version)
     logger = get_run_logger()
     params = load_params(params_path)
     if not params.tracking.enabled:

@@ -23,20 +23,17 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.tasks import exponential_backoff
 
-from flows.commands import dvc, in_dvc_repo, run_command, stage_changes
+from flows.champion import announce_champion, champion_number
+from flows.commands import dvc, in_dvc_repo, retry_transient, run_command, stage_changes
 from flows.locks import path_lock
+from flows.parameters import check_deployment_run
 from flows.report import report_stage
 from pipeline import stages
-from pipeline.champion import absolute_uri
 from pipeline.params import load_params
-from tokenmill.errors import TransientError, UserError
+from tokenmill.errors import UserError
+from tokenmill.locations import without_credentials
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
-
-
-def retry_transient(task, task_run, state) -> bool:
-    """Retry a fault that may pass (a crashed or unfinished crawl); never a mistake to fix."""
-    return isinstance(state.data, TransientError)
 
 
 def can_version(params_path: str, overrides: list[str]) -> bool:
@@ -46,8 +43,7 @@ def can_version(params_path: str, overrides: list[str]) -> bool:
 def stats_path(stage: str, params) -> Path:
     """Where a stage's figures are on disk: its output's stats.json, or its output when that is JSON
     (evaluation's metrics file)."""
-    spec = next(s for s in stages.STAGES if s.name == stage)
-    out = Path(getattr(params.paths, spec.outputs[0]))
+    out = Path(getattr(params.paths, stages.stage(stage).paths[0]))
     return out if out.suffix else out / "stats.json"
 
 
@@ -87,22 +83,6 @@ def crawl_task(params_path: str, overrides: list[str], sources: list[str] | None
     return _ran("crawl", stages.crawl(params, sources))
 
 
-@task(name="prepare")
-def prepare_task(params_path: str, overrides: list[str]) -> dict:
-    return _run_stage("prepare", params_path, overrides, stages.prepare)
-
-
-@task(name="evalset")
-def evalset_task(params_path: str, overrides: list[str]) -> dict:
-    """Kept when it exists (whatever the corpus): only its first run, or a deleted one, makes it."""
-    return _run_stage("evalset", params_path, overrides, stages.evalset)
-
-
-@task(name="tokenize")
-def tokenize_task(params_path: str, overrides: list[str]) -> dict:
-    return _run_stage("tokenize", params_path, overrides, stages.tokenize)
-
-
 @task(name="train")
 def train_task(params_path: str, overrides: list[str]) -> dict:
     params = load_params(params_path, overrides)
@@ -120,17 +100,10 @@ def evaluate_task(params_path: str, overrides: list[str]) -> dict:
     params = load_params(params_path, overrides)
     if up_to_date("evaluate", params_path, overrides):
         return _skipped("evaluate", params)
-    from flows.finetune import announce_champion, champion_version  # flows.finetune imports this module
-
-    before = champion_version(params)
+    before = champion_number(params)
     metrics = stages.evaluate(params)
     announce_champion(params, before)  # tokenmill.champion.updated when the registry's champion moved
     return _ran("evaluate", {k: v for k, v in metrics.items() if k != "samples"})
-
-
-@task(name="report")
-def report_task(params_path: str, overrides: list[str]) -> dict:
-    return _run_stage("report", params_path, overrides, stages.report)
 
 
 @task(name="version")
@@ -140,12 +113,18 @@ def version_task(stage: str) -> str:
     return stage
 
 
-def _run_stage(stage: str, params_path: str, overrides: list[str], run) -> dict:
-    """`run(params)` (a pipeline.stages function) unless DVC finds the stage up to date."""
-    params = load_params(params_path, overrides)
-    if up_to_date(stage, params_path, overrides):
-        return _skipped(stage, params)
-    return _ran(stage, run(params))
+def stage_task(stage: stages.Stage):
+    """The task of a stage that needs nothing but its params: its pipeline.stages function, unless DVC finds
+    the stage up to date."""
+
+    @task(name=stage.name)
+    def run(params_path: str, overrides: list[str]) -> dict:
+        params = load_params(params_path, overrides)
+        if up_to_date(stage.name, params_path, overrides):
+            return _skipped(stage.name, params)
+        return _ran(stage.name, stage.run(params))
+
+    return run
 
 
 def _ran(stage: str, stats: dict) -> dict:
@@ -168,9 +147,11 @@ def link_mlflow_run(params) -> str | None:
     if not run_file.is_file():
         return None
     run = json.loads(run_file.read_text(encoding="utf-8"))
-    import mlflow
+    from training.tracking import client
 
-    client = mlflow.MlflowClient(tracking_uri=absolute_uri(run.get("tracking_uri") or params.tracking.tracking_uri))
+    configured = params.tracking.tracking_uri
+    recorded = run.get("tracking_uri") or configured  # run.json holds it without credentials; params may have them
+    client = client(params.tracking, configured if without_credentials(configured) == recorded else recorded)
     if flow_run.id:
         client.set_tag(run["run_id"], "prefect.flow_run_id", flow_run.id)
         client.set_tag(run["run_id"], "prefect.flow_run_name", flow_run.name)
@@ -181,8 +162,10 @@ def link_mlflow_run(params) -> str | None:
     return run["run_id"]
 
 
-STAGE_TASKS = {"crawl": crawl_task, "prepare": prepare_task, "evalset": evalset_task, "tokenize": tokenize_task,
-               "train": train_task, "evaluate": evaluate_task, "report": report_task}
+# Every stage of pipeline/stages.py has a task: its own when it does more than run (crawl: sources and
+# retries; train: its own process; evaluate: the champion event), else one made from the table.
+OWN_TASKS = {"crawl": crawl_task, "train": train_task, "evaluate": evaluate_task}
+STAGE_TASKS = {stage.name: OWN_TASKS.get(stage.name) or stage_task(stage) for stage in stages.STAGES}
 
 
 def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> dict:
@@ -198,6 +181,7 @@ def run_stage(stage: str, params_path: str, overrides: list[str], **kwargs) -> d
 def pipeline(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """crawl → prepare → evalset → tokenize → train → evaluate; stages DVC finds up to date are skipped."""
     overrides = list(overrides or [])
+    check_deployment_run(params_path, overrides)  # API callers: no addresses, URIs or paths (flows/parameters.py)
     load_params(params_path, overrides)  # fail fast on a bad params file, before any work
     results = {stage: run_stage(stage, params_path, overrides) for stage in stages.STAGE_NAMES}
     if not can_version(params_path, overrides):

@@ -10,8 +10,9 @@ Deployments (prefect.yaml declares the same ones for a work pool, `prefect deplo
   evaluate-champion  on tokenmill.corpus.updated: the registry's champion measured on that corpus version
   pipeline         the whole pipeline, run on demand (`prefect deployment run tokenmill-pipeline/pipeline`)
   finetune         on tokenmill.champion.updated (evaluate moved the registry's champion): SFT, reward, DPO
-With --start-server a local Prefect server is started on 127.0.0.1 first (its UI on the same port);
-otherwise the server named by PREFECT_API_URL is used.
+With --start-server a local Prefect server is started on 127.0.0.1 first (its UI on the same port),
+locked with an auth string and CSRF protection (flows/server.py); otherwise the server named by
+PREFECT_API_URL is used. A run a deployment starts accepts only checked parameters (flows/parameters.py).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def deployments(params_path: str = "params.yaml") -> list:
 
 def finetune_deployments(params_path: str) -> list:
     """finetune: SFT, reward model and DPO on each new pre-training champion (flows/finetune.py)."""
-    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED, finetune_champion
+    from flows.champion import CHAMPION_RESOURCE, CHAMPION_UPDATED
+    from flows.finetune import finetune_champion
 
     return [finetune_champion.to_deployment(
         name="finetune", entrypoint_type=EntrypointType.MODULE_PATH, concurrency_limit=FINETUNE_CONCURRENCY,
@@ -120,6 +122,16 @@ def finetune_deployments(params_path: str) -> list:
         description="Fine-tune (SFT, reward model, DPO) each new pre-training champion.")]
 
 
+def serve_with(params_path: str, settings: dict[str, str]) -> None:
+    """Serve the deployments with these Prefect settings, in this process and in the flow-run
+    processes the runner starts (they inherit the environment)."""
+    import prefect.settings
+
+    os.environ.update(settings)
+    with prefect.settings.temporary_settings(updates={getattr(prefect.settings, k): v for k, v in settings.items()}):
+        serve(*deployments(params_path))  # built now: the first crawl's time counts from here
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file the runs read")
@@ -128,19 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         load_params(args.params)  # a bad params file: one line, before starting anything
-        if not args.start_server:
-            serve(*deployments(args.params))
+        from flows.server import AUTH_FILE, auth_string, local_server, read_auth_string
+
+        if not args.start_server:  # a server started elsewhere; `make prefect`'s wants the auth string
+            auth = os.environ.get("PREFECT_API_AUTH_STRING") or (read_auth_string() if AUTH_FILE.exists() else None)
+            serve_with(args.params, {"PREFECT_API_AUTH_STRING": auth} if auth else {})
             return 0
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from flows.server import local_server
-
-        Path(".prefect").mkdir(exist_ok=True)
-        with local_server(args.port, log=Path(".prefect/server.log")) as api_url:
-            os.environ["PREFECT_API_URL"] = api_url  # for the flow-run processes the runner starts
-            print(f"Prefect server and UI on {api_url.removesuffix('/api')} (log: .prefect/server.log)")
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                serve(*deployments(args.params))  # built now: the first crawl's time counts from here
+        auth = auth_string()
+        with local_server(args.port, log=Path(".prefect/server.log"), auth=auth) as api_url:
+            print(f"Prefect server and UI on {api_url.removesuffix('/api')} (log: .prefect/server.log; "
+                  f"API auth string in {AUTH_FILE})")
+            serve_with(args.params, {"PREFECT_API_URL": api_url, "PREFECT_API_AUTH_STRING": auth})
         return 0
     except UserError as exc:
         print(f"tokenmill serve: error: {exc}", file=sys.stderr)

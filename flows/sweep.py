@@ -17,8 +17,10 @@ import itertools
 import json
 import re
 import sys
+import os
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -26,9 +28,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.commands import DVC, run_command
 from flows.report import report_stage
-from pipeline.champion import absolute_uri, client
+from training.tracking import client, store_uri
 from pipeline.params import load_params
 from tokenmill.errors import UserError
+from tokenmill.locations import without_credentials
 
 SWEEP_TAG = "tokenmill.sweep"
 
@@ -51,6 +54,14 @@ def points(grid: dict[str, list]) -> list[dict]:
 def point_name(sweep: str, point: dict) -> str:
     text = "-".join(f"{key.rsplit('.', 1)[-1]}{value}" for key, value in point.items())
     return re.sub(r"[^A-Za-z0-9-]+", "_", f"{sweep}-{text}")
+
+
+def mlflow_credentials(uri: str) -> dict[str, str]:
+    """The `user:token@` of a tracking URI as MLflow's environment variables (empty without one)."""
+    parts = urlsplit(uri)
+    if parts.username is None:
+        return {}
+    return {"MLFLOW_TRACKING_USERNAME": unquote(parts.username), "MLFLOW_TRACKING_PASSWORD": unquote(parts.password or "")}
 
 
 @task(name="experiment")
@@ -82,7 +93,7 @@ def group_runs(tracking, parent_id: str, started_ms: int, grid_points: dict[str,
 def sweep(grid: dict[str, list], params_path: str = "params.yaml", parallel: int = 2) -> dict:
     logger = get_run_logger()
     params = load_params(params_path)
-    tracking_uri = absolute_uri(params.tracking.tracking_uri)
+    tracking_uri = store_uri(params.tracking.tracking_uri)
     if tracking_uri.startswith("sqlite:") and parallel > 1:
         logger.warning("%d experiments at once writing one SQLite file: start `make mlflow-server` to log "
                        "through the tracking server instead", parallel)
@@ -96,8 +107,11 @@ def sweep(grid: dict[str, list], params_path: str = "params.yaml", parallel: int
     parent = mlflow_client.create_run(experiment_id, run_name=name, tags={SWEEP_TAG: name})
     mlflow_client.log_param(parent.info.run_id, "grid", json.dumps(grid))
     started_ms = parent.info.start_time
+    # The experiments' params (dvc exp) and the task's parameters (Prefect's database) get the URI without
+    # its user:token@; the trainings read those from MLflow's environment variables instead.
+    os.environ.update(mlflow_credentials(tracking_uri))
     futures = [experiment_task.with_options(task_run_name=f"experiment-{point_name}").submit(
-        point_name, point, tracking_uri) for point_name, point in grid_points.items()]
+        point_name, point, without_credentials(tracking_uri)) for point_name, point in grid_points.items()]
     failed = []
     for future in futures:
         try:

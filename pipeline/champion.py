@@ -1,11 +1,10 @@
-"""The champion: the MLflow run with the best evaluation so far, named by a tag on the experiment.
+"""The champion: the version of `tracking.registered_model` holding the registry alias `champion`.
 
-One tag (`tokenmill.champion`) on the experiment, not a tag per run, so there is always at most
-one champion and crowning a new one is a single write. Lower bits-per-byte is better: unlike
-validation loss it does not depend on the tokenizer, so runs on different corpora compare.
+There is one champion. The promotion gate of `tokenmill evaluate` (training/registry.py) moves the alias
+when a new version's bits-per-byte beats the holder's on the same evaluation set; `tokenmill models` and
+`tokenmill status` show it, and its move starts the fine-tuning deployment (flows/champion.py).
 
-`evaluate_on_corpus` measures the registry's champion (alias `champion` of tracking.registered_model,
-training/registry.py) on a new corpus version, encoded with the champion's own tokenizer.
+`evaluate_on_corpus` measures the champion on a new corpus version, encoded with its own tokenizer.
 """
 
 from __future__ import annotations
@@ -20,47 +19,18 @@ from typing import Any
 
 from tokenmill.errors import UserError
 
-CHAMPION_TAG = "tokenmill.champion"
-METRIC = "eval/bits_per_byte"
-
-
-def absolute_uri(uri: str) -> str:
-    """A relative SQLite URI made absolute: MLflow keeps one store per URI string for the process,
-    so a relative one would keep pointing at the first working directory's database."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
-
-
-def client(tracking):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=absolute_uri(tracking.tracking_uri))
-
 
 def champion(tracking) -> dict[str, Any] | None:
-    """{"run_id", "metrics", "params", "tags"} of the champion run, or None."""
-    mlflow_client = client(tracking)
-    experiment = mlflow_client.get_experiment_by_name(tracking.experiment)
-    run_id = experiment.tags.get(CHAMPION_TAG) if experiment else None
-    if not run_id:
+    """{"version", "run_id", "metrics", "params", "tags"} of the champion and its MLflow run, or None."""
+    from training.registry import champion_version
+    from training.tracking import client
+
+    holder = champion_version(tracking)
+    if holder is None:
         return None
-    run = mlflow_client.get_run(run_id)
-    return {"run_id": run_id, "metrics": dict(run.data.metrics), "params": dict(run.data.params),
-            "tags": dict(run.data.tags)}
-
-
-def crown_if_better(tracking, run_id: str) -> bool:
-    """Make `run_id` the champion when it beats the current one on METRIC (or there is none)."""
-    mlflow_client = client(tracking)
-    score = mlflow_client.get_run(run_id).data.metrics.get(METRIC, math.inf)
-    current = champion(tracking)
-    if current and current["run_id"] != run_id and current["metrics"].get(METRIC, math.inf) <= score:
-        return False
-    experiment = mlflow_client.get_experiment_by_name(tracking.experiment)
-    mlflow_client.set_experiment_tag(experiment.experiment_id, CHAMPION_TAG, run_id)
-    return True
+    run = client(tracking).get_run(holder.run_id)
+    return {"version": int(holder.version), "run_id": holder.run_id, "metrics": dict(run.data.metrics),
+            "params": dict(run.data.params), "tags": dict(run.data.tags)}
 
 
 def corpus_metric(corpus_version: str, key: str) -> str:
@@ -81,6 +51,7 @@ def evaluate_on_corpus(corpus_dir: Path, corpus_version: str, tokenize_config, e
     from training.evaluate import evaluate
     from training.registry import champion_version
     from training.tokenizer import tokenize
+    from training.tracking import client
 
     version = champion_version(tracking)
     if version is None:

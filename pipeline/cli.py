@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import subprocess
 import sys
@@ -16,7 +17,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from pipeline import stages
+from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
+from pipeline import quality, stages
+from training import commands as serving  # generate, serve: light until one runs
+from training.finetune.cli import add_arguments as finetune_arguments
 from tokenmill.locations import location
 from tokenmill.errors import TransientError, UserError
 from tokenmill.stage import replacing_anything
@@ -85,169 +89,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Web text to a trained, evaluated language model. Options default from params.yaml.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(handler=handler)
-        add_params_options(p)
-        p.add_argument("--json", action="store_true", help="print the full result (stats) as JSON")
-        return p
-
-    def stage(name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
-        p = command(name, handler, help)
-        p.add_argument("--force", action="store_true",
-                       help="replace whatever is at the output path (default: only this stage's earlier output)")
-        return p
-
-    p = stage("crawl", run_crawl, "crawl sources into WARC files and document shards")
-    p.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="source name under sources/ or path to a source YAML (default: crawl.sources); "
-                        "the other crawl.sources that --out already holds are kept as they are")
-    p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
-
-    from dataprep import registry  # the one list of dataprep steps and their groups
-
-    p = stage("prepare", run_prepare, "run every configured dataprep step (prepare.steps) in order")
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
-    _in_out(p, "paths.crawl/documents", "paths.corpus")
-    p.add_argument("--steps", help="comma-separated steps to run instead of prepare.steps")
-    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes (prepare.dask)")
-    _index_option(p)
-    for name, text in registry.GROUPS.items():
-        _in_out(g := stage(name, run_step_group, text), "paths.crawl/documents", f"{name} output")
-        if name == "dedup":
-            _index_option(g)
-
-    p = stage("evalset", run_evalset, "freeze the evaluation set from the corpus once; kept across corpus versions")
-    p.add_argument("--corpus", type=Path, help="corpus to freeze it from (default: paths.corpus; evalset.source wins)")
-    p.add_argument("--out", type=Path, help="output directory (default: paths.evalset)")
-    p.add_argument("--refresh", action="store_true", help="remake it from the current corpus (default: keep it)")
-
-    p = stage("tokenize", run_tokenize, "train the BPE tokenizer and write train/val token memmaps")
-    _in_out(p, "paths.corpus", "paths.tokens")
-    p.add_argument("--eval-set", help="evaluation set directory: the validation split, kept out of training "
-                                      "(default: paths.evalset; '': split by document id hash)")
-
-    p = stage("train", run_train, "train the GPT (Lightning; devices/strategy/precision from params)")
-    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
-    p.add_argument("--out", type=Path, help="model directory (default: paths.model)")
-    p.add_argument("--checkpoints", type=Path, help="checkpoint directory (default: paths.checkpoints)")
-    p.add_argument("--emit-slurm", nargs=2, type=int, metavar=("NODES", "GPUS"),
-                   help="write an sbatch script and a torchrun recipe for NODES x GPUS instead of training")
-    p.add_argument("--slurm-dir", type=Path, default=Path("slurm"), help="where --emit-slurm writes (default: slurm)")
-
-    p = stage("evaluate", run_evaluate, "validation loss, perplexity, bits-per-byte and samples")
-    p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
-                                    "models:/NAME@ALIAS (default: paths.model)")
-    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
-    p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
-    from training.local_tasks import add_harness_arguments
-
-    add_harness_arguments(p)
-
-    from training.export import add_export_arguments  # tokenmill export: the options live with the feature
-
-    add_export_arguments(stage("export", run_export, "write a model as a Hugging Face transformers directory"))
-
-    from training import commands as serving  # generate, serve: their options live with them
-
-    serving.add_generate_arguments(command("generate", serving.run_generate, "continue a prompt with a model"))
-    serving.add_serve_arguments(command("serve", serving.run_serve, "OpenAI-compatible API and a chat page"))
-
-    command("models", run_models, "registered model versions with their bits-per-byte; which is champion")
-
-    p = command("finetune", run_finetune, "post-training: supervised fine-tuning, reward model or DPO")
-    p.add_argument("stage", choices=["sft", "reward", "dpo"], help="what to train")
-    p.add_argument("--data", type=Path, help="JSONL data (default: finetune.sft_data or finetune.preference_data)")
-    p.add_argument("--base", help="model directory, MLflow run id or 'champion' (default: finetune.base; "
-                                   "dpo: finetune.sft_model, also its frozen reference)")
-    p.add_argument("--out", type=Path, help="output directory (default: finetune.out/STAGE)")
-    p.add_argument("--merge", action="store_true", default=None, help="write LoRA merged into a plain model")
-    p.add_argument("--reward-model", help="dpo: reward model judging the win rate (default: finetune.dpo.reward_model)")
-
-    command("summary", run_summary, "print documents per stage, evaluation figures and the MLflow run")
-
-    p = stage("report", run_report, "write the run's report card (HTML) and log it to its MLflow run")
-    p.add_argument("--out", type=Path, help="HTML file (default: paths.report)")
-
-    p = command("flow", run_flow, "run the whole pipeline as a Prefect flow (python -m flows.pipeline)")
-    p.add_argument("name", choices=["pipeline"], help="flow to run")
-
-    # crawl sources (crawler/sources.py): list them, or check source files
-    p = command("sources", run_sources, "list the crawl sources, or validate source files")
-    p.add_argument("action", choices=["list", "validate"], help="list: name, start URLs, budget, last crawl; "
-                   "validate: every problem of the files, one line each (non-zero exit if any)")
-    p.add_argument("files", nargs="*", type=Path, metavar="FILE",
-                   help="source files to validate (default: every file under paths.sources)")
-    add_operations_commands(command)
+    for stage in stages.STAGES:
+        add_command(sub, stage.name, stage.help, stage.options, stage_handler(stage), force=True)
+    for name, help, options, handler, force in COMMANDS:
+        add_command(sub, name, help, options, handler, force=force)
     return parser
 
 
-def add_operations_commands(command: Callable) -> None:
-    """corpus, status, compare, sweep: looking after versions and runs rather than running a stage."""
-    p = command("corpus", run_corpus, "corpus versions (git history of dvc.lock, corpus-vN tags): list or check out")
-    p.add_argument("action", choices=["list", "checkout"])
-    p.add_argument("version", nargs="?", help="for checkout: corpus-vN, a commit or a DVC hash prefix")
-    command("status", run_status, "sources and their last crawl, corpus versions, the champion and its figures")
-    p = command("compare", run_compare, "two MLflow runs: params diff, metrics, corpus versions, loss curves (HTML)")
-    p.add_argument("runs", nargs=2, metavar="RUN_ID")
-    p.add_argument("--out", type=Path, default=Path("compare.html"), help="HTML file (default: compare.html)")
-    p = command("sweep", run_sweep, "a grid of DVC experiments as a Prefect flow (python -m flows.sweep)")
-    p.add_argument("grid", nargs="+", metavar="KEY=V1,V2", help="e.g. train.lr=0.001,0.002 (one point per value)")
-    p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
+def add_command(sub, name: str, help: str, options: Callable, handler: Callable, force: bool = False) -> None:
+    """One subcommand: its own options, then --params/--set/--json (and --force for those that write)."""
+    p = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(handler=handler)
+    options(p)
+    add_params_options(p)
+    p.add_argument("--json", action="store_true", help="print the full result (stats) as JSON")
+    if force:
+        p.add_argument("--force", action="store_true",
+                       help="replace a file at the output path; move anything else there aside to <out>.aside-<time> "
+                            "(default: replace only this stage's earlier output)")
 
 
-def _index_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", type=Path, metavar="DIR", help="dedup index: remove duplicates of every batch "
-                   "recorded in DIR, then record this one (default: prepare.index)")
+def stage_handler(stage: stages.Stage) -> Callable:
+    """Call the stage's function with the CLI options named as its parameters."""
+    run = stage.cli or stage.run
 
+    def handler(args, params):
+        given = {**vars(args), "params_path": args.params}  # `params` is the loaded params, not the file
+        return run(params, **{name: given[name] for name in inspect.signature(run).parameters
+                              if name != "params" and name in given})
 
-def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
-    # A URL (s3://bucket/prefix) stays a str: Path would collapse its //.
-    p.add_argument("--in", dest="inp", type=location, help=f"input file or directory of shards, or a URL "
-                   f"(default: {default_in})")
-    p.add_argument("--out", type=location, help=f"output directory or URL (default: {default_out})")
-
-
-def run_crawl(args, params):
-    return stages.crawl(params, args.sources, args.out)
-
-
-def run_prepare(args, params):
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-    return stages.prepare(params, args.inp, args.out, steps, workers=args.workers, index=args.index)
-
-
-def run_step_group(args, params):
-    return stages.step_group(params, args.command, args.inp, args.out, index=getattr(args, "index", None))
-
-
-def run_evalset(args, params):
-    return stages.evalset(params, args.corpus, args.out, refresh=args.refresh)
-
-
-def run_tokenize(args, params):
-    return stages.tokenize(params, args.inp, args.out, eval_set=args.eval_set)
-
-
-def run_train(args, params):
-    if args.emit_slurm:
-        from pipeline.slurm import emit
-
-        return emit(params, *args.emit_slurm, params_path=str(args.params or "params.yaml"),
-                    overrides=args.overrides, out=args.slurm_dir)
-    return stages.train(params, args.tokens, args.out, args.checkpoints)
-
-
-def run_evaluate(args, params):
-    if args.tasks:
-        return stages.evaluate_tasks(params, args.tasks, args.model, args.out, args.include_path, args.limit)
-    return stages.evaluate(params, args.model, args.tokens, args.out)
+    return handler
 
 
 def run_export(args, params):
     return stages.export(params, args.model, args.out, args.tokenizer, args.register)
+
+
+def run_ingest(args, params):
+    return stages.ingest(params, args.paths, args.out, workers=args.workers, limit=args.limit,
+                         base_url=args.base_url, source=args.source)
 
 
 def run_models(args, params):
@@ -287,8 +167,8 @@ def run_sources(args, params):
     return None
 
 
-def run_report(args, params):
-    return stages.report(params, args.out)
+def run_step_group(args, params):
+    return stages.step_group(params, args.command, args.inp, args.out, index=getattr(args, "index", None))
 
 
 def run_corpus(args, params):
@@ -324,8 +204,9 @@ def run_compare(args, params):
 
 def run_sweep(args, params):
     """The sweep flow runs in its own process, like `tokenmill flow` (the CLI never imports flows/)."""
+    # --set KEY=V holds for every point: a grid axis of one value (dvc exp run -S KEY=V for each experiment)
     command = [sys.executable, "-m", "flows.sweep", "--params", str(args.params or "params.yaml"),
-               "--parallel", str(args.parallel), *args.grid]
+               "--parallel", str(args.parallel), *args.grid, *args.overrides]
     returncode = subprocess.call(command)
     if returncode:
         raise SystemExit(returncode)
@@ -338,6 +219,85 @@ def run_flow(args, params):
     returncode = subprocess.call(command)
     if returncode:
         raise SystemExit(returncode)
+
+
+# --- the commands that are not pipeline stages (those come from pipeline/stages.py) -----------------------
+
+def step_group_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", type=location, help="input file or directory of shards, or a URL "
+                   "(default: paths.crawl/documents)")
+    p.add_argument("--out", type=location, help="output directory or URL (required)")
+    if p.prog.endswith(" dedup"):
+        stages.index_option(p)
+
+
+def flow_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", choices=["pipeline"], help="flow to run")
+
+
+def sources_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "validate"], help="list: name, start URLs, budget, last crawl; "
+                   "validate: every problem of the files, one line each (non-zero exit if any)")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="source files to validate (default: every file under paths.sources)")
+
+
+def corpus_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "checkout"])
+    p.add_argument("version", nargs="?", help="for checkout: corpus-vN, a commit or a DVC hash prefix")
+
+
+def compare_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs=2, metavar="RUN_ID")
+    p.add_argument("--out", type=Path, default=Path("compare.html"), help="HTML file (default: compare.html)")
+
+
+def sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("grid", nargs="+", metavar="KEY=V1,V2", help="e.g. train.lr=0.001,0.002 (one point per value)")
+    p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
+
+
+def export_options(p: argparse.ArgumentParser) -> None:
+    from training.export import add_export_arguments  # the options live with the feature
+
+    add_export_arguments(p)
+
+
+def no_options(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def step_group_commands() -> list[tuple]:
+    from dataprep import registry  # the one list of dataprep steps and their groups
+
+    return [(name, text, step_group_options, run_step_group, True) for name, text in registry.GROUPS.items()]
+
+
+# (name, help, options, handler, takes --force); the pipeline's stages come first, from pipeline/stages.py
+COMMANDS = [
+    ("ingest", ingest_cli.HELP, ingest_cli.add_arguments, run_ingest, True),
+    *step_group_commands(),
+    ("quality", "train the quality classifier (prepare.quality_model)", quality.add_arguments, quality.run, False),
+    ("select", "decide again from a corpus's kept signals (prepare.keep_signals) with other thresholds, without "
+     "measuring again", quality.add_select_arguments, quality.run_select, False),  # it has its own --force
+    ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
+    ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),
+    ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),
+    ("models", "registered model versions with their bits-per-byte; which is champion", no_options, run_models,
+     False),
+    ("finetune", "post-training: SFT, reward model, DPO, PPO or GRPO", finetune_arguments, run_finetune, False),
+    ("summary", "print documents per stage, evaluation figures and the MLflow run", no_options, run_summary, False),
+    ("flow", "run the whole pipeline as a Prefect flow (python -m flows.pipeline)", flow_options, run_flow, False),
+    ("sources", "list the crawl sources, or validate source files", sources_options, run_sources, False),
+    ("corpus", "corpus versions (git history of dvc.lock, corpus-vN tags): list or check out", corpus_options,
+     run_corpus, False),
+    ("status", "sources and their last crawl, corpus versions, the champion and its figures", no_options,
+     run_status, False),
+    ("compare", "two MLflow runs: params diff, metrics, corpus versions, loss curves (HTML)", compare_options,
+     run_compare, False),
+    ("sweep", "a grid of DVC experiments as a Prefect flow (python -m flows.sweep)", sweep_options, run_sweep,
+     False),
+]
 
 
 if __name__ == "__main__":

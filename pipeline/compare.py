@@ -12,7 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pipeline.champion import client
+from tokenmill.locations import without_credentials
+from training.tracking import client
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
 
@@ -24,7 +25,7 @@ def load_run(tracking, run_id: str) -> dict[str, Any]:
     try:
         run = mlflow_client.get_run(run_id)
     except Exception:  # MlflowException: no such run in this store
-        raise UserError(f"MLflow run {run_id!r} not found in {tracking.tracking_uri}") from None
+        raise UserError(f"MLflow run {run_id!r} not found in {without_credentials(tracking.tracking_uri)}") from None
     curves = {name: [(m.step, m.value) for m in sorted(mlflow_client.get_metric_history(run_id, name),
                                                        key=lambda m: m.step)] for name in CURVES}
     return {"run_id": run_id, "name": run.info.run_name, "params": dict(run.data.params),

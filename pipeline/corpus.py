@@ -137,7 +137,7 @@ def runs_by_corpus(tracking) -> dict[str, list[str]]:
     """corpus DVC hash -> MLflow run ids trained on it (their `corpus.dvc_md5` tag)."""
     if not tracking.enabled:
         return {}
-    from pipeline.champion import client as mlflow_client
+    from training.tracking import client as mlflow_client
 
     client = mlflow_client(tracking)
     experiment = client.get_experiment_by_name(tracking.experiment)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
@@ -25,6 +25,8 @@ from training.config import EvalConfig, EvalSetConfig, ModelConfig, TokenizeConf
 from training.finetune.config import FinetuneConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Overrides of these sections move no output: the user chose where things go, or where they are logged.
+KEEP_PATHS = {"paths", "tracking"}
 
 
 @dataclass
@@ -55,10 +57,10 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    # The ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run; set by
-    # load_params, not a params.yaml key.
-    run: ClassVar[str | None] = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # The ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run; set by
+    # load_params, not a params.yaml key (tokenmill.config.build skips fields marked param=False).
+    run: str | None = field(default=None, metadata={"param": False})
 
 
 def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Params:
@@ -96,7 +98,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 
 def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:
     """Move the outputs an override changes (and everything downstream) under paths.runs/<name>/."""
-    sections = {o.partition("=")[0].split(".")[0] for o in overrides}
+    sections = {o.partition("=")[0].split(".")[0] for o in overrides} - KEEP_PATHS
     affected = [i for i, stage in enumerate(STAGES) if sections & set(stage.sections)]
     if not affected:  # no override, or only paths/tracking ones: the user chose where things go
         return params
@@ -104,10 +106,8 @@ def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:
     root = Path(params.paths.runs) / name
     moved = {out: (root / _relative(getattr(params.paths, out))).as_posix()
              for stage in STAGES[min(affected):] if stage.follows_upstream or sections & set(stage.sections)
-             for out in stage.outputs if getattr(params.paths, out)}
-    params = replace(params, paths=replace(params.paths, **moved))
-    params.run = name
-    return params
+             for out in stage.paths if getattr(params.paths, out)}
+    return replace(params, paths=replace(params.paths, **moved), run=name)
 
 
 def run_name(overrides: list[str]) -> str:

@@ -15,12 +15,15 @@ import html
 import io
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from pipeline.params import Params
 from pipeline.summary import read_json, run_label
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.stage import atomic_write_text
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 MARKER = '<meta name="generator" content="tokenmill report">'
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
@@ -326,13 +329,13 @@ def _log_to_mlflow(params: Params, run: dict, out: Path) -> str | None:
     """Log the page to the run's MLflow run (artifact `report/report.html`); None when there is none."""
     if not params.tracking.enabled or not run.get("run_id"):
         return None
-    from mlflow import MlflowClient
+    from training.tracking import client as tracking_client
 
-    client = MlflowClient(tracking_uri=params.tracking.tracking_uri)
+    client = tracking_client(params.tracking)
     try:
         client.get_run(run["run_id"])
     except Exception:  # MlflowException: the store was reset or the run deleted
-        print(f"warning: MLflow run {run['run_id']} not in {params.tracking.tracking_uri}; report not logged",
+        print(f"warning: MLflow run {run['run_id']} not in {without_credentials(params.tracking.tracking_uri)}; report not logged",
               file=sys.stderr)
         return None
     client.log_artifact(run["run_id"], str(out), "report")

@@ -10,10 +10,12 @@ repeated as `--set` (an override makes the run ad hoc: outputs under paths.runs/
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 from tokenmill.errors import UserError
+from tokenmill.stage import atomic_write_text, check_replaceable_file, forcing
 
 SBATCH = "train.sbatch"
 TORCHRUN = "torchrun.sh"
@@ -50,7 +52,7 @@ cd {shlex.quote(str(project))}
 # The tracking store must be one every node reaches: an MLflow server, not a SQLite file per node.
 export MLFLOW_TRACKING_URI="${{MLFLOW_TRACKING_URI:-sqlite:///mlflow/mlflow.db}}"
 # One task per GPU; Lightning's SLURMEnvironment takes ranks and the master address from SLURM_*.
-srun {python} {train_args(params_path, overrides)}
+srun {shlex.quote(python)} {train_args(params_path, overrides)}
 """
 
 
@@ -63,10 +65,21 @@ set -euo pipefail
 cd {shlex.quote(str(project))}
 : "${{HEAD_NODE:?set HEAD_NODE to the address of the first node}}"
 # Lightning's TorchElasticEnvironment takes ranks and the master address from torchrun's variables.
-{python} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} \\
+{shlex.quote(python)} -m torch.distributed.run --nnodes={nodes} --nproc-per-node={gpus} \\
   --rdzv-backend=c10d --rdzv-endpoint="$HEAD_NODE:29500" --rdzv-id=tokenmill-train \\
   {train_args(params_path, overrides)}
 """
+
+
+def check_overwrite(path: Path, text: str) -> None:
+    """An emitted script may hold someone's edits: it is rewritten only when it already says `text`, or
+    under --force (a file replaced, anything else moved aside)."""
+    if path.is_file() and not path.is_symlink() and path.read_bytes() == text.encode("utf-8"):
+        return
+    if (path.exists() or path.is_symlink()) and not forcing():
+        raise UserError(f"{path}: exists and differs from the script to write; not overwriting it "
+                        f"(move it away, or pass --force to replace it)")
+    check_replaceable_file(path, text)
 
 
 def emit(params, nodes: int, gpus: int, params_path: str = "params.yaml", overrides: list[str] = (),
@@ -74,14 +87,18 @@ def emit(params, nodes: int, gpus: int, params_path: str = "params.yaml", overri
     """Write out/train.sbatch and out/torchrun.sh; returns their paths and the command they run."""
     if nodes < 1 or gpus < 1:
         raise UserError(f"--emit-slurm {nodes} {gpus}: NODES and GPUS must be at least 1")
+    if not re.fullmatch(r"[0-9][0-9:-]*", time_limit):
+        raise UserError(f"time limit {time_limit!r}: expected SLURM's [days-]hours:minutes:seconds")
     overrides = train_overrides(params, nodes, gpus, list(overrides))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     project = Path.cwd()
     files = {SBATCH: sbatch_script(project, str(params_path), overrides, nodes, gpus, time_limit, python),
              TORCHRUN: torchrun_script(project, str(params_path), overrides, nodes, gpus, python)}
     for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
+        check_overwrite(out / name, text)
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
         (out / name).chmod(0o755)
     return {"sbatch": (out / SBATCH).as_posix(), "torchrun": (out / TORCHRUN).as_posix(),
-            "command": f"{python} {train_args(str(params_path), overrides)}", "nodes": nodes, "gpus": gpus}
+            "command": f"{shlex.quote(python)} {train_args(str(params_path), overrides)}", "nodes": nodes,
+            "gpus": gpus}

@@ -1,46 +1,29 @@
-"""Each stage's wiring, once: which params sections it reads, which paths it writes, and how it runs.
+"""The pipeline's stages, declared once (`STAGES` at the end): name, command, params sections, the data
+each reads and writes, and the modules it runs.
 
-The CLI (pipeline/cli.py) and the Prefect tasks (flows/) both call these functions; dvc.yaml names
-the same paths through ${paths.*}. Every function takes the loaded params and optional paths that
-replace the params' defaults, refuses to replace anything but the stage's own earlier output
-before doing any work (tokenmill.stage.check_replaceable), and returns the stage's stats.
+Everything else is built from that table: the CLI's stage subcommands (pipeline/cli.py), the Prefect
+tasks of the pipeline flow (flows/pipeline.py), the order in which an ad-hoc run moves outputs
+(pipeline/params.py) and dvc.yaml itself (`python -m pipeline.dvcfile` writes it; a test checks it is
+current). Each stage function takes the loaded params and optional paths that replace the params'
+defaults, refuses to replace anything but the stage's own earlier output before doing any work
+(tokenmill.stage.check_replaceable), and returns the stage's stats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from tokenmill.locations import join, location
 from tokenmill.errors import UserError
-from tokenmill.stage import check_replaceable, check_replaceable_file
+from tokenmill.stage import check_replaceable, check_replaceable_file, check_scratch_directory
 
 if TYPE_CHECKING:
     from pipeline.params import Params
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    sections: tuple[str, ...]  # params sections that change its output (dvc.yaml `params:`)
-    outputs: tuple[str, ...]  # fields of params.paths it writes
-    # False: an ad-hoc run moves its output only when it overrides the stage's own params, never because
-    # an earlier stage's changed (the evaluation set stays the versioned one for every corpus variant).
-    follows_upstream: bool = True
-
-
-STAGES = (
-    Stage("crawl", ("crawl",), ("crawl",)),
-    Stage("prepare", ("prepare",), ("corpus",)),
-    Stage("evalset", ("evalset",), ("evalset",), follows_upstream=False),
-    Stage("tokenize", ("tokenize",), ("tokens",)),
-    Stage("train", ("model", "train"), ("model", "checkpoints")),
-    Stage("evaluate", ("evaluate",), ("metrics",)),
-    Stage("report", (), ("report",)),
-)
-STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 
 def crawl(params: Params, sources: list[str] | None = None, out: Path | None = None) -> dict:
@@ -55,7 +38,20 @@ def crawl(params: Params, sources: list[str] | None = None, out: Path | None = N
     others = [load_source(name, Path(params.paths.sources)) for name in params.crawl.sources
               if sources and name not in names and crawled_index(out, name).exists()]
     check_replaceable(out, "crawl")
+    check_scratch_directory(out.with_name(out.name + ".partial"), "job.json")  # the crawl deletes a stale one
     return run_crawl(loaded, out, params.crawl, carry_over=others)
+
+
+def ingest(params: Params, paths: list[str], out: Path, workers: int = 1, limit: int | None = None,
+           base_url: str | None = None, source: str = "warc") -> dict:
+    """`tokenmill ingest`: web archives into documents as a crawl writes them (crawler/ingest.py), with
+    the crawl's extraction settings (params.crawl) and, when prepare.dask.address is set, its Dask workers."""
+    from crawler.ingest import ingest as run_ingest
+
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    return run_ingest(paths, Path(out), params.crawl, source=source, workers=workers,
+                      dask_address=params.prepare.dask.address, limit=limit, base_url=base_url)
 
 
 def prepare(params: Params, inp: Path | str | None = None, out: Path | str | None = None,
@@ -99,7 +95,7 @@ def evalset(params: Params, corpus: Path | None = None, out: Path | None = None,
 
 
 def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
-             eval_set: Path | str | None = None) -> dict:
+             eval_set: Path | str | None = None, workers: int | None = None) -> dict:
     """`eval_set`: the evaluation set directory (default paths.evalset; "": none, split by document id).
     One that is not there yet is made first from this corpus, as `tokenmill evalset` would."""
     out = Path(out or params.paths.tokens)
@@ -112,7 +108,8 @@ def tokenize(params: Params, inp: Path | None = None, out: Path | None = None,
               file=sys.stderr)
     from training.tokenizer import tokenize as run_tokenize
 
-    return run_tokenize(corpus, out, params.tokenize, eval_set=Path(eval_set) if eval_set else None)
+    config = params.tokenize if not workers else dataclasses.replace(params.tokenize, workers=workers)
+    return run_tokenize(corpus, out, config, eval_set=Path(eval_set) if eval_set else None)
 
 
 def train(params: Params, tokens: Path | None = None, out: Path | None = None,
@@ -135,12 +132,19 @@ def evaluate(params: Params, model: Path | str | None = None, tokens: Path | Non
              out: Path | None = None) -> dict:
     """`model`: a model directory, a .ckpt checkpoint, an MLflow run id, runs:/ID or models:/NAME@ALIAS."""
     out = Path(out or params.paths.metrics)
-    check_replaceable_file(out, '"val_loss"')
-    check_replaceable_file(out.with_name("samples.json"), '"prompt"')
+    for path, marker in evaluation_files(out).items():
+        check_replaceable_file(path, marker)
     from training.evaluate import evaluate as run_evaluate
 
     return run_evaluate(model or Path(params.paths.model), Path(tokens or params.paths.tokens), out,
                         params.evaluate, params.tracking)
+
+
+def evaluation_files(out: Path) -> dict[Path, str]:
+    """Every file `tokenmill evaluate` writes (training/evaluate.py), and what its own copy always holds."""
+    return {out: '"val_loss"', out.with_name("evaluation.json"): '"eval_set"',
+            out.with_name("samples.json"): '"prompt"', out.with_name("samples.md"): "# Samples (seed",
+            out.with_name("registry.json"): '"promoted"'}
 
 
 def evaluate_tasks(params: Params, tasks: str, model: str | None = None, out: Path | None = None,
@@ -167,7 +171,9 @@ def export(params: Params, model: str | None, out: Path, tokenizer: Path | None 
 
 def finetune(params: Params, stage: str, data: Path | None = None, base: str | None = None,
              out: Path | None = None, merge: bool | None = None, reward_model: str | None = None) -> dict:
-    """`tokenmill finetune sft|reward|dpo` (training/finetune): every default from params.finetune."""
+    """`tokenmill finetune STAGE` (training/finetune/registry.py): every default from params.finetune."""
+    out = Path(out or Path(params.finetune.out) / stage)
+    check_replaceable(out, f"finetune-{stage}")  # before torch loads, and long before training ends
     from training.finetune.run import finetune as run_finetune
 
     return run_finetune(stage, data, base, out, params.finetune, params.tracking,
@@ -181,3 +187,194 @@ def report(params: Params, out: Path | None = None) -> dict:
     out = Path(out or params.paths.report)
     check_replaceable_file(out, MARKER)
     return write_report(params, out)
+
+
+# --- the CLI options of each stage: their dest names are the stage function's parameter names ---------
+
+def _force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace whatever is at the output path (default: only this stage's earlier output)")
+
+
+def _in_out(p: argparse.ArgumentParser, default_in: str, default_out: str) -> None:
+    # A URL (s3://bucket/prefix) stays a str: Path would collapse its //.
+    p.add_argument("--in", dest="inp", type=location, help=f"input file or directory of shards, or a URL "
+                   f"(default: {default_in})")
+    p.add_argument("--out", type=location, help=f"output directory or URL (default: {default_out})")
+
+
+def index_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", type=Path, metavar="DIR", help="dedup index: remove duplicates of every batch "
+                   "recorded in DIR, then record this one (default: prepare.index)")
+
+
+def _comma_list(text: str) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] or None
+
+
+def crawl_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="source name under sources/ or path to a source YAML (default: crawl.sources); "
+                        "the other crawl.sources that --out already holds are kept as they are")
+    p.add_argument("--out", type=Path, help="output directory (default: paths.crawl)")
+
+
+def prepare_options(p: argparse.ArgumentParser) -> None:
+    from dataprep import registry  # the one list of dataprep steps and their groups
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "steps (on = in the default prepare.steps):\n" + registry.describe()
+    _in_out(p, "paths.crawl/documents", "paths.corpus")
+    p.add_argument("--steps", type=_comma_list, help="comma-separated steps to run instead of prepare.steps")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes (prepare.dask)")
+    index_option(p)
+
+
+def evalset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, help="corpus to freeze it from (default: paths.corpus; evalset.source wins)")
+    p.add_argument("--out", type=Path, help="output directory (default: paths.evalset)")
+    p.add_argument("--refresh", action="store_true", help="remake it from the current corpus (default: keep it)")
+
+
+def tokenize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", type=Path, help="corpus directory (default: paths.corpus)")
+    p.add_argument("--out", type=Path, help="output directory (default: paths.tokens)")
+    p.add_argument("--eval-set", help="evaluation set directory: the validation split, kept out of training "
+                                      "(default: paths.evalset; '': split by document id hash)")
+    p.add_argument("--workers", type=int, help="encode in N processes (tokenize.workers; same token files for any N)")
+
+
+def train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
+    p.add_argument("--out", type=Path, help="model directory (default: paths.model)")
+    p.add_argument("--checkpoints", type=Path, help="checkpoint directory (default: paths.checkpoints)")
+    p.add_argument("--emit-slurm", nargs=2, type=int, metavar=("NODES", "GPUS"),
+                   help="write an sbatch script and a torchrun recipe for NODES x GPUS instead of training")
+    p.add_argument("--slurm-dir", type=Path, default=Path("slurm"), help="where --emit-slurm writes (default: slurm)")
+
+
+def evaluate_options(p: argparse.ArgumentParser) -> None:
+    from training.local_tasks import add_harness_arguments
+
+    p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
+                                   "models:/NAME@ALIAS (default: paths.model)")
+    p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
+    p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+    add_harness_arguments(p)
+
+
+def evaluate_or_tasks(params: Params, model: str | None = None, tokens: Path | None = None, out: Path | None = None,
+                      tasks: str | None = None, include_path: Path | None = None, limit: float | None = None) -> dict:
+    """`tokenmill evaluate`: bits-per-byte on the token files, or with --tasks lm-evaluation-harness tasks."""
+    if tasks:
+        return evaluate_tasks(params, tasks, model, out, include_path, limit)
+    return evaluate(params, model, tokens, out)
+
+
+def report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="HTML file (default: paths.report)")
+
+
+def train_or_emit_slurm(params: Params, tokens: Path | None = None, out: Path | None = None,
+                        checkpoints: Path | None = None, emit_slurm: tuple[int, int] | None = None,
+                        slurm_dir: Path = Path("slurm"), params_path: Path | None = None,
+                        overrides: list[str] = ()) -> dict:
+    """`tokenmill train`: train, or with --emit-slurm write the sbatch script and torchrun recipe instead."""
+    if not emit_slurm:
+        return train(params, tokens, out, checkpoints)
+    from pipeline.slurm import emit
+
+    return emit(params, *emit_slurm, params_path=str(params_path or "params.yaml"), overrides=list(overrides),
+                out=slurm_dir)
+
+
+# --- the table ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Output:
+    """A path a stage writes: a params.paths field, and how DVC keeps it."""
+
+    path: str  # field of params.paths
+    dvc: dict = field(default_factory=dict)  # DVC output options (persist, cache, push)
+    note: str = ""  # why, as a comment in dvc.yaml
+    metric: bool = False  # a DVC metric (tracked by git) rather than an output
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    help: str
+    run: Callable[..., dict]  # (params, **options) -> the stage's stats
+    options: Callable[[argparse.ArgumentParser], None]  # its CLI options, named as `run`'s parameters
+    cmd: str  # dvc.yaml's command
+    sections: tuple[str, ...]  # params sections that change its output (dvc.yaml `params:`)
+    reads: tuple[str, ...]  # data it depends on (dvc.yaml deps, ${paths.*} templates)
+    code: tuple[str, ...]  # modules it runs: dvc.yaml's code deps are every module these reach
+    outputs: tuple[Output, ...]
+    note: str = ""  # a comment above the stage in dvc.yaml
+    # False: an ad-hoc run moves its output only when it overrides the stage's own params, never because
+    # an earlier stage's changed (the evaluation set stays the versioned one for every corpus variant).
+    follows_upstream: bool = True
+    cli: Callable[..., dict] | None = None  # the CLI's function when it does more than `run` (default: run)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(out.path for out in self.outputs)
+
+
+STAGES = (
+    Stage("crawl", "crawl sources into WARC files and document shards", crawl, crawl_options,
+          cmd="tokenmill crawl --out ${paths.crawl}", sections=("crawl",),
+          reads=("${paths.sources}", "${paths.sites}"), code=("crawler.run", "crawler.config"),
+          outputs=(Output("crawl", {"push": False}, note="raw pages (WARC) and their text hold whatever the "
+                          "sites published, personal data included: cached locally, never sent to the DVC "
+                          "remote by `dvc push` (set push: true to opt in)"),)),
+    Stage("prepare", "run every configured dataprep step (prepare.steps) in order", prepare, prepare_options,
+          cmd="tokenmill prepare --in ${paths.crawl}/documents --out ${paths.corpus}", sections=("prepare",),
+          reads=("${paths.crawl}/documents",), code=("dataprep.pipeline", "dataprep.steps"),  # steps: found at run time
+          outputs=(Output("corpus"),)),
+    Stage("evalset", "freeze the evaluation set from the corpus once; kept across corpus versions", evalset,
+          evalset_options, cmd="tokenmill evalset --corpus ${paths.corpus} --out ${paths.evalset}",
+          sections=("evalset",), reads=("${paths.corpus}",), code=("training.evalset",),
+          outputs=(Output("evalset", {"persist": True}),), follows_upstream=False,
+          note="The evaluation set, versioned on its own: made from the corpus the first time, then kept. A new "
+               "corpus reruns this stage, which keeps the set as it is (persist: DVC does not delete it first), "
+               "so its hash in dvc.lock stays the same and every corpus version is evaluated on the same "
+               "documents. `tokenmill evalset --refresh` (or deleting the directory) remakes it; `dvc repro` "
+               "then records it."),
+    Stage("tokenize", "train the BPE tokenizer and write train/val token memmaps", tokenize, tokenize_options,
+          cmd="tokenmill tokenize --in ${paths.corpus} --eval-set ${paths.evalset} --out ${paths.tokens}",
+          sections=("tokenize",), reads=("${paths.corpus}", "${paths.evalset}"), code=("training.tokenizer",),
+          outputs=(Output("tokens"),)),
+    Stage("train", "train the GPT (Lightning; devices/strategy/precision from params)", train, train_options,
+          cmd="tokenmill train --tokens ${paths.tokens} --out ${paths.model} --checkpoints ${paths.checkpoints}",
+          sections=("model", "train", "tracking"), reads=("${paths.tokens}",), code=("training.train",),
+          outputs=(Output("model"),
+                   Output("checkpoints", {"persist": True, "cache": False},
+                          note="Checkpoints survive a rerun so that a killed training resumes (matched by run "
+                               "identity; checkpoints of another run are moved aside, never deleted).")),
+          cli=train_or_emit_slurm),
+    Stage("evaluate", "validation loss, perplexity, bits-per-byte and samples", evaluate, evaluate_options,
+          cmd="tokenmill evaluate --model ${paths.model} --tokens ${paths.tokens} --out ${paths.metrics}",
+          sections=("evaluate", "tracking"), reads=("${paths.model}", "${paths.tokens}"),
+          code=("training.evaluate",),
+          outputs=(Output("metrics", {"cache": False}, metric=True,
+                          note="Tracked by git (not the DVC cache): `dvc metrics diff` compares commits and "
+                               "experiments."),),
+          cli=evaluate_or_tasks),
+    Stage("report", "write the run's report card (HTML) and log it to its MLflow run", report, report_options,
+          cmd="tokenmill report --out ${paths.report}", sections=(),
+          reads=("${paths.crawl}/stats.json", "${paths.corpus}/stats.json", "${paths.tokens}/stats.json",
+                 "${paths.model}", "${paths.metrics}"),
+          code=("pipeline.report",), outputs=(Output("report"),),
+          note="The run's report card (HTML, plots embedded), also logged to the training's MLflow run."),
+)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+WIRING = ("pipeline.stages", "pipeline.params")  # every stage's code deps also name these files
+
+
+def stage(name: str) -> Stage:
+    found = {s.name: s for s in STAGES}
+    if name not in found:
+        raise UserError(f"unknown stage {name!r} (known: {', '.join(found)})")
+    return found[name]

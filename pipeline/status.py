@@ -44,7 +44,7 @@ def status(params) -> dict[str, Any]:
         "corpus_versions": [{"version": v.name, "documents": v.documents, "tokens": v.tokens, "md5": v.md5,
                              "runs": v.runs} for v in versions],
         "champion": None if best is None else {
-            "run_id": best["run_id"], "corpus_version": best["tags"].get("corpus.version"),
+            "version": best["version"], "run_id": best["run_id"], "corpus_version": best["tags"].get("corpus.version"),
             "corpus_md5": best["tags"].get("corpus.dvc_md5"),
             "metrics": {k: v for k, v in sorted(best["metrics"].items()) if k.startswith("eval/")}},
     }
@@ -63,8 +63,9 @@ def format_status(found: dict[str, Any]) -> str:
     lines += ["", "champion"]
     best = found["champion"]
     if best is None:
-        lines.append("  none yet (the train deployment crowns one after evaluating)")
+        lines.append("  none yet (evaluate's promotion gate makes the first registered model the champion)")
     else:
-        lines.append(f"  MLflow run {best['run_id']} on {best['corpus_version'] or best['corpus_md5'] or '?'}")
+        lines.append(f"  version {best['version']} (MLflow run {best['run_id']}) on "
+                     f"{best['corpus_version'] or best['corpus_md5'] or '?'}")
         lines += [f"  {key:<22} {value:.4f}" for key, value in best["metrics"].items()]
     return "\n".join(lines)

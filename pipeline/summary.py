@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.params import Params
 from tokenmill.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 FUNNEL = (("crawl", "crawl"), ("prepare", "corpus"), ("tokenize", "tokens"))  # (stage, paths field)
 

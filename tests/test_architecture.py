@@ -34,3 +34,20 @@ def test_contract_catches_a_function_level_import_upwards(tmp_path: Path):
     proc = lint_imports(tmp_path)
     assert proc.returncode != 0
     assert "tokenmill.stage -> pipeline.cli" in proc.stdout, proc.stdout[-4000:]
+
+
+def test_no_module_imports_another_that_imports_it_back():
+    """Import cycles, module to module, function-level imports included (TYPE_CHECKING ones run nothing)."""
+    from pipeline import codegraph
+
+    assert codegraph.cycles() == []
+
+
+def test_a_function_level_import_cycle_is_found(tmp_path: Path):
+    from pipeline import codegraph
+
+    for name in codegraph.PACKAGES:
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "pipeline" / "summary.py", "a", encoding="utf-8") as f:
+        f.write("\n\ndef _back():\n    from pipeline.report import write_report\n\n    return write_report\n")
+    assert ["pipeline.report", "pipeline.summary"] in codegraph.cycles(tmp_path)

@@ -46,7 +46,8 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    # A field marked metadata={"param": False} is set by code, never read from a file.
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.metadata.get("param", True)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(fields))})")
@@ -66,7 +67,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
 def to_dict(obj: Any) -> Any:
     """The plain (YAML/JSON-ready) form of a config object."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("param", True)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from tokenmill.errors import UserError
 from tokenmill.locations import is_url, join, url_fs
+from tokenmill.stage import exclusive_temp_file
 
 SHARD_PATTERN = "part-{:05d}.parquet"
 DOCUMENT_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".ndjson")
@@ -391,9 +393,14 @@ def unify_shards(directory: str | Path) -> pa.Schema | None:
         if is_url(file):  # an object store replaces an object in one PUT: readers see the old or the new
             _write_table(unified_table, file)
         else:
-            tmp = file.with_suffix(".parquet.tmp")
-            pq.write_table(unified_table, tmp, compression="zstd")
-            tmp.replace(file)
+            fd, tmp = exclusive_temp_file(Path(file))
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    pq.write_table(unified_table, handle, compression="zstd")
+                tmp.replace(file)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
     return unified
 
 

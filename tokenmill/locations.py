@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tokenmill.errors import UserError
 
@@ -13,6 +14,18 @@ from tokenmill.errors import UserError
 def is_url(path: str | Path) -> bool:
     """`proto://...`: a location fsspec resolves (keep it a str: Path("s3://b/x") collapses the //)."""
     return isinstance(path, str) and "://" in path
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` without its `user:token@` (everything else, the query included, kept as it is): the form
+    that may be written to run.json, params and logs. Anything that is not a URL is returned as it is."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if not parts.scheme or "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def url_fs(url: str) -> tuple[Any, str]:

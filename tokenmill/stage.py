@@ -3,7 +3,9 @@
 A stage replaces only its own earlier output: a directory whose stats.json names the same stage (or
 an empty directory, or nothing). Anything else at the output path (a directory of unrelated files, a
 file) is refused with a one-line UserError, unless the caller runs inside `replacing_anything()`
-(the CLI's `--force`).
+(the CLI's `--force`). Even then only a file (or a symlink: the link, never its target) is replaced;
+a directory that is not the stage's own is moved aside to a dated sibling, `<out>.aside-<UTC time>`,
+said on one line on stderr: --force never deletes what a stage did not write (SECURITY.md).
 
 An output at a URL (`s3://bucket/prefix`, see tokenmill/documents.py) cannot be renamed into place:
 object stores have no rename. The stage writes to a local temporary directory as always; only after
@@ -17,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections import Counter
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,6 +46,11 @@ def replacing_anything() -> Iterator[None]:
         _replace_anything.reset(token)
 
 
+def forcing() -> bool:
+    """True inside `replacing_anything()` (the CLI's --force)."""
+    return _replace_anything.get()
+
+
 def output_stage(path: str | Path) -> str | None:
     """The stage named in `path`/stats.json, or None when there is no readable one."""
     try:
@@ -56,11 +65,12 @@ def output_stage(path: str | Path) -> str | None:
 
 
 def check_replaceable(out: str | Path, stage: str) -> None:
-    """Refuse (UserError) to replace `out` unless it is absent, empty, or `stage`'s own earlier output."""
+    """Refuse (UserError) to replace `out` unless it is absent, empty, or `stage`'s own earlier output.
+    Under --force a file is replaced and anything else moved aside (module docstring)."""
     if is_url(out):
         return _check_replaceable_url(out, stage)
     out = Path(out)
-    if _replace_anything.get() or not (out.exists() or out.is_symlink()):
+    if not (out.exists() or out.is_symlink()):
         return
     if out.is_dir() and not out.is_symlink():
         found = output_stage(out)
@@ -69,15 +79,19 @@ def check_replaceable(out: str | Path, stage: str) -> None:
         what = f"the output of stage '{found}'" if found else f"a directory without a {STATS_FILE}"
     else:
         what = "a file"
-    raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
-                    f"(choose another --out, or pass --force to replace it)")
+    if not _replace_anything.get():
+        raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
+                        f"(choose another --out, or pass --force to move it aside)")
+    if what != "a file":
+        move_aside(out, what)
 
 
 def check_replaceable_file(path: str | Path, marker: str) -> None:
     """Refuse to replace a file unless it holds `marker` (what the stage's own output always holds,
-    e.g. '"val_loss"' in metrics.json) or is empty."""
+    e.g. '"val_loss"' in metrics.json) or is empty. Under --force a file is replaced, a directory
+    moved aside."""
     path = Path(path)
-    if _replace_anything.get() or not (path.exists() or path.is_symlink()):
+    if not (path.exists() or path.is_symlink()):
         return
     try:
         text = path.read_text(encoding="utf-8")
@@ -85,15 +99,54 @@ def check_replaceable_file(path: str | Path, marker: str) -> None:
         text = None
     if path.is_file() and text is not None and (marker in text or text.strip() in ("", "[]", "{}")):
         return
-    raise UserError(f"{path}: exists and is not an earlier output of this stage (no {marker} in it); "
-                    f"not replacing it (choose another --out, or pass --force to replace it)")
+    if not _replace_anything.get():
+        raise UserError(f"{path}: exists and is not an earlier output of this stage (no {marker} in it); "
+                        f"not replacing it (choose another --out, or pass --force to replace it)")
+    if path.is_dir() and not path.is_symlink():
+        move_aside(path, "a directory")
+
+
+def check_scratch_directory(path: str | Path, marker: str) -> None:
+    """A stage's own working directory (e.g. the crawl's `<out>.partial`) is deleted and remade by the
+    stage: allowed only when it holds `marker` (a file the stage always writes there first) or is empty.
+    Anything else is refused; under --force it is moved aside."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.is_dir() and not path.is_symlink() and ((path / marker).is_file() or not any(path.iterdir())):
+        return
+    if not _replace_anything.get():
+        raise UserError(f"{path}: is not a working directory of this stage (no {marker} in it); not deleting it "
+                        f"(move it away, or pass --force to move it aside)")
+    move_aside(path, f"a directory without a {marker}")
+
+
+def aside_name(path: str) -> str:
+    """`<path>.aside-<UTC time>`: where --force puts what it must not delete."""
+    return f"{path}.aside-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+def move_aside(path: Path, what: str) -> Path:
+    """Rename `path` to a dated sibling that did not exist (never over anything); say so on stderr."""
+    base, n = aside_name(str(path)), 1
+    dest = Path(base)
+    while True:
+        try:
+            dest.mkdir()  # exclusive: a name nobody else holds, then `path` moved into its place
+            break
+        except FileExistsError:
+            n += 1
+            dest = Path(f"{base}~{n}")
+    os.replace(path, dest)  # a directory over the empty one we just made (rename(2) allows it)
+    print(f"tokenmill: --force: {path} is {what}; moved aside to {dest} (nothing deleted)", file=sys.stderr)
+    return dest
 
 
 def _check_replaceable_url(out: str, stage: str) -> None:
     fs, root = url_fs(out)
     root = root.rstrip("/")
     fs.invalidate_cache(root)
-    if _replace_anything.get() or not fs.exists(root):
+    if not fs.exists(root):
         return
     if fs.isdir(root):
         found = output_stage(out)
@@ -102,8 +155,29 @@ def _check_replaceable_url(out: str, stage: str) -> None:
         what = f"the output of stage '{found}'" if found else f"a prefix without a {STATS_FILE}"
     else:
         what = "a file"
-    raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
-                    f"(choose another --out, or pass --force to replace it)")
+    if not _replace_anything.get():
+        raise UserError(f"{out}: is {what}, not an earlier {stage} output; not replacing it "
+                        f"(choose another --out, or pass --force to move it aside)")
+    if what != "a file":
+        _move_aside_url(out, what)
+
+
+def _move_aside_url(out: str, what: str) -> str:
+    """An object store has no rename: the prefix is copied to `<out>.aside-<time>` and then removed, object
+    by object (fsspec's mv); nothing is removed before its copy exists."""
+    fs, root = url_fs(out)
+    root = root.rstrip("/")
+    base, n = aside_name(root), 1
+    dest = base
+    while fs.exists(dest):
+        n += 1
+        dest = f"{base}~{n}"
+    fs.mv(root, dest, recursive=True)
+    fs.invalidate_cache(root)
+    scheme = out.split("://", 1)[0]
+    print(f"tokenmill: --force: {out} is {what}; moved aside to {scheme}://{dest} (nothing deleted)",
+          file=sys.stderr)
+    return dest
 
 
 @contextmanager
@@ -122,9 +196,8 @@ def atomic_directory(out: str | Path, stage: str | None = None) -> Iterator[Path
     if stage is not None:
         check_replaceable(out, stage)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # a new name, never a planted one
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; the output gets the mode mkdir would give it
     try:
         yield tmp
     except BaseException:
@@ -166,23 +239,45 @@ def upload_directory(local: Path, out: str) -> None:
 
 
 def replace_path(src: Path, dst: Path) -> None:
-    """Move `src` to `dst`, replacing what is there; the old copy is moved aside first."""
-    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-    if dst.exists() or dst.is_symlink():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old.is_dir() and not old.is_symlink():
+    """Move `src` to `dst`, replacing what is there (the guard above decided it may be replaced): the old
+    copy is first moved into a fresh temporary directory beside it, then deleted with it."""
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    try:
+        if dst.exists() or dst.is_symlink():
+            os.replace(dst, old / dst.name)  # a symlink is moved as a link: its target is never touched
+        os.replace(src, dst)
+    finally:
         shutil.rmtree(old, ignore_errors=True)
-    elif old.exists():
-        old.unlink()
+
+
+def exclusive_temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new file beside `path` (O_EXCL via mkstemp: never a name someone planted, never a symlink
+    followed), for writing and then renaming onto `path`. Returns the open descriptor and its path."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    return fd, Path(name)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = exclusive_temp_file(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets the mode open() would give
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # read once, at import (single-threaded): os.umask can only read by setting
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -214,3 +309,38 @@ class StageStats:
 
     def write(self, directory: str | Path) -> None:
         write_json(Path(directory) / "stats.json", self.to_dict())
+
+
+WORK_RUN_FILE = "run.json"  # in a work directory: the inputs and settings it is for
+
+
+def work_directory(out: str | Path, stage: str, run: dict[str, Any]) -> Path:
+    """Where a resumable stage keeps its finished pieces (completion markers) until it succeeds: beside a
+    local `out` (`.NAME.<stage>-work`), in the temporary directory for a URL. A run of other inputs or
+    settings (`run`, recorded in WORK_RUN_FILE) starts it afresh; a directory without that file is not
+    a work directory: refused, never deleted. The stage removes it once its output is in place."""
+    name = str(out).rstrip("/")
+    if is_url(out):
+        import hashlib
+
+        where = Path(tempfile.gettempdir()) / f"tokenmill-{stage}-{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
+    else:
+        where = Path(out).with_name(f".{Path(out).name}.{stage}-work")
+    record = json.dumps(run, sort_keys=True, default=str)
+    if where.exists():
+        if not (where / WORK_RUN_FILE).is_file():
+            raise UserError(f"{where}: exists and is not a {stage} work directory; remove it or choose another --out")
+        if (where / WORK_RUN_FILE).read_text(encoding="utf-8") == record:
+            return where
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    (where / WORK_RUN_FILE).write_text(record, encoding="utf-8")
+    return where
+
+
+def file_identity(file: Any) -> list:
+    """A local file's name, size and modification time (a URL: its name): a changed input is not resumed."""
+    if is_url(file):
+        return [str(file)]
+    stat = os.stat(file)
+    return [str(file), stat.st_size, stat.st_mtime_ns]

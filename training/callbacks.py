@@ -78,7 +78,7 @@ class StepProgressBar(TQDMProgressBar):
         return self.trainer.max_steps * self.trainer.accumulate_grad_batches
 
 
-class PlainProgress(Callback):
+class StepProgressLines(Callback):
     """When stderr is not a terminal: one line every `every_s` seconds and at the end, instead of a
     redrawn bar (a redraw becomes one log entry in files and in Prefect):
     `train: step 120/1000 (12%), loss 3.2104, 10,240 tokens/s, elapsed 0:40, ETA 4:53`."""

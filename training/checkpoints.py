@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 import sys
 import time
@@ -31,6 +33,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from tokenmill.config import to_dict
+from tokenmill.errors import UserError
+from tokenmill.stage import exclusive_temp_file
 
 CHECKPOINT_GLOB = "*.ckpt"
 ASIDE = "aside"
@@ -53,18 +57,51 @@ def _step_of(path: Path) -> int:
     return int(stem[5:]) if stem.startswith("step-") and stem[5:].isdigit() else -1
 
 
+# Classes a checkpoint may name besides what torch.load(weights_only=True) allows by default (tensors, dicts,
+# lists, tuples, numbers, strings, None, OrderedDict, torch dtypes/devices/sizes). A tokenmill checkpoint
+# (Lightning's state_dict, loops, callbacks, optimizer and scheduler states, "tokenmill": identity, RNG
+# states as tensors) needs none: Lightning's hyper-parameters (an AttributeDict) are not saved, the
+# modules call no save_hyperparameters(). Anything else a pickle asks for is refused, never imported.
+CHECKPOINT_GLOBALS: tuple = ()
+REFUSED_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|Unsupported class) ([\w.]+)")
+
+
+def load_checkpoint(path: Path | str, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """torch.load of a checkpoint or model file that runs no code from it (weights_only=True and the
+    allow-list above). A file whose pickle asks for more is refused with a one-line UserError."""
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        found = REFUSED_GLOBAL.search(str(exc))
+        what = f"it asks for {found.group(1)}" if found else str(exc).splitlines()[0][:120]
+        raise UserError(f"{path}: refused to load: {what}, which a tokenmill checkpoint never holds "
+                        f"(only tensors and plain data are loaded; a pickle could run code)") from None
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file, fsync, rename: a kill mid-write leaves the previous checkpoint whole."""
+    """torch.save to a temporary file, fsync, rename: a kill mid-write leaves the previous checkpoint whole.
+    Loading (Lightning's resume) goes through load_checkpoint: no code from the file runs."""
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return load_checkpoint(path, map_location=map_location or "cpu")
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        fd, tmp = exclusive_temp_file(path)  # .<name>.XXXXXXXX.tmp, matched by newest_readable's cleanup
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_directory(path.parent)
 
 
@@ -128,7 +165,7 @@ def read_checkpoint_info(path: Path) -> dict:
 
     mmap=True reads the zip index, not the tensors: cheap even for a 1B-parameter checkpoint, and a
     truncated file (no zip index at its end) fails here."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = load_checkpoint(path, mmap=True)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "tokenmill" not in checkpoint:
         raise ValueError("not a tokenmill training checkpoint")
     return checkpoint["tokenmill"]
@@ -138,7 +175,7 @@ def newest_readable(directory: Path, move_torn: bool = True) -> tuple[Path | Non
     """The newest checkpoint that loads, and its info. Unreadable ones are renamed *.torn (kept)."""
     directory = Path(directory)
     if move_torn:  # a write killed before its rename: never a whole checkpoint, so nothing is lost
-        for partial in directory.glob(".*.ckpt.tmp-*"):
+        for partial in [*directory.glob(".*.ckpt.*.tmp"), *directory.glob(".*.ckpt.tmp-*")]:
             partial.unlink(missing_ok=True)
     for path in sorted(directory.glob(CHECKPOINT_GLOB), key=_step_of, reverse=True):
         try:

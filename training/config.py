@@ -1,7 +1,8 @@
 """Configs of the training stages: params.yaml sections evalset, tokenize, model, train, evaluate, tracking.
 
 Built with `tokenmill.config.build(Cls, params["train"], "params.yaml: train")`. The defaults suit the
-offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 6 minutes of training).
+offline demo (about 3 MB of English/Persian/Polish text, 2 CPU cores, about 3 minutes of training:
+bench/README.md has the measured figures).
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ class TokenizeConfig:
     pad_token: str = "<|pad|>"  # fills batches of unequal length (never in the token files)
     mask_token: str = "<|mask|>"  # replaces masked positions of the masked-LM objective
     encode_batch: int = 256  # documents encoded per encode_batch call
+    train_sample_bytes: int = 1_000_000_000  # the tokenizer trains on at most about this much text (a share by id hash)
+    workers: int = 1  # processes encoding in parallel (--workers N); the token files are the same for any number
 
     def special_tokens(self) -> list[str]:
         """The special tokens in id order: they take ids 0..3 of every vocabulary."""
         return [self.eot_token, self.bos_token, self.pad_token, self.mask_token]
 
     def __post_init__(self) -> None:
+        if self.train_sample_bytes < 1 or self.workers < 1:
+            raise ValueError("train_sample_bytes and workers must be at least 1")
         if self.kind not in TOKENIZER_KINDS:
             raise ValueError(f"kind must be one of {', '.join(TOKENIZER_KINDS)}, got {self.kind!r}")
         specials = self.special_tokens()
@@ -98,7 +103,7 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 16  # sequences per micro-batch per device
     accumulate_grad_batches: int = 1  # micro-batches per optimizer step
-    max_steps: int = 1000  # optimizer steps (demo preset: about 3 steps/s, so about 6 minutes on 2 CPU cores)
+    max_steps: int = 1000  # optimizer steps (demo preset: about 5 steps/s, so about 3 minutes on 2 CPU cores)
     lr: float = 2e-3  # peak learning rate after warmup
     min_lr: float = 2e-4  # learning rate at the end of the cosine decay
     warmup_steps: int = 50  # linear warmup from 0 to lr

@@ -40,10 +40,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from tokenmill.progress import progress
-from tokenmill.stage import write_json
+from tokenmill.stage import atomic_write_text, write_json
 from training import tracking as mlf
+from training.checkpoints import load_checkpoint
 from training.config import EvalConfig, TrackingConfig
 from training.model import GPT
 from training.objectives import IGNORE_INDEX, mask_tokens
@@ -274,14 +276,18 @@ def _load_record(path: Path, device) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: not found (run the train stage first)")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return load_checkpoint(path, map_location=device)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: not a readable model file ({str(exc).splitlines()[0][:160]})") from None
 
 
 def _from_checkpoint(path: Path, device) -> GPT:
     try:
-        checkpoint = torch.load(path, map_location=device, weights_only=False)
+        checkpoint = load_checkpoint(path, map_location=device)
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(f"{path}: not a readable checkpoint ({str(exc).splitlines()[0][:160]})") from None
     identity = (checkpoint.get("tokenmill") or {}).get("identity")
@@ -295,7 +301,7 @@ def _from_checkpoint(path: Path, device) -> GPT:
 
 def _checkpoint_run_id(path: Path) -> str | None:
     try:
-        return (torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("tokenmill") or {}).get(
+        return (load_checkpoint(path, mmap=True).get("tokenmill") or {}).get(
             "mlflow_run_id")
     except Exception:
         return None
@@ -303,7 +309,7 @@ def _checkpoint_run_id(path: Path) -> str | None:
 
 def _from_run(run_id: str, tracking: TrackingConfig, device, workdir: Path, source: str) -> LoadedModel:
     if mlf.existing_run(tracking, run_id) is None:
-        raise UserError(f"{source}: no such MLflow run in {tracking.tracking_uri}")
+        raise UserError(f"{source}: no such MLflow run in {without_credentials(tracking.tracking_uri)}")
     client = mlf.client(tracking)
     names = {a.path for a in client.list_artifacts(run_id)}
     if "model.pt" not in names:
@@ -369,7 +375,7 @@ def evaluate(model_dir: Path | str, tokens: Path, out: Path, config: EvalConfig,
     write_json(out, metrics)
     write_json(out.with_name("evaluation.json"), description)
     write_json(out.with_name("samples.json"), samples)
-    out.with_name("samples.md").write_text(gallery_markdown(samples, config), encoding="utf-8")
+    atomic_write_text(out.with_name("samples.md"), gallery_markdown(samples, config))
     logged = _log_to_run(loaded.run_id, tracking, metrics, description, out)
     decision = None
     if logged and tracking.register and loaded.model_dir is not None and not causal:
@@ -399,7 +405,7 @@ def _log_to_run(run_id: str | None, tracking: TrackingConfig, metrics: dict, des
     if not tracking.enabled or run_id is None:
         return False
     if mlf.existing_run(tracking, run_id) is None:
-        print(f"warning: MLflow run {run_id} not in {tracking.tracking_uri}; evaluation not logged", file=sys.stderr)
+        print(f"warning: MLflow run {run_id} not in {without_credentials(tracking.tracking_uri)}; evaluation not logged", file=sys.stderr)
         return False
     client = mlf.client(tracking)
     from mlflow.entities import Metric, RunTag

@@ -11,7 +11,8 @@ same tokens (tests/training/test_harness.py checks the log-likelihoods agree):
   - loglikelihood_rolling: a document's log-likelihood given BOS, in block_size windows (the harness's
     rolling windows: every token scored once, with as much context as fits);
   - generate_until: greedy (or sampled, when a task asks) continuations through the model's KV cache,
-    requests of the same prompt length batched together, cut at the task's stop strings.
+    prompts of any length batched together (left-padded, training/generate.py's BatchDecoder), each row
+    leaving the batch at EOS, its token budget or one of the task's stop strings (cut before it).
 
 `evaluate_tasks` runs tasks by name: the harness's own (downloaded by `datasets` when the machine can
 reach the Hub), tasks under `--include-path`, and tokenmill's local tasks (training/tasks.py, built from the
@@ -121,34 +122,47 @@ class TokenmillLM(TemplateLM):
 
     @torch.no_grad()
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        """Continuations of each context, cut before the first stop string (`until`, and always EOS)."""
-        results: list[str | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = {}
-        prompts = []
-        for n, request in enumerate(requests):
-            context, kwargs = request.args
-            kwargs = dict(kwargs or {})
-            until = kwargs.pop("until", None) or []
-            until = [until] if isinstance(until, str) else list(until)
-            max_new = int(kwargs.pop("max_gen_toks", 256))
-            max_new = max(1, min(max_new, self.max_length - 1))
-            ids = self.tok_encode(context)[-(self.max_length - max_new):]
-            temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample") else 0.0
-            prompts.append((ids, until, max_new))
-            groups.setdefault((len(ids), max_new, temperature), []).append(n)
-        generator = torch.Generator().manual_seed(1234)
-        for (length, max_new, temperature), members in groups.items():
-            for start in range(0, len(members), self.batch_size):
-                batch = members[start:start + self.batch_size]
-                idx = torch.tensor([prompts[i][0] for i in batch], dtype=torch.long, device=self._device)
-                out = self.model.generate(idx, max_new, temperature=temperature, generator=generator,
-                                          stop=self.ids["eos"])[:, length:].tolist()
-                for i, row in zip(batch, out):
-                    if self.ids["eos"] in row:
-                        row = row[:row.index(self.ids["eos"])]
-                    results[i] = _cut(self.tok_decode(row), prompts[i][1])
-                    self.cache_hook.add_partial("generate_until", requests[i].args, results[i])
+        """Continuations of each context, cut before the first stop string (`until`; EOS always ends one):
+        batch_size requests at a time, prompts of any length together (training/generate.py's BatchDecoder:
+        left-padded, through the KV cache); a row leaves the batch once it stops."""
+        from training.generate import SamplingParams
+
+        results: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            jobs = [self._generation_job(r.args) for r in requests[start:start + self.batch_size]]
+            results += self._generate_batch(jobs)
+        for request, text in zip(requests, results):
+            self.cache_hook.add_partial("generate_until", request.args, text)
         return results
+
+    def _generation_job(self, args) -> tuple[list[int], "SamplingParams"]:
+        """(prompt ids, sampling) of a (context, gen_kwargs) request: greedy unless the task samples."""
+        from training.generate import SamplingParams
+
+        context, kwargs = args
+        kwargs = dict(kwargs or {})
+        until = kwargs.get("until") or []
+        until = (until,) if isinstance(until, str) else tuple(u for u in until if u)
+        max_new = max(1, min(int(kwargs.get("max_gen_toks", 256)), self.max_length - 1))
+        temperature = float(kwargs.get("temperature", 0.0) or 0.0) if kwargs.get("do_sample") else 0.0
+        ids = self.tok_encode(context)[-(self.max_length - max_new):] or [self.prefix_token_id]
+        return ids, SamplingParams(max_new_tokens=max_new, temperature=temperature, seed=1234, stop=until)
+
+    def _generate_batch(self, jobs: list) -> list[str]:
+        from training.generate import BatchDecoder
+
+        decoder = BatchDecoder(self.model, [ids for ids, _ in jobs], [p for _, p in jobs], self.ids["pad"] or 0)
+        new: list[list[int]] = [[] for _ in jobs]
+        while not decoder.done:
+            for row, token in decoder.step().items():
+                params = jobs[row][1]
+                if token == self.ids["eos"]:
+                    decoder.finish(row)
+                    continue
+                new[row].append(token)
+                if len(new[row]) >= params.max_new_tokens or any(s in self.tok_decode(new[row]) for s in params.stop):
+                    decoder.finish(row)
+        return [_cut(self.tok_decode(tokens), list(params.stop)) for tokens, (_, params) in zip(new, jobs)]
 
 
 def _cut(text: str, until: list[str]) -> str:

@@ -193,9 +193,6 @@ class GPT(nn.Module):
         rest = [p for p in params if p.dim() < 2 or id(p) in no_decay]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
-    def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float]) -> torch.optim.AdamW:
-        return torch.optim.AdamW(self.param_groups(weight_decay), lr=lr, betas=betas)
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 
+from tokenmill.locations import without_credentials
 from tokenmill.errors import UserError
 from training import tracking as mlf
 from training.config import TrackingConfig
@@ -256,5 +257,5 @@ def model_uri_run_id(tracking: TrackingConfig, uri: str) -> str:
             name, number = rest.rsplit("/", 1)
             version = client.get_model_version(name, number)
     except Exception:
-        raise UserError(f"{uri}: no such registered model version in {tracking.tracking_uri}") from None
+        raise UserError(f"{uri}: no such registered model version in {without_credentials(tracking.tracking_uri)}") from None
     return version.run_id

@@ -31,20 +31,24 @@ Output directory:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing
+import os
 import re
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from tokenmill.documents import Document, read_documents
+from tokenmill.documents import Document, document_files, read_documents
 from tokenmill.errors import UserError
 from tokenmill.progress import progress
-from tokenmill.stage import StageStats, atomic_directory, write_json
+from tokenmill.stage import StageStats, atomic_directory, file_identity, work_directory, write_json
 from training.config import TokenizeConfig
 from training.evalset import EvalDocuments, id_rank, load_evalset
 
@@ -52,6 +56,8 @@ SPLITS = ("train", "val")
 UNKNOWN = "unknown"
 SPECIAL_TOKEN = re.compile(r"<\|[a-z_]+\|>")  # the form TokenizeConfig requires of special tokens
 BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")  # the char tokenizer's byte fallback
+CHUNK_DOCUMENTS = 4096  # documents encoded as one piece: a worker's task, and what a rerun after a kill skips
+SAMPLE_SALT = 7919  # the training sample's id hash differs from the validation split's
 
 
 def is_validation(doc_id: str, config: TokenizeConfig) -> bool:
@@ -153,18 +159,26 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
     corpus, out = Path(corpus), Path(out)
     held_out = load_evalset(eval_set) if eval_set is not None else None
     existing = Path(tokenizer) if tokenizer is not None else None
-    if existing is not None:
-        tokenizer = load_tokenizer(existing)
+    given = load_tokenizer(existing) if existing is not None else None  # a missing file: one line, first
+    work = work_directory(out, "tokenize", {
+        "corpus": [file_identity(f) for f in document_files(corpus)], "config": dataclasses.asdict(config) | {"workers": 0},
+        "eval_set": held_out.digest if held_out is not None else None,
+        "tokenizer": file_identity(existing) if existing is not None else None})
+    tokenizer_file = existing if existing is not None else work / "tokenizer.json"
+    if given is not None or tokenizer_file.exists():  # given, or trained before a kill
+        tokenizer = given or load_tokenizer(tokenizer_file)
     else:
-        tokenizer = train_tokenizer(
-            (d.text for split, d in split_documents(corpus, config, held_out) if split == "train"), config
-        )
+        tokenizer = train_tokenizer(training_texts(corpus, config, held_out), config)
+        tokenizer.save(str(work / ".tokenizer.json.tmp"))
+        os.replace(work / ".tokenizer.json.tmp", tokenizer_file)
     ids = special_ids(tokenizer, config)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
     with atomic_directory(out) as tmp:
         excluded: Counter = Counter()
-        counts = _encode_corpus(split_documents(corpus, config, held_out, excluded), tokenizer, dtype, tmp, config)
+        documents = split_documents(corpus, config, held_out, excluded)
+        chunks = encoded_chunks(documents, tokenizer, tokenizer_file, dtype, work, config)
+        counts = _write_chunks(chunks, tmp)
         for split in SPLITS:
             if counts[split]["documents"] == 0:
                 if held_out is not None:  # only train can be empty: the evaluation set is never empty
@@ -178,10 +192,7 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
             np.save(tmp / f"{split}.docs.npy", np.asarray(c["ranges"], dtype=np.int64).reshape(-1, 2))
             np.save(tmp / f"{split}.source.npy", np.asarray([sources.index(s) for s in c["source"]], np.int16))
             np.save(tmp / f"{split}.lang.npy", np.asarray([langs.index(s) for s in c["lang"]], np.int16))
-        if existing is not None:
-            shutil.copyfile(existing, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
-        else:
-            tokenizer.save(str(tmp / "tokenizer.json"))
+        shutil.copyfile(tokenizer_file, tmp / "tokenizer.json")  # the same bytes: evaluate compares them
         meta = {
             "corpus": corpus.as_posix(),
             "kind": tokenizer_kind(tokenizer) if existing is not None else config.kind,
@@ -207,6 +218,7 @@ def tokenize(corpus: Path, out: Path, config: TokenizeConfig, tokenizer: Path | 
         # corpus documents that are copies of evaluation documents: not written at all
         stats.removed.update({f"in_eval_set_by_{reason}": n for reason, n in excluded.items()})
         stats.write(tmp)
+    shutil.rmtree(work)
     summary = {k: v for k, v in stats.to_dict().items() if k in ("documents_in", "bytes_in", "documents_out", "bytes_out")}
     return {"stage": "tokenize", **summary, **meta, "fertility": stats.extra["fertility"]}
 
@@ -215,51 +227,121 @@ def _sorted(groups: dict) -> dict:
     return {name: dict(groups[name]) for name in sorted(groups)}
 
 
-def _encode_corpus(documents: Iterable[tuple[str, Document]], tokenizer: Tokenizer, dtype: np.dtype, out: Path,
-                   config: TokenizeConfig) -> dict:
-    """Append each document's BOS + tokens + EOS to its split's .bin; count tokens, words and bytes."""
+def training_texts(corpus: Path, config: TokenizeConfig, held_out: EvalDocuments | None) -> Iterator[str]:
+    """The texts the tokenizer trains on: every training document when they hold at most
+    `train_sample_bytes`, else those whose id hashes below train_sample_bytes / their bytes (a share
+    spread over the whole corpus: the trainer's memory stays bounded however large the corpus)."""
+    total = sum(d.nbytes for split, d in split_documents(corpus, config, held_out) if split == "train")
+    share = config.train_sample_bytes / max(total, 1)
+    for split, doc in split_documents(corpus, config, held_out):
+        if split == "train" and (share >= 1 or id_rank(doc.id, config.seed + SAMPLE_SALT) < share):
+            yield doc.text
+
+
+def encoded_chunks(documents: Iterable[tuple[str, Document]], tokenizer: Tokenizer, tokenizer_file: Path,
+                   dtype: np.dtype, work: Path, config: TokenizeConfig) -> Iterator[Path]:
+    """Chunk files of CHUNK_DOCUMENTS documents each, in corpus order: encoded here (`workers` 1) or by
+    `workers` processes, at most two chunks a worker in flight; a chunk encoded before a kill is kept."""
+    pool = None
+    if config.workers > 1:
+        pool = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: deque = deque()
+    try:
+        for number, chunk in enumerate(_chunks(progress(documents, desc="tokenize", unit="doc"))):
+            path = work / f"chunk-{number:06d}.npz"
+            items = [(split, doc.text, str(doc.meta.get("source") or UNKNOWN), str(doc.meta.get("lang") or UNKNOWN),
+                      doc.nbytes) for split, doc in chunk]
+            if path.exists():
+                pending.append(path)
+            elif pool is None:
+                encode_chunk(tokenizer, items, dtype.name, path, config.encode_batch)
+                pending.append(path)
+            else:
+                pending.append(pool.submit(encode_chunk, str(tokenizer_file), items, dtype.name, path, config.encode_batch))
+            while pending and (isinstance(pending[0], Path) or len(pending) > 2 * config.workers):
+                yield _done(pending.popleft())
+        while pending:
+            yield _done(pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _chunks(documents: Iterable[tuple[str, Document]]) -> Iterator[list[tuple[str, Document]]]:
+    chunk: list[tuple[str, Document]] = []
+    for item in documents:
+        chunk.append(item)
+        if len(chunk) >= CHUNK_DOCUMENTS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _done(item: Path | Future) -> Path:
+    return item if isinstance(item, Path) else item.result()
+
+
+_worker_tokenizers: dict[str, Tokenizer] = {}
+
+
+def encode_chunk(tokenizer: Tokenizer | str, items: list[tuple], dtype: str, path: Path, batch: int) -> Path:
+    """Encode (split, text, source, lang, bytes) items and write their tokens and counts to `path` (atomically).
+    `tokenizer`: the tokenizer, or in a worker process its file (loaded once per process)."""
+    if isinstance(tokenizer, str):
+        tokenizer = _worker_tokenizers.get(tokenizer) or _worker_tokenizers.setdefault(tokenizer, load_tokenizer(Path(tokenizer)))
+    texts = [item[1] for item in items]
+    tokens = [np.asarray(e.ids, dtype=dtype)  # BOS + text + EOS each; a batch's Encoding objects dropped at once
+              for lo in range(0, len(texts), batch) for e in tokenizer.encode_batch(texts[lo : lo + batch])]
+    split = np.array([SPLITS.index(item[0]) for item in items], dtype=np.uint8)
+    arrays = {f"tokens_{name}": np.concatenate([t for t, s in zip(tokens, split) if s == i] or [np.zeros(0, dtype)])
+              for i, name in enumerate(SPLITS)}
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, split=split, lengths=np.array([len(t) for t in tokens], dtype=np.int64),
+             bytes=np.array([item[4] for item in items], dtype=np.int64),
+             words=np.array([len(text.split()) for text in texts], dtype=np.int64),  # a ZWNJ does not split a word
+             source=np.array([item[2] for item in items], dtype=str), lang=np.array([item[3] for item in items], dtype=str),
+             **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def _write_chunks(chunks: Iterable[Path], out: Path) -> dict:
+    """Append each chunk's tokens to its split's .bin, in order; count tokens, words and bytes per document."""
     counts: dict = {s: {"tokens": 0, "documents": 0, "bytes": 0, "ranges": [], "source": [], "lang": [],
                         "words": defaultdict(lambda: [0, 0]),
                         "by_source": defaultdict(Counter), "by_lang": defaultdict(Counter)} for s in SPLITS}
     counts["sources"], counts["langs"] = set(), set()
     files = {s: open(out / f"{s}.bin", "wb") for s in SPLITS}
     try:
-        batch: list[tuple[str, Document]] = []
-        for item in progress(documents, desc="tokenize", unit="doc"):
-            batch.append(item)
-            if len(batch) >= config.encode_batch:
-                _write_batch(batch, tokenizer, dtype, files, counts, config)
-                batch = []
-        _write_batch(batch, tokenizer, dtype, files, counts, config)
+        for path in chunks:
+            with np.load(path, allow_pickle=False) as chunk:
+                for name in SPLITS:
+                    chunk[f"tokens_{name}"].tofile(files[name])
+                _count_chunk(chunk, counts)
     finally:
         for f in files.values():
             f.close()
     return counts
 
 
-def _write_batch(docs: list[tuple[str, Document]], tokenizer: Tokenizer, dtype: np.dtype, files: dict, counts: dict,
-                 config: TokenizeConfig) -> None:
-    if not docs:
-        return
-    encodings = tokenizer.encode_batch([d.text for _, d in docs])  # BOS + text + EOS each
-    for (split, doc), encoding in zip(docs, encodings):
-        ids = np.asarray(encoding.ids, dtype=dtype)
-        ids.tofile(files[split])
-        c = counts[split]
-        c["ranges"].append((c["tokens"], c["tokens"] + len(ids)))
-        c["tokens"] += len(ids)
+def _count_chunk(chunk: Any, counts: dict) -> None:
+    rows = zip(chunk["split"].tolist(), chunk["lengths"].tolist(), chunk["bytes"].tolist(), chunk["words"].tolist(),
+               chunk["source"].tolist(), chunk["lang"].tolist())
+    for split, n, nbytes, words, source, lang in rows:
+        c = counts[SPLITS[split]]
+        c["ranges"].append((c["tokens"], c["tokens"] + n))
+        c["tokens"] += n
         c["documents"] += 1
-        c["bytes"] += doc.nbytes
-        source, lang = str(doc.meta.get("source") or UNKNOWN), str(doc.meta.get("lang") or UNKNOWN)
+        c["bytes"] += nbytes
         c["source"].append(source)
         c["lang"].append(lang)
         counts["sources"].add(source)
         counts["langs"].add(lang)
         for group, name in (("by_source", source), ("by_lang", lang)):
-            c[group][name].update(documents=1, tokens=len(ids), bytes=doc.nbytes)
-        words = len(doc.text.split())  # whitespace words: a ZWNJ inside a Persian word does not split it
+            c[group][name].update(documents=1, tokens=n, bytes=nbytes)
         for key in ("all", lang):
-            c["words"][key][0] += len(ids) - 2  # BOS and EOS are not text
+            c["words"][key][0] += n - 2  # BOS and EOS are not text
             c["words"][key][1] += words
 
 

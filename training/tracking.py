@@ -41,11 +41,14 @@ _LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_ur
                      ("model_versions", "source"))
 
 
-def client(tracking: TrackingConfig):
+def client(tracking: TrackingConfig, uri: str | None = None):
+    """The one way tokenmill opens MLflow: tracking.tracking_uri (or `uri`, e.g. the one a run recorded),
+    a relative SQLite path made absolute (see store_uri)."""
     from mlflow import MlflowClient
 
-    _make_sqlite_dir(tracking.tracking_uri)
-    return MlflowClient(tracking_uri=store_uri(tracking.tracking_uri))
+    uri = uri or tracking.tracking_uri
+    _make_sqlite_dir(uri)
+    return MlflowClient(tracking_uri=store_uri(uri))
 
 
 def store_uri(uri: str) -> str:

@@ -22,20 +22,22 @@ import contextlib
 import csv
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import flatten, to_dict
 from tokenmill.errors import TransientError, UserError
 from tokenmill.progress import is_terminal
 from tokenmill.stage import atomic_directory, write_json
 from training import measure
 from training import tracking as mlf
-from training.callbacks import PlainProgress, StepCheckpoints, StepProgressBar
-from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, run_identity, say
+from training.callbacks import StepCheckpoints, StepProgressBar, StepProgressLines
+from training.checkpoints import AtomicCheckpointIO, choose_resume, cpu_threads, load_checkpoint, run_identity, say
 from training.config import ModelConfig, TrackingConfig, TrainConfig
 from training.data import TokenDataModule
 from training.model import GPT
@@ -83,7 +85,7 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
                            config.seed, config.val_batches, config.num_workers, config.mixture)  # checks the mixture
 
     saver = StepCheckpoints(checkpoints, config.checkpoint_every, config.keep_checkpoints, config.val_every)
-    progress = StepProgressBar() if is_terminal() else PlainProgress(config.progress_every_s)
+    progress = StepProgressBar() if is_terminal() else StepProgressLines(config.progress_every_s)
     trainer = make_trainer(config, precision, [saver, progress])
     # Lightning's launcher starts the other ranks inside fit(), after rank 0 has tidied the directory.
     resume_from, info = choose_resume(checkpoints, identity, may_move=trainer.is_global_zero)
@@ -91,45 +93,89 @@ def train(tokens: Path, out: Path, config: TrainConfig, model: ModelConfig, trac
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cpu_threads(info))  # the weights depend on it: the same count as the resumed run
     try:
-        return _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precision, identity, data,
-                    saver, trainer, resume_from, run_id)
+        return _fit(Fit(tokens, out, config, model, tracking, meta, corpus, precision, identity, data, saver,
+                        trainer, resume_from, run_id))
     finally:
         torch.set_num_threads(threads_before)  # in-process callers keep their own setting
 
 
-def _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precision, identity, data, saver,
-         trainer, resume_from, run_id) -> dict | None:
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    module = GPTModule(model, config, meta["vocab_size"], identity, mask_id=meta.get("mask_id"))
-    sizes = _sizes(module.model, config, precision, trainer.world_size)
-    logger = monitor = None
-    if trainer.is_global_zero:
-        say(measure.report(sizes["parameters"], sizes["memory_estimate_gib"], precision))
-        if tracking.enabled:
-            run_id = mlf.existing_run(tracking, run_id)
-            md5 = mlf.corpus_hash(corpus)[0] if run_id is None and corpus is not None and corpus.exists() else None
-            name = mlf.run_name(model.preset, config.max_steps, md5, config.objective, meta.get("kind"))
-            logger = mlf.make_logger(tracking, run_id, name=name)
-            trainer.logger = logger
-            module.mlflow_run_id = logger.run_id
-            if run_id is None:  # a new run: say what it is and which data it saw, once
-                logger.log_hyperparams(flatten({"train": config, "model": model, "precision_resolved": precision,
-                                                "parameters": sizes["parameters"],
-                                                "tokens": {"path": tokens.as_posix(), **meta}}))
-                mlf.client(tracking).log_dict(logger.run_id, sizes, "model_size.json")
-                if corpus is not None and corpus.exists():
-                    mlf.log_corpus_input(tracking, logger.run_id, corpus)
-            monitor = _system_metrics(tracking, logger.run_id, resumed=run_id is not None)
+@dataclass
+class Fit:
+    """One training: its inputs and configs, and the Lightning pieces that run it."""
 
+    tokens: Path
+    out: Path
+    config: TrainConfig
+    model: ModelConfig
+    tracking: TrackingConfig
+    meta: dict
+    corpus: Path | None
+    precision: str
+    identity: dict
+    data: TokenDataModule
+    saver: StepCheckpoints
+    trainer: L.Trainer
+    resume_from: Path | None
+    run_id: str | None  # the MLflow run of the checkpoint resumed from
+
+
+def _fit(fit: Fit) -> dict | None:
+    """Fit, then (rank 0) write the model and return the summary; None on the other ranks."""
+    L.seed_everything(fit.config.seed, workers=True, verbose=False)
+    module = GPTModule(fit.model, fit.config, fit.meta["vocab_size"], fit.identity, mask_id=fit.meta.get("mask_id"))
+    sizes = _sizes(module.model, fit.config, fit.precision, fit.trainer.world_size)
+    logger = monitor = None
+    if fit.trainer.is_global_zero:
+        say(measure.report(sizes["parameters"], sizes["memory_estimate_gib"], fit.precision))
+        if fit.tracking.enabled:
+            logger, monitor = _open_run(fit, module, sizes)
+    _fit_to_the_end(fit, module, monitor)
+    if not fit.trainer.is_global_zero:
+        return None  # rank 0 reports; another rank printing its own result would interleave with it
+    summary = _summary(fit, module, sizes, logger)
+    state_dict = _model_weights(fit.saver.last_path)
+    with atomic_directory(fit.out) as tmp:
+        _write_outputs(tmp, state_dict, module.history, fit.trainer.global_step, fit.tokens, fit.meta, fit.config,
+                       fit.model, fit.identity, logger, fit.tracking)
+        write_json(tmp / "stats.json", summary)
+    if logger is not None:
+        mlf.log_artifacts(fit.tracking, logger.run_id, fit.out, fit.tokens, fit.corpus)
+    return summary
+
+
+def _open_run(fit: Fit, module: GPTModule, sizes: dict):
+    """The MLflow logger (the resumed run's, or a new run that records what it trains on) and the
+    system-metrics monitor."""
+    run_id = mlf.existing_run(fit.tracking, fit.run_id)
+    corpus = fit.corpus if fit.corpus is not None and fit.corpus.exists() else None
+    md5 = mlf.corpus_hash(corpus)[0] if run_id is None and corpus is not None else None
+    name = mlf.run_name(fit.model.preset, fit.config.max_steps, md5, fit.config.objective, fit.meta.get("kind"))
+    logger = mlf.make_logger(fit.tracking, run_id, name=name)
+    fit.trainer.logger = logger
+    module.mlflow_run_id = logger.run_id
+    if run_id is None:  # a new run: say what it is and which data it saw, once
+        logger.log_hyperparams(flatten({"train": fit.config, "model": fit.model, "precision_resolved": fit.precision,
+                                        "parameters": sizes["parameters"],
+                                        "tokens": {"path": fit.tokens.as_posix(), **fit.meta}}))
+        mlf.client(fit.tracking).log_dict(logger.run_id, sizes, "model_size.json")
+        if corpus is not None:
+            mlf.log_corpus_input(fit.tracking, logger.run_id, corpus)
+    return logger, _system_metrics(fit.tracking, logger.run_id, resumed=run_id is not None)
+
+
+def _fit_to_the_end(fit: Fit, module: GPTModule, monitor) -> None:
+    """trainer.fit; a SIGTERM ends it at a saved checkpoint with a TransientError (the same command
+    continues), and the final step always has its checkpoint."""
     sigterm = False
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Lightning's bars print to stdout; stdout is for results
-            trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+            fit.trainer.fit(module, datamodule=fit.data, ckpt_path=fit.resume_from)
     except SIGTERMException:  # StepCheckpoints saved at the step where the signal was seen (if in training)
         sigterm = True
     finally:
         if monitor is not None:
             monitor.finish()
+    saver, trainer = fit.saver, fit.trainer
     if sigterm or saver.interrupted_at is not None:
         saved = f"saved {saver.last_path}" if saver.interrupted_at is not None else (
             f"newest checkpoint {saver.last_path}" if saver.saved_any else "no checkpoint yet")
@@ -137,24 +183,31 @@ def _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precis
                              "run the same command to continue")
     if saver.last_path.name != f"step-{trainer.global_step:08d}.ckpt":
         saver.save(trainer)  # fit had nothing left to do: the checkpoint it resumed from is the final one
-    if not trainer.is_global_zero:
-        return None  # rank 0 reports; another rank printing its own result would interleave with it
+
+
+def _summary(fit: Fit, module: GPTModule, sizes: dict, logger) -> dict:
+    """The stage's stats (stats.json): what was trained, how fast, on what, with which memory."""
+    trainer, precision = fit.trainer, fit.precision
     measured = measure.peak_memory(module.device)
     train_history, val_history = module.history["train"], module.history["val"]
     last = train_history[-1] if train_history else {}
     device_name, peak = measure.device_peak_flops(module.device)
-    summary = {
+    estimate = sizes["memory_estimate_gib"].get(precision)
+    say("train: memory measured " + ", ".join(f"{k} {v:.3f} GiB" for k, v in measured.items())
+        + (f" (estimated weights + grads + AdamW state: {estimate['total']:.3f} GiB)" if estimate else ""))
+    if logger is not None:
+        logger.log_metrics({f"memory/{k}": v for k, v in measured.items()}, step=trainer.global_step)
+    return {
         "stage": "train",
-        "out": out.as_posix(),
+        "out": fit.out.as_posix(),
         "steps": trainer.global_step,
-        "tokens_seen": module.samples_seen * model.block_size,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "checkpoint": str(saver.last_path),
+        "tokens_seen": module.samples_seen * fit.model.block_size,
+        "resumed_from": str(fit.resume_from) if fit.resume_from else None,
+        "checkpoint": str(fit.saver.last_path),
         "parameters": sizes["parameters"]["total"],
         "parameters_by_kind": sizes["parameters"],
         "precision": precision,
-        "memory_estimate_gib": sizes["memory_estimate_gib"][precision] if precision in sizes[
-            "memory_estimate_gib"] else None,
+        "memory_estimate_gib": estimate,
         "memory_measured_gib": measured,
         "train_loss": last.get("loss"),
         "val_loss": val_history[-1]["loss"] if val_history else None,
@@ -167,19 +220,6 @@ def _fit(tokens, out, config, model, tracking, checkpoints, meta, corpus, precis
         "mfu": last.get("mfu"),
         "run_id": logger.run_id if logger is not None else None,
     }
-    estimate = summary["memory_estimate_gib"]
-    say("train: memory measured " + ", ".join(f"{k} {v:.3f} GiB" for k, v in measured.items())
-        + (f" (estimated weights + grads + AdamW state: {estimate['total']:.3f} GiB)" if estimate else ""))
-    if logger is not None:
-        logger.log_metrics({f"memory/{k}": v for k, v in measured.items()}, step=trainer.global_step)
-    state_dict = _model_weights(saver.last_path)
-    with atomic_directory(out) as tmp:
-        _write_outputs(tmp, state_dict, module.history, trainer.global_step, tokens, meta, config, model, identity,
-                       logger, tracking)
-        write_json(tmp / "stats.json", summary)
-    if logger is not None:
-        mlf.log_artifacts(tracking, logger.run_id, out, tokens, corpus)
-    return summary
 
 
 def _sizes(gpt: GPT, config: TrainConfig, precision: str, world_size: int) -> dict:
@@ -210,7 +250,7 @@ def _system_metrics(tracking: TrackingConfig, run_id: str, resumed: bool):
 def _model_weights(checkpoint: Path) -> dict:
     """The GPT's weights from a training checkpoint (keys without the module's "model." prefix). Read from
     the checkpoint that every rank helped write, so FSDP's sharded weights arrive whole."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(checkpoint)["state_dict"]
     return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
 
@@ -228,8 +268,14 @@ def _write_outputs(tmp: Path, state_dict: dict, history: dict, step: int, tokens
     _write_csv(tmp / "history" / "val.csv", history["val"], ["step", "loss"])
     plot_loss(history, tmp / "plots" / "loss.png")
     if logger is not None:
-        write_json(tmp / "run.json", {"run_id": logger.run_id, "experiment_id": logger.experiment_id,
-                                      "experiment": tracking.experiment, "tracking_uri": tracking.tracking_uri})
+        write_json(tmp / "run.json", run_record(logger.run_id, logger.experiment_id, tracking.experiment,
+                                                tracking.tracking_uri))
+
+
+def run_record(run_id: str, experiment_id: str, experiment: str, tracking_uri: str) -> dict:
+    """run.json: where the training's MLflow run is; the tracking URI without credentials (user:token@)."""
+    return {"run_id": run_id, "experiment_id": experiment_id, "experiment": experiment,
+            "tracking_uri": without_credentials(tracking_uri)}
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -25,7 +25,8 @@ from twisted.python.failure import Failure
 from crawler.config import Source
 from crawler.analyse import Analyser, link_extractor, rules_of, warc_input
 from crawler.items import IN_PROCESS, Page, counts_toward_budget
-from crawler.middlewares import AddressRefused, RobotsUnavailable
+from crawler.addresses import DEFAULT_PORTS, SourceScope
+from crawler.middlewares import SOURCE_META, AddressRefused, RobotsUnavailable
 from crawler.state import carried_page, read_index, read_pages
 from crawler.urls import UrlMap, canonical
 
@@ -38,8 +39,10 @@ class SourceSpider(scrapy.Spider):
         super().__init__(name=source.name, **kwargs)
         self.source = source
         self.urls = urls
-        self.allowed_domains = list(source.allowed_domains)  # read by Scrapy's OffsiteMiddleware
+        self.allowed_domains = list(source.allowed_domains)
         # domains are checked by host in in_scope (LinkExtractor's allow_domains compares host:port)
+        # where every request may go, read by the address guard (crawler.middlewares)
+        self.scope = scope_of(source, urls)
         self.rules = rules_of(source.allow, source.deny)  # crawler.analyse applies them to each page's links
         self.links = link_extractor(self.rules)
         self.analyser: Analyser | None = None  # made by from_crawler (its size is a setting)
@@ -52,6 +55,7 @@ class SourceSpider(scrapy.Spider):
         self.fetched = earlier.fetched  # pages fetched so far, earlier runs included
         self.transient_failures = 0  # failures this run that a resumed crawl must try again
         self.sitemap_pages = 0  # page requests taken from sitemaps this run
+        self.sitemaps = 0  # sitemap requests taken from sitemap indexes this run (at most max_pages too)
         # an incremental recrawl: the previous crawl's pages with a document, by canonical URL
         self.previous = {canonical(r["url"]): r for r in read_index(previous_file) if r.get("text")} \
             if previous_file else {}
@@ -67,9 +71,10 @@ class SourceSpider(scrapy.Spider):
         async for item in self.revisit():
             yield item
         for url in self.source.sitemap_urls:
-            yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1)
+            yield Request(self.urls.fetchable(url), callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1,
+                          meta={SOURCE_META: self.name})
         for url in self.source.start_urls:
-            if request := self.request(url, depth=0):
+            if request := self.request(self.urls.fetchable(url), depth=0):
                 yield request
         # after a hard kill the JOBDIR's queue is gone: what was found but not done is requeued
         # here; after a graceful stop Scrapy's seen-set filters these out as already queued
@@ -109,7 +114,7 @@ class SourceSpider(scrapy.Spider):
         if key in self.done or key in self.requested or self.fetched >= self.source.max_pages:
             return None
         self.requested.add(key)
-        request = Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth})
+        request = Request(url, callback=self.parse, errback=self.failed, meta={"depth": depth, SOURCE_META: self.name})
         if (previous := self.previous.get(key)) is not None:
             if previous.get("etag"):
                 request.headers["If-None-Match"] = previous["etag"]
@@ -183,7 +188,8 @@ class SourceSpider(scrapy.Spider):
 
     def parse_sitemap(self, response: Response) -> Iterator[Request]:
         """URLs of a sitemap (pages at depth 0, like start URLs) or of a sitemap index (more sitemaps),
-        in scope and within the page budget: a sitemap lists at most max_pages pages to request."""
+        within the page budget: a sitemap lists at most max_pages pages to request. An entry out of
+        the source's scope is requested too, for the address guard to refuse and count."""
         body = response.body
         if body[:2] == b"\x1f\x8b":
             try:
@@ -199,26 +205,33 @@ class SourceSpider(scrapy.Spider):
         kind = sitemap.type
         for entry in sitemap:
             url = self.urls.fetchable(entry.get("loc", "").strip())
-            if not url or not self.in_scope(url) or self.sitemap_pages >= self.source.max_pages:
+            if ":" not in url or self.sitemap_pages >= self.source.max_pages:  # no scheme: not a URL
                 continue
             if kind == "sitemapindex":
+                if self.sitemaps >= self.source.max_pages:
+                    continue
+                self.sitemaps += 1
                 yield Request(url, callback=self.parse_sitemap, errback=self.sitemap_failed, priority=1,
-                              meta={"depth_reset": True})
+                              meta={"depth_reset": True, SOURCE_META: self.name})
             elif self.follows(url):
                 if request := self.request(url, depth=0):
                     request.meta["depth_reset"] = True  # for Scrapy's DepthMiddleware: not a hop
                     self.sitemap_pages += 1
                     yield request
 
-    def sitemap_failed(self, failure: Failure) -> None:
-        self.logger.warning("sitemap %s: %s", failure.request.url, failure_reason(failure)[0])
+    def sitemap_failed(self, failure: Failure) -> Iterator[Page]:
+        reason, final = failure_reason(failure)
+        self.logger.warning("sitemap %s: %s", failure.request.url, reason)
+        if isinstance(failure.value, AddressRefused):  # recorded, so that the source's stats count it
+            yield self.page(failure.request, failure.request.url, dropped=reason, final=final,
+                            refused=failure.value.reason)
 
     def failed(self, failure: Failure) -> Iterator[Page]:
         reason, final = failure_reason(failure)
         response = failure.value.response if isinstance(failure.value, HttpError) else None
         page = self.page(failure.request, failure.request.url, dropped=reason, final=final, response=response,
                          status=response.status if response is not None else None,
-                         refused=getattr(failure.value, "reason", None) if reason == "private_address" else None)
+                         refused=failure.value.reason if isinstance(failure.value, AddressRefused) else None)
         if response is not None and not self.spend_budget(page):
             page.final = True  # over budget: nothing to try again
         elif not final:
@@ -290,6 +303,18 @@ def detected_charset(response: Response) -> str | None:
         return response.encoding.lower() if response.encoding else None
 
 
+# what a page refused by the address guard is dropped as (other refusals: "private_address")
+SCOPE_REASONS = {"scheme": "scheme", "out_of_scope": "out_of_scope", "other_source": "out_of_scope"}
+
+
+def scope_of(source: Source, urls: UrlMap) -> SourceScope:
+    """A served source (fetched at http://127.0.0.1:<port>): that origin exactly; else its domains."""
+    if urls.fetch_origin:
+        origin = urlsplit(urls.fetch_origin)
+        return SourceScope.served(origin.scheme, origin.hostname or "", origin.port or DEFAULT_PORTS[origin.scheme])
+    return SourceScope.of_domains(source.allowed_domains, source.allow_private)
+
+
 def failure_reason(failure: Failure) -> tuple[str, bool]:
     """Why a request gave no page, and whether that is final (False: a resume tries again)."""
     error = failure.value
@@ -297,7 +322,7 @@ def failure_reason(failure: Failure) -> tuple[str, bool]:
         status = error.response.status
         return f"http_{status}", status < 500 and status != 429
     if isinstance(error, AddressRefused):
-        return ("scheme" if error.reason == "scheme" else "private_address"), True
+        return SCOPE_REASONS.get(error.reason, "private_address"), True
     if isinstance(error, RobotsUnavailable):
         return "robots_unavailable", False
     if isinstance(error, (CannotResolveHostError, DNSLookupError)):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dataprep.registry import register_step
-from dataprep.step import Filter, RemoveCallback
+from dataprep.step import Filter, RemoveCallback, stored_signals
 from dataprep.steps.c4 import TERMINAL_PUNCTUATION
 from dataprep.steps.gopher_repetition import find_duplicates
 from dataprep.text import view
@@ -42,17 +42,42 @@ class FineWebFilter(Filter):
         self.config = config
 
     def reject(self, doc: Document) -> str | None:
-        c, v = self.config, view(doc)
-        lines = [line.strip() for line in v.lines if line.strip()]
-        if not lines:
-            return "fineweb:empty"
-        if sum(line.endswith(TERMINAL_PUNCTUATION) for line in lines) / len(lines) <= c.min_line_punct_ratio:
-            return "fineweb:line_punct"
-        if sum(len(line) <= c.short_line_chars for line in lines) / len(lines) >= c.max_short_line_ratio:
-            return "fineweb:short_lines"
-        _, dup_chars = find_duplicates(lines)
-        if dup_chars / max(len(v.text) - v.text.count("\n"), 1) > c.max_dup_line_char_ratio:
-            return "fineweb:dup_line_chars"
-        if c.max_newline_ratio and v.text.count("\n") / max(len(v.words), 1) > c.max_newline_ratio:
-            return "fineweb:newline_ratio"
-        return None
+        stored = stored_signals(doc, SIGNALS) if self.replay else None  # tokenmill select
+        measured = stored or signals(doc, self.config)
+        if self.keep_signals:
+            doc.meta.update(measured)
+        return decide(measured, self.config)
+
+
+SIGNALS = ("fineweb_lines", "fineweb_line_punct", "fineweb_short_lines", "fineweb_dup_line_chars", "fineweb_newlines")
+
+
+def signals(doc: Document, c: FineWebConfig) -> dict[str, float | int]:
+    """Non-blank lines, the fractions ending in punctuation / short (at most `short_line_chars`), the
+    duplicated-line character fraction and newlines per word."""
+    v = view(doc)
+    lines = [line.strip() for line in v.lines if line.strip()]
+    n = len(lines) or 1
+    _, dup_chars = find_duplicates(lines)
+    return {
+        "fineweb_lines": len(lines),
+        "fineweb_line_punct": sum(line.endswith(TERMINAL_PUNCTUATION) for line in lines) / n,
+        "fineweb_short_lines": sum(len(line) <= c.short_line_chars for line in lines) / n,
+        "fineweb_dup_line_chars": dup_chars / max(len(v.text) - v.text.count("\n"), 1),
+        "fineweb_newlines": v.text.count("\n") / max(len(v.words), 1),
+    }
+
+
+def decide(s: dict, c: FineWebConfig) -> str | None:
+    """FineWeb's decision from measurements `s` (stored ones from `prepare.keep_signals`, or fresh)."""
+    if not s["fineweb_lines"]:
+        return "fineweb:empty"
+    if s["fineweb_line_punct"] <= c.min_line_punct_ratio:
+        return "fineweb:line_punct"
+    if s["fineweb_short_lines"] >= c.max_short_line_ratio:
+        return "fineweb:short_lines"
+    if s["fineweb_dup_line_chars"] > c.max_dup_line_char_ratio:
+        return "fineweb:dup_line_chars"
+    if c.max_newline_ratio and s["fineweb_newlines"] > c.max_newline_ratio:
+        return "fineweb:newline_ratio"
+    return None

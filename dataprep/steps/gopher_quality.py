@@ -21,9 +21,10 @@ import re
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter, not_
+from typing import Callable
 
 from dataprep.registry import register_step
-from dataprep.step import Filter, RemoveCallback
+from dataprep.step import Filter, RemoveCallback, stored_signals
 from dataprep.stopwords import stop_words_for
 from dataprep.text import TextView, prepare_views
 from tokenmill.documents import Document
@@ -63,10 +64,21 @@ class QualityThresholds:
                 raise ValueError(f"quality.{name} must be within [0, 1], got {getattr(self, name)}")
 
 
+def fineweb2_thresholds() -> dict[str, QualityThresholds]:
+    """Persian and Polish as FineWeb-2 calibrated them (github.com/huggingface/fineweb-2,
+    configs/fas_Arab.yml and configs/pol_Latn.yml): `min_avg_word_length`, `max_avg_word_length` and
+    `max_non_alpha_words_ratio` (datatrove's name for the share of words that must hold a letter: our
+    min_alpha_words). The rest stays Gopher's. English is Gopher's own (the class defaults)."""
+    return {
+        "fa": QualityThresholds(min_mean_word_length=2.0, max_mean_word_length=9.0, min_alpha_words=0.812),
+        "pl": QualityThresholds(min_mean_word_length=3.0, max_mean_word_length=11.0, min_alpha_words=0.726),
+    }
+
+
 @dataclass
 class QualityConfig(QualityThresholds):
     # language code → thresholds replacing the ones above for documents in that language
-    languages: dict[str, QualityThresholds] = field(default_factory=dict)
+    languages: dict[str, QualityThresholds] = field(default_factory=fineweb2_thresholds)
 
     def for_language(self, lang: str | None) -> QualityThresholds:
         return self.languages.get(lang or "", self)
@@ -84,35 +96,65 @@ class GopherQuality(Filter):
 
     def reject_batch(self, docs: list[Document]) -> list[str | None]:
         # the views' arrays and counts for the whole batch in one pass of numpy
-        return list(map(self.judge, prepare_views(docs)))
+        return [self.judge(v, doc) for doc, v in zip(docs, prepare_views(docs))]
 
-    def judge(self, v: TextView) -> str | None:
+    def judge(self, v: TextView, doc: Document | None = None) -> str | None:
         """The reason to remove the document of view `v`, or None. Word counts, lengths and letters,
-        line and symbol counts come from the view's arrays (no Python string per word or line)."""
-        c = self.config.for_language(v.lang)
-        n_words = len(v.word_lengths)
-        if n_words < c.min_words:
-            return "quality:min_words"
-        if n_words > c.max_words:
-            return "quality:max_words"
-        mean_length = v.word_chars / n_words
-        if mean_length < c.min_mean_word_length:
-            return "quality:min_mean_word_length"
-        if mean_length > c.max_mean_word_length:
-            return "quality:max_mean_word_length"
-        if v.hash_count / n_words > c.max_symbol_word_ratio:  # text.count('#')
-            return "quality:symbol_word_ratio"
-        if v.ellipsis_count / n_words > c.max_symbol_word_ratio:  # text.count('...') + text.count('…')
-            return "quality:symbol_word_ratio"
-        lines = v.nonempty_line_count  # BULLETS and ELLIPSES lines counted in numpy (dataprep.text)
-        if v.bullet_line_count / lines > c.max_bullet_lines:
-            return "quality:bullet_lines"
-        if v.ellipsis_line_count / lines > c.max_ellipsis_lines:
-            return "quality:ellipsis_lines"
-        if v.alpha_token_count / v.token_count < c.min_alpha_words:
-            return "quality:alpha_words"
+        line and symbol counts come from the view's arrays (no Python string per word or line).
+        With `keep_signals` the measurements go on the document as columns (`quality_words`, ...)."""
+        stored = stored_signals(doc, SIGNALS) if self.replay and doc is not None else None  # tokenmill select
+        measured = stored or signals(v, count_stop_words=self.keep_signals)
+        if self.keep_signals and doc is not None:
+            doc.meta.update(measured)
         stop_words = stop_words_for(v.lang)
-        if stop_words is not None and c.min_stop_words > 0:
-            if v.count_words_in(stop_words, c.min_stop_words) < c.min_stop_words:
-                return "quality:stop_words"
-        return None
+        count = (lambda enough: v.count_words_in(stop_words, enough)) if stop_words is not None else None
+        return decide(measured, self.config.for_language(v.lang), count)
+
+
+SIGNALS = ("quality_words", "quality_mean_word_length", "quality_hash_ratio", "quality_ellipsis_ratio",
+           "quality_bullet_lines", "quality_ellipsis_lines", "quality_alpha_words", "quality_stop_words")
+
+
+def signals(v: TextView, count_stop_words: bool) -> dict[str, float | int | None]:
+    """What the rules measure (ratios 0 for a text without words); stop words only when asked (a scan of
+    the text: the decision counts them lazily, up to the threshold, only for documents still in)."""
+    n_words, lines, tokens = len(v.word_lengths), v.nonempty_line_count, v.token_count
+    stop_words = stop_words_for(v.lang)
+    counted = count_stop_words and stop_words is not None
+    return {
+        "quality_words": n_words,
+        "quality_mean_word_length": v.word_chars / n_words if n_words else 0.0,
+        "quality_hash_ratio": v.hash_count / n_words if n_words else 0.0,  # text.count('#') per word
+        "quality_ellipsis_ratio": v.ellipsis_count / n_words if n_words else 0.0,  # '...' and '…' per word
+        "quality_bullet_lines": v.bullet_line_count / lines if lines else 0.0,
+        "quality_ellipsis_lines": v.ellipsis_line_count / lines if lines else 0.0,
+        "quality_alpha_words": v.alpha_token_count / tokens if tokens else 0.0,
+        "quality_stop_words": v.count_words_in(stop_words, 1 << 62) if counted else None,
+    }
+
+
+def decide(s: dict, c: QualityThresholds, count_stop_words: Callable[[int], int] | None = None) -> str | None:
+    """The Gopher decision from measurements `s`. The stop-word count is `s`'s when measured, else
+    `count_stop_words(enough)` counts up to the threshold (None: the language has no list, no rule)."""
+    if s["quality_words"] < c.min_words:
+        return "quality:min_words"
+    if s["quality_words"] > c.max_words:
+        return "quality:max_words"
+    if s["quality_mean_word_length"] < c.min_mean_word_length:
+        return "quality:min_mean_word_length"
+    if s["quality_mean_word_length"] > c.max_mean_word_length:
+        return "quality:max_mean_word_length"
+    if s["quality_hash_ratio"] > c.max_symbol_word_ratio or s["quality_ellipsis_ratio"] > c.max_symbol_word_ratio:
+        return "quality:symbol_word_ratio"
+    if s["quality_bullet_lines"] > c.max_bullet_lines:
+        return "quality:bullet_lines"
+    if s["quality_ellipsis_lines"] > c.max_ellipsis_lines:
+        return "quality:ellipsis_lines"
+    if s["quality_alpha_words"] < c.min_alpha_words:
+        return "quality:alpha_words"
+    found = s["quality_stop_words"]
+    if found is None and count_stop_words is not None and c.min_stop_words > 0:
+        found = count_stop_words(c.min_stop_words)
+    if found is not None and found < c.min_stop_words:
+        return "quality:stop_words"
+    return None

@@ -22,13 +22,14 @@ import numpy as np
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from dataprep.registry import register_step
-from dataprep.step import Filter, RemoveCallback
+from dataprep.step import Filter, RemoveCallback, stored_signals
 from dataprep.text import base_language
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError, UserError
 
 UNDETERMINED = "und"
-SOURCE_LANGUAGES = "source_languages"  # document field: the languages its source is expected to be in
+SOURCE_LANGUAGES = "source_languages"
+IDENTIFIED = "language_identified"  # prepare.keep_signals: the language py3langid named, whatever its score  # document field: the languages its source is expected to be in
 
 
 @dataclass
@@ -147,12 +148,18 @@ class LanguageFilter(Filter):
         self.identified: Counter = Counter()  # language → documents (all, before filtering)
 
     def reject(self, doc: Document) -> str | None:
-        lang, score = language_model().identify(doc.text[: self.config.max_chars])
+        stored = stored_signals(doc, (IDENTIFIED, "lang_score")) if self.replay else None  # tokenmill select
+        if stored:
+            lang, score = stored[IDENTIFIED], stored["lang_score"]
+        else:
+            lang, score = language_model().identify(doc.text[: self.config.max_chars])
+            declared = doc.meta.get("lang")
+            if declared is not None and "declared_lang" not in doc.meta:
+                doc.meta["declared_lang"] = declared
+        if self.keep_signals:
+            doc.meta[IDENTIFIED] = lang  # before min_score turns it into 'und'
         if score < self.config.min_score:
             lang = UNDETERMINED
-        declared = doc.meta.get("lang")
-        if declared is not None and "declared_lang" not in doc.meta:
-            doc.meta["declared_lang"] = declared
         doc.meta["lang"] = lang
         doc.meta["lang_score"] = score
         self.identified[lang] += 1

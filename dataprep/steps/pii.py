@@ -112,14 +112,21 @@ IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
 IPV4 = r"[0-9](?<![\w.\-][0-9])(?<!\w/[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![\w\-]|\.\w)"
 _D = "[0-9\u06f0-\u06f9\u0660-\u0669]"
 _S = "[ \u00a0.-]"  # one separator between digit groups
-_B = r"[\w+\-./,@#:=$€£¥]"  # a number does not start right after these (words, URLs, decimals, prices)
-_TAIL = rf"(?:{_S}{{1,2}}(?:\({_D}+\){_S}?)?{_D}+)*(?![\w@]|[.,\-/:]\w)"
+_B = r"[\w+\-./,@#=$€£¥]"  # a number does not start right after these (words, URLs, decimals, prices)
+# ... nor right after a colon that follows a digit, a slash or a colon ('10:30', 'http://', '::1');
+# 'Phone:+44 ...' / 'تلفن:۰۹۱۲ ...' may (a glued colon then needs a phone word: GLUED_TO_LABEL).
+_C = "[0-9:/]:"
+# A number ends before a Latin (or Cyrillic, Greek ...) letter or digit ('601234567abc' is an id) but
+# may be glued to a Persian/Arabic word ('۰۹۱۲۳۴۵۶۷۸۹تماس': RTL text often drops that space).
+_WORD_NOT_ARABIC = r"[^\W\u0620-\u064a\u066e-\u06d3\u06fa-\u06ff]"
+_TAIL = rf"(?:{_S}{{1,2}}(?:\({_D}+\){_S}?)?{_D}+)*(?!{_WORD_NOT_ARABIC}|@|[.,\-/:]\w)"
 DIGITS = (
-    rf"(?:\+(?:(?<!{_B}\+)|(?<=tel:\+))\s?(?:\(\+?{_D}+(?: {_D}+)?\){_S}?)?{_D}+"  # +48 ..., +1 (555) ...
-    rf"|\((?<!{_B}\()\+?{_D}+(?: {_D}+)?\){_S}?{_D}+"  # (22) 621 ..., (+48) 601 ...
-    rf"|{_D}(?<!{_B}{_D}){_D}*)"  # 601 ..., 0048 ..., 021-...
+    rf"(?:\+(?<!{_B}\+)(?<!{_C}\+)\s?(?:\(\+?{_D}+(?: {_D}+)?\){_S}?)?{_D}+"  # +48 ..., +1 (555) ...
+    rf"|\((?<!{_B}\()(?<!{_C}\()\+?{_D}+(?: {_D}+)?\){_S}?{_D}+"  # (22) 621 ..., (+48) 601 ...
+    rf"|{_D}(?<!{_B}{_D})(?<!{_C}{_D}){_D}*)"  # 601 ..., 0048 ..., 021-...
     + _TAIL
 )
+GLUED_TO_LABEL = re.compile(r"[^\W\d]\.?:$")  # 'Phone:', 'tel.:', 'تلفن:' right before the number
 PATTERNS = {kind: re.compile(pattern) for kind, pattern in
             (("email", EMAIL), ("iban", IBAN), ("ipv6", IPV6), ("ipv4", IPV4), ("digits", DIGITS))}
 DIGIT_RUN = re.compile(r"[0-9]+")
@@ -289,6 +296,13 @@ def _before(match: re.Match, chars: int) -> str:
     return text[max(0, start - chars) : start]
 
 
+def _without_dropped_trunk(text: str, digits: str, region: str) -> str:
+    """Polish numbers still written with the trunk '0' dropped in 2005 ('(012) 345 67 89') without it."""
+    if region == "PL" and len(digits) == 10 and digits[0] == "0":
+        return text.replace("0", "", 1)
+    return text
+
+
 class PIIReplacer:
     """Finds and replaces PII in texts; counts replacements by kind (email, phone, ip, card, iban)."""
 
@@ -445,7 +459,7 @@ class PIIReplacer:
         if contains_date(text):
             return False
         before = _before(match, 40)
-        if ISBN_BEFORE.search(before) or (len(groups) > 2 and "-" in separators and is_isbn(digits)):
+        if ISBN_BEFORE.search(before) or (len(groups) > 3 and "-" in separators and is_isbn(digits)):
             return False
         if VERSION_WORDS.search(before) or SECTION_WORDS.search(before):
             return False
@@ -458,6 +472,8 @@ class PIIReplacer:
         pn = _phonenumbers()
         international = text.startswith(("+", "00"))
         context = PHONE_WORDS.search(before) is not None
+        if not context and GLUED_TO_LABEL.search(before):
+            return False  # 'id:1234567', 'key:601234567': only a phone word may be glued to its number
         if international:
             try:
                 number = pn.parse("+" + text.lstrip("+")[2:] if text.startswith("00") else text, None)
@@ -478,7 +494,7 @@ class PIIReplacer:
             regions = list(dict.fromkeys([*regions, *(r for rs in self.config.regions.values() for r in rs)]))
         for region in regions:
             try:
-                number = pn.parse(text, region)
+                number = pn.parse(_without_dropped_trunk(text, digits, region), region)
             except pn.NumberParseException:
                 continue
             if not pn.is_valid_number(number):
@@ -488,8 +504,9 @@ class PIIReplacer:
                 return (digits.startswith("0") and len(digits) >= 10) or (context and mobile)
             if context:
                 return True
-            if thousands:
-                return pn.number_type(number) == pn.PhoneNumberType.MOBILE and "." not in separators
+            if thousands:  # '601 234 567' is a Polish mobile; '81 217 261' (8 digits) a count more often than not
+                mobile = pn.number_type(number) == pn.PhoneNumberType.MOBILE
+                return mobile and "." not in separators and len(digits) >= 9
             return True
         if context and not unseparated:
             for region in regions[:1]:

@@ -4,7 +4,7 @@ Nothing here opens a connection: non-loopback ranges are only ever decided, neve
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from crawler.addresses import Allowance, AddressPolicy, refusal, scheme_refusal
+from crawler.addresses import Allowance, AddressPolicy, SourceScope, refusal, scheme_refusal
 from crawler.resolver import GuardedResolver
 
 
@@ -56,6 +56,41 @@ def test_policy_matches_subdomains_and_takes_the_strictest():
     assert policy.allowance("www.example.org").refusal("127.0.0.1") == "loopback"  # not in both lists
     assert policy.allowance("elsewhere.net").refusal("10.0.0.1") == "private"  # unknown hosts: public only
     assert policy.allowance("notintranet.example").refusal("10.0.0.1") == "private"
+
+
+def test_a_literal_gets_what_some_source_naming_it_allows_and_a_name_the_strictest():
+    """The guard decides each request for an IP literal by its own source (SourceScope); the
+    resolver, which cannot tell sources apart, refuses only what no source naming the literal allows.
+    A name's addresses are judged by the resolver alone: the strictest of the sources naming it."""
+    policy = AddressPolicy.from_sources([(["127.0.0.1"], ["127.0.0.1"]), (["127.0.0.1", "localhost"], False),
+                                         (["localhost"], True)])
+    assert policy.allowance("127.0.0.1").refusal("127.0.0.1") is None
+    assert policy.allowance("localhost").refusal("127.0.0.1") == "loopback"
+    assert policy.allowance("127.0.0.2").refusal("127.0.0.2") == "loopback"  # named by no source
+
+
+def test_a_sources_scope_is_its_domains_and_their_subdomains_on_any_port():
+    scope = SourceScope.of_domains(["Example.org", "10.1.2.3"], allow_private=["10.1.0.0/16"])
+    assert scope.refusal("https", "www.example.org", None) is None
+    assert scope.refusal("http", "example.org.", 8080) is None
+    assert scope.refusal("http", "example.org.evil.net", None) == "out_of_scope"
+    assert scope.refusal("http", "notexample.org", None) == "out_of_scope"
+    assert scope.refusal("ftp", "example.org", None) == "scheme"
+    assert scope.refusal("http", "10.1.2.3", 81) is None  # a literal on its list, and allowed
+    assert scope.refusal("http", "10.10.1.2.3", None) == "out_of_scope"  # a literal has no subdomains
+    assert SourceScope.of_domains(["2.3"], False).refusal("http", "10.1.2.3", None) == "out_of_scope"  # nor is one
+    assert SourceScope.of_domains(["10.1.2.3"], allow_private=False).refusal("http", "10.1.2.3", None) == "private"
+    assert SourceScope().refusal("http", "example.org", None) == "out_of_scope"  # no domains: nothing
+
+
+def test_a_served_source_allows_exactly_its_own_address_and_port():
+    scope = SourceScope.served("http", "127.0.0.1", 8123)
+    assert scope.refusal("http", "127.0.0.1", 8123) is None
+    assert scope.refusal("http", "127.0.0.1", 8124) == "out_of_scope"
+    assert scope.refusal("http", "127.0.0.1", None) == "out_of_scope"  # port 80
+    assert scope.refusal("https", "127.0.0.1", 8123) == "out_of_scope"
+    assert scope.refusal("http", "localhost", 8123) == "out_of_scope"
+    assert scope.refusal("http", "[::1]", 8123) == "out_of_scope"
 
 
 class ScriptedResolver:

@@ -93,3 +93,29 @@ def test_a_real_scheduler_and_two_workers_write_the_same_bytes(tmp_path):
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_task_counts_add_up_and_int_settings_stay_as_they_are():
+    from collections import Counter
+
+    from dataprep.distributed import counts_of, merge_counts
+    from dataprep.step import Step
+
+    class Windowed(Step):
+        name = "windowed"
+
+        def __init__(self):
+            super().__init__()
+            self.window = 5  # a setting
+            self.changed = 0  # a count
+            self.per_lang: Counter = Counter()
+
+    driver, fresh = Windowed(), counts_of(Windowed())
+    for changed in (2, 3, 4):
+        task = Windowed()
+        task.changed, task.documents_in = changed, 10
+        task.removed["short"] += 1
+        task.per_lang.update(en=changed)
+        merge_counts(driver, counts_of(task), fresh)
+    assert driver.window == 5  # was 15: every task's setting was added
+    assert (driver.changed, driver.documents_in, driver.removed, driver.per_lang) == (9, 30, {"short": 3}, {"en": 9})

@@ -68,7 +68,8 @@ def harness():
 
 
 def test_the_flow_fine_tunes_the_champion_sft_reward_then_dpo(harness, base, tmp_path, monkeypatch):
-    from flows.finetune import announce_champion, champion_version, finetune_champion
+    from flows.champion import announce_champion, champion_number
+    from flows.finetune import finetune_champion
     from pipeline.params import load_params
 
     project = make_project(tmp_path / "project")
@@ -79,13 +80,13 @@ def test_the_flow_fine_tunes_the_champion_sft_reward_then_dpo(harness, base, tmp
 
     @__import__("prefect").flow
     def crowning(bits_per_byte: float):  # as evaluate_task does: compare the alias before and after
-        before = champion_version(params)
+        before = champion_number(params)
         crown(project, base, bits_per_byte)
         return announce_champion(params, before)
 
     assert crowning(2.0)["version"] == "1"
     assert crowning(3.0) is None  # not better: the alias stays on v1, no event
-    assert champion_version(params) == "1"
+    assert champion_number(params) == "1"
 
     assert finetune_champion(version="7", params_path="params.yaml")["skipped"]  # superseded: nothing to do
     result = finetune_champion(model="tokenmill", version="1", params_path="params.yaml")
@@ -105,7 +106,7 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
+    from flows.champion import CHAMPION_RESOURCE, CHAMPION_UPDATED
     from pipeline_fixture import served_deployments
 
     project = make_project(tmp_path / "project")

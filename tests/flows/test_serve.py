@@ -48,7 +48,7 @@ def test_prefect_yaml_declares_what_serve_serves(served: dict):
 
 
 def test_finetune_runs_on_each_new_champion_one_at_a_time(served: dict):
-    from flows.finetune import CHAMPION_RESOURCE, CHAMPION_UPDATED
+    from flows.champion import CHAMPION_RESOURCE, CHAMPION_UPDATED
 
     finetune = served["finetune"]
     assert [t.expect for t in finetune.triggers] == [{CHAMPION_UPDATED}]

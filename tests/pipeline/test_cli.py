@@ -64,11 +64,12 @@ def test_out_refuses_a_directory_of_unrelated_files(tmp_path: Path):
     assert_one_line_error(proc, "out", "not an earlier prepare output", "--force")
     assert proc.returncode == 2
     assert (tmp_path / "out" / "thesis.tex").read_text() == "precious"
-    # the stage's own earlier output is replaced; --force replaces anything
+    # the stage's own earlier output is replaced; --force moves anything else aside (never deletes it)
     assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "scrubbed", cwd=tmp_path).returncode == 0
     assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "scrubbed", cwd=tmp_path).returncode == 0
     assert tokenmill("scrub", "--in", "docs.jsonl", "--out", "out", "--force", cwd=tmp_path).returncode == 0
     assert not (tmp_path / "out" / "thesis.tex").exists()
+    assert [p.read_text() for p in tmp_path.glob("out.aside-*/thesis.tex")] == ["precious"]
 
 
 def test_evaluate_refuses_to_overwrite_a_file_that_is_not_metrics(tmp_path: Path):

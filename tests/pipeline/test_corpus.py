@@ -93,18 +93,20 @@ def test_unknown_version_is_one_line_naming_the_known_ones(repo: Path):
 
 
 def test_status_shows_sources_versions_and_the_champion(repo: Path):
-    from pipeline.champion import crown_if_better
-    from pipeline.params import load_params
+    import mlflow
 
     before = tokenmill(repo, "status")
     assert before.returncode == 0, before.stderr
     assert "tiny" in before.stdout and "last crawl" in before.stdout
-    assert "none yet (the train deployment" in before.stdout
-    with contextlib.chdir(repo):
-        assert crown_if_better(load_params("params.yaml").tracking, (repo / "run_id").read_text())
+    assert "champion\n  none yet" in before.stdout
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow/mlflow.db")
+    client.create_registered_model("tokenmill")  # what evaluate's promotion gate does (training/registry.py)
+    run_id = (repo / "run_id").read_text()
+    registered = client.create_model_version("tokenmill", f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias("tokenmill", "champion", registered.version)
     found = json.loads(tokenmill(repo, "status", "--json").stdout)
     assert [v["version"] for v in found["corpus_versions"]] == ["corpus-v1", "corpus-v2"]
-    assert found["champion"]["run_id"] == (repo / "run_id").read_text()
+    assert found["champion"]["run_id"] == run_id and found["champion"]["version"] == 1
     assert found["champion"]["corpus_version"] == "corpus-v1"
     assert found["champion"]["metrics"] == {"eval/bits_per_byte": 2.5}
     assert found["sources"][0]["documents"] == 4

@@ -116,6 +116,6 @@ def test_prepare_reads_and_writes_shards_on_s3_as_it_does_locally(tmp_path: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"tokenmill prepare: error: s3://{BUCKET}/crawl/documents: is a prefix without a stats.json, "
                    "not an earlier prepare output; not replacing it (choose another --out, or pass --force to "
-                   "replace it)"]
+                   "move it aside)"]
     assert main(prepare + ["--in", f"s3://{BUCKET}/nothing", "--out", f"s3://{BUCKET}/x"]) == 2
     assert f"s3://{BUCKET}/nothing: no such file or directory" in capsys.readouterr().err

@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from pipeline.tracking_server import LOCAL_STORE, effective_tracking_uri, is_loopback_http
+from pipeline.tracking_server import LOCAL_STORE, effective_tracking_uri, is_loopback_http, write_server_file
+
+
+def health_server(answers: str | None):
+    """An HTTP server on 127.0.0.1 that says OK on `answers`/health (None: on every path), like
+    `mlflow server --static-prefix` does on its prefix; 404 elsewhere."""
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path == f"{answers}/health" if answers is not None else self.path.endswith("/health")
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.fixture
 def listener():
-    """A real socket listening on 127.0.0.1 (the check only needs something that accepts connections)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    """A server started as `make mlflow-server` starts it: it answers under its nonce path."""
+    prefix = f"/tokenmill-{secrets.token_hex(16)}"
+    server = health_server(prefix)
+    yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    server.shutdown()
+    server.server_close()
 
 
 def test_routes_the_local_store_through_a_running_server(tmp_path: Path, listener: str):
     server_file = tmp_path / "server.url"
-    server_file.write_text(listener + "\n")
+    write_server_file(listener, server_file)
     assert effective_tracking_uri(LOCAL_STORE, server_file) == listener
     # another store, or an explicit server, is left as configured
     assert effective_tracking_uri("sqlite:///elsewhere.db", server_file) == "sqlite:///elsewhere.db"
@@ -52,5 +75,5 @@ def test_load_params_uses_the_running_server(tmp_path: Path, listener: str, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mlflow").mkdir()
     assert load_params().tracking.tracking_uri == LOCAL_STORE
-    (tmp_path / "mlflow" / "server.url").write_text(listener)
+    write_server_file(listener, tmp_path / "mlflow" / "server.url")
     assert load_params().tracking.tracking_uri == listener

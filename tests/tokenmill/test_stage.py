@@ -53,12 +53,18 @@ def test_the_check_runs_before_any_work(tmp_path: Path):
     check_replaceable(tmp_path / "absent", "train")
 
 
-def test_force_replaces_anything(tmp_path: Path):
+def test_force_moves_a_foreign_directory_aside_and_replaces_a_file(tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     with replacing_anything():
         write_stage(out, "prepare", "new")
     assert sorted(p.name for p in out.iterdir()) == ["data.txt", "stats.json"]
+    [aside] = tmp_path.glob("out.aside-*")
+    assert (aside / "thesis.tex").read_text() == "precious"
+    (tmp_path / "file").write_text("a file may be replaced")
+    with replacing_anything():
+        write_stage(tmp_path / "file", "prepare", "new")
+    assert (tmp_path / "file" / "data.txt").read_text() == "new"
     with pytest.raises(UserError):  # forcing ends with the block
         check_replaceable(tmp_path / "out", "tokenize")

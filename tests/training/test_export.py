@@ -126,3 +126,41 @@ def test_masked_lm_is_refused_in_one_line(tmp_path):
         export_gpt(gpt, tokenizer, tmp_path / "hf")
     assert "\n" not in str(error.value)
     assert not (tmp_path / "hf").exists()
+
+
+def save_model_dir(directory, gpt: GPT, tokenizer, objective: str = "causal", run_id: str | None = None):
+    """A model directory as the train stage writes it (model.pt, tokenizer.json, run.json)."""
+    from tokenmill.config import to_dict
+
+    directory.mkdir(parents=True)
+    torch.save({"state_dict": gpt.state_dict(), "model_config": to_dict(gpt.config), "vocab_size": gpt.vocab_size,
+                "objective": objective}, directory / "model.pt")
+    tokenizer.save(str(directory / "tokenizer.json"))
+    if run_id:
+        (directory / "run.json").write_text(json.dumps({"run_id": run_id}))
+    return directory
+
+
+def test_cli_exports_to_the_models_run_and_refuses_a_masked_lm_in_one_line(tracking, tmp_path, capsys):
+    import yaml
+
+    from pipeline.cli import main
+    from training import tracking as mlf
+
+    tokenizer = train_tokenizer(texts(), TokenizeConfig(kind="char", vocab_size=300, min_frequency=1))
+    run_id = mlf.start_run(tracking, "export test")
+    causal = save_model_dir(tmp_path / "causal", random_gpt(tokenizer.get_vocab_size()), tokenizer, run_id=run_id)
+    masked = save_model_dir(tmp_path / "masked", random_gpt(tokenizer.get_vocab_size(), causal=False), tokenizer,
+                            "masked")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"tracking": {k: getattr(tracking, k) for k in
+                                                   ("tracking_uri", "experiment", "artifact_location")}}))
+    assert main(["export", "--params", str(params), "--model", str(causal), "--out", str(tmp_path / "hf")]) == 0
+    artifacts = {a.path for a in mlf.client(tracking).list_artifacts(run_id, "hf")}
+    assert {"hf/config.json", "hf/model.safetensors", "hf/tokenizer.json"} <= artifacts
+    assert mlf.client(tracking).get_run(run_id).data.tags["export.hf"] == f"runs:/{run_id}/hf"
+    capsys.readouterr()
+    assert main(["export", "--params", str(params), "--model", str(masked), "--out", str(tmp_path / "no")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("tokenmill export: error: ") and "masked-LM" in error[-1] and len(error) == 1
+    assert not (tmp_path / "no").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STAGES = ("sft", "reward", "dpo")
 LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # the Linear layers of training.model.Block
 
 
@@ -37,10 +36,60 @@ class DpoConfig:
 
 
 @dataclass
+class TaskConfig:
+    held_out: str | None = "examples/finetune/arith/held_out.jsonl"  # {"prompt", "answer"} lines (null: none)
+    checker: str = "examples.finetune.arith:check"  # module:function(response, answer) -> bool
+    max_new_tokens: int = 12  # greedy tokens per held-out answer
+
+
+@dataclass
+class RlConfig:
+    """Shared by ppo and grpo: rollouts, the clipped update, the KL anchor to the frozen base."""
+    prompts: str = "examples/finetune/arith/prompts.jsonl"  # --prompts: {"prompt"[, "answer"]} lines
+    steps: int = 60  # rollout batches (one optimizer step per minibatch and epoch on each)
+    lr: float = 3e-4  # constant after a linear warmup of finetune.warmup_steps
+    max_new_tokens: int = 12  # sampled tokens per response
+    temperature: float = 1.0  # sampling temperature of the rollouts
+    epochs: int = 2  # optimisation passes over each rollout batch
+    minibatch_size: int = 32  # responses per optimizer step
+    clip: float = 0.2  # PPO ratio clip
+    kl_coef: float = 0.05  # KL penalty coefficient (ppo: its start when kl_target is set)
+    kl_target: float | None = None  # ppo: adapt kl_coef towards this KL per response (null: fixed)
+    kl_horizon: int = 1000  # ppo: responses over which the adaptive coefficient moves by up to 20%
+    max_kl: float = 2.0  # gate: mean KL (nats per held-out greedy response) to the base must stay within
+    sample_every: int = 10  # write rollout samples to samples.jsonl every this many steps
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.epochs, self.minibatch_size, self.max_new_tokens, self.sample_every) < 1:
+            raise ValueError("rl.steps, epochs, minibatch_size, max_new_tokens and sample_every must be at least 1")
+        if self.lr <= 0 or self.temperature <= 0 or self.clip <= 0 or self.kl_coef < 0 or self.max_kl <= 0:
+            raise ValueError("rl needs lr, temperature, clip and max_kl > 0 and kl_coef >= 0")
+
+
+@dataclass
+class PpoConfig:
+    reward_model: str = "models/finetune/reward"  # --reward-model: scores each response
+    prompts_per_step: int = 32  # rollouts per step (one response each)
+    vf_coef: float = 0.5  # weight of the value loss
+    value_clip: float = 0.2  # clip of the value prediction's move from the rollout's
+    gamma: float = 1.0  # discount
+    lam: float = 0.95  # GAE lambda
+
+
+@dataclass
+class GrpoConfig:
+    reward: str = "examples.finetune.arith:check"  # module:function(response, answer), or a reward model dir
+    prompts_per_step: int = 8  # prompts per step
+    group_size: int = 8  # responses sampled per prompt; advantages are relative within the group
+
+
+@dataclass
 class RegistryConfig:
     sft: str = "tokenmill-sft"  # registered model names, one per stage
     reward: str = "tokenmill-reward"
     dpo: str = "tokenmill-dpo"
+    ppo: str = "tokenmill-ppo"
+    grpo: str = "tokenmill-grpo"
     alias: str = "champion"  # moves to a new version only when its held-out metric is better
     enabled: bool = True  # false: no registered versions (the run is still tracked)
 
@@ -48,7 +97,7 @@ class RegistryConfig:
 @dataclass
 class FinetuneConfig:
     base: str = "models/gpt"  # --base for sft and reward: a model directory, an MLflow run id or "champion"
-    sft_model: str = "models/finetune/sft"  # --base for dpo (also its frozen reference)
+    sft_model: str = "models/finetune/sft"  # --base for reward, dpo, ppo, grpo (dpo/ppo/grpo: the frozen reference)
     sft_data: str = "examples/finetune/sft.jsonl"  # --data for sft
     preference_data: str = "examples/finetune/preferences.jsonl"  # --data for reward and dpo
     out: str = "models/finetune"  # --out is <out>/<stage> unless given
@@ -68,6 +117,10 @@ class FinetuneConfig:
     merge: bool = False  # write LoRA merged into a plain model (the --merge flag sets it)
     lora: LoraConfig = field(default_factory=LoraConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rl: RlConfig = field(default_factory=RlConfig)
+    ppo: PpoConfig = field(default_factory=PpoConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     def __post_init__(self) -> None:

@@ -7,10 +7,20 @@ margin is that reward difference, the accuracy the share of pairs where it is po
 
 from __future__ import annotations
 
+import copy
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from tokenmill.errors import UserError
 from training.finetune.data import IGNORE, Encoded, lm_batch
+from training.finetune.lora import trainable
+from training.finetune.loop import fit
+from training.finetune.model_dir import load_reward
+from training.finetune.registry import Session, register_stage
+from training.finetune.reward import PairStage
 from training.finetune.template import ChatTemplate
 
 
@@ -94,3 +104,49 @@ def win_rate(policy, reference, reward_model, prompts: list[list[int]], template
             "reference_reward": float(reference_r.mean()), "prompts": len(prompts),
             "examples": [{"policy": template.decode(p.ids[len(q):]), "reference": template.decode(r.ids[len(q):])}
                          for p, r, q in list(zip(policy_rows, reference_rows, prompts))[:3]]}
+
+
+@register_stage
+class DpoStage(PairStage):
+    """DPO against the frozen base (the SFT model); judged by the held-out implicit-reward margin."""
+    name, help = "dpo", "direct preference optimisation against the SFT model (finetune.preference_data)"
+    base_default, gate = "sft_model", ("val_margin", True)
+
+    def train(self, session: Session, train_items: list, val_items: list):
+        gpt, config, device, pad = session.gpt, session.config, session.device, session.template.end_id
+        reference = copy.deepcopy(gpt).eval().requires_grad_(False)
+        beta = config.dpo.beta
+        history = fit(gpt, trainable(gpt, config, session.first_new), train_items,
+                      lambda b: batch_loss(gpt, reference, b, pad, beta, device),
+                      lambda: held_out_margins(gpt, reference, val_items, pad, beta, device, config.batch_size),
+                      config, device, "finetune dpo")
+        final = history["val"][-1]
+        extra = {"val_margin": final["margin"], "val_margin_before": history["val"][0]["margin"],
+                 "val_accuracy": final["accuracy"], "held_out_pairs": final["pairs"]}
+        extra.update(self.win_rate(session, reference, val_items))
+        return history, extra, gpt
+
+    def win_rate(self, session: Session, reference, val_items: list) -> dict:
+        """Held-out win rate of the policy over the reference, judged by the reward model (if there is one)."""
+        judge = session.reward_model or session.config.dpo.reward_model
+        if not judge or not (Path(judge) / "reward.pt").is_file():
+            print(f"finetune dpo: no reward model at {judge}; win rate not measured", file=sys.stderr)
+            return {"win_rate": None}
+        judge_model = load_judge(Path(judge), session.tokenizer)
+        prompts = [list(p) for p in {tuple(c.ids[: c.mask.index(1)]): None for c, _ in val_items}]
+        if not prompts:
+            return {"win_rate": None}
+        session.gpt.eval()
+        result = win_rate(session.gpt, reference, judge_model.to(session.device), prompts, session.template,
+                          session.config.dpo.max_new_tokens, session.device)
+        return {"win_rate": result["win_rate"], "win_rate_prompts": result["prompts"],
+                "policy_reward": result["policy_reward"], "reference_reward": result["reference_reward"],
+                "reward_model": str(judge)}
+
+
+def load_judge(path: Path, tokenizer):
+    """The reward model at `path`, refused when its tokenizer is not the policy's."""
+    judge, judge_tokenizer = load_reward(path)
+    if judge_tokenizer.get_vocab(with_added_tokens=True) != tokenizer.get_vocab(with_added_tokens=True):
+        raise UserError(f"{path}: the reward model's tokenizer differs from the policy's")
+    return judge

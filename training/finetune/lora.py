@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.finetune.config import LoraConfig
+from training.finetune.config import FinetuneConfig, LoraConfig
 
 
 class LoRALinear(nn.Module):
@@ -75,3 +75,21 @@ def merge_lora(model: nn.Module) -> nn.Module:
         if isinstance(m, LoRALinear):
             _swap(model, name, m.merged())
     return model
+
+
+def trainable(gpt: nn.Module, config: FinetuneConfig, first_new: int) -> list[dict]:
+    """AdamW groups. Full fine-tuning: every weight (GPT.param_groups). LoRA: the adapters only, plus
+    (lora.train_new_tokens) the embedding rows of the added chat tokens, whose gradient is masked to
+    those rows so that every base id keeps its vector."""
+    if config.lora.rank == 0:
+        return gpt.param_groups(config.weight_decay)
+    apply_lora(gpt, config.lora, seed=config.seed)
+    groups = [{"params": list(lora_parameters(gpt).values()), "weight_decay": config.weight_decay}]
+    if config.lora.train_new_tokens and first_new < gpt.vocab_size:
+        embedding = gpt.wte.weight
+        rows = torch.zeros(embedding.size(0), 1, device=embedding.device, dtype=embedding.dtype)
+        rows[first_new:] = 1.0
+        embedding.requires_grad_(True)
+        embedding.register_hook(lambda grad: grad * rows)
+        groups.append({"params": [embedding], "weight_decay": 0.0})  # decay would move the frozen rows
+    return groups

@@ -4,11 +4,16 @@ last token (the <|end|> closing the answer), trained with the pairwise Bradleyâ€
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.finetune.data import Encoded, last_token_batch
+from training.finetune.data import Encoded, encode_pairs, last_token_batch, load_preferences, truncated
+from training.finetune.lora import trainable
+from training.finetune.loop import fit
+from training.finetune.registry import FinetuneStage, Session, register_stage
 from training.model import GPT
 
 
@@ -57,3 +62,36 @@ def held_out_accuracy(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], 
     chosen, rejected = torch.cat(chosen), torch.cat(rejected)
     return {"accuracy": float((chosen > rejected).float().mean()), "margin": float((chosen - rejected).mean()),
             "loss": float(bradley_terry_loss(chosen, rejected)), "pairs": len(pairs)}
+
+
+class PairStage(FinetuneStage):
+    """A stage trained on preference pairs (finetune.preference_data)."""
+
+    def load(self, path: Path) -> list:
+        return load_preferences(path)
+
+    def encode(self, records: list, template, block_size: int) -> list:
+        return encode_pairs(records, template, block_size)
+
+    def truncated(self, items: list, template) -> int:
+        return sum(truncated(list(pair), template) for pair in items)
+
+
+@register_stage
+class RewardStage(PairStage):
+    """Bradleyâ€“Terry reward model; judged by its held-out pairwise accuracy (also its held_out_accuracy)."""
+    name, help = "reward", "reward model from preference pairs or rankings (finetune.preference_data)"
+    base_default, gate, writes_reward = "sft_model", ("val_accuracy", True), True
+
+    def train(self, session: Session, train_items: list, val_items: list):
+        config, device, pad = session.config, session.device, session.template.end_id
+        model = RewardModel(session.gpt).to(device)
+        groups = trainable(session.gpt, config, session.first_new) + [
+            {"params": list(model.head.parameters()), "weight_decay": 0.0}]
+        history = fit(model, groups, train_items, lambda b: batch_loss(model, b, pad, device),
+                      lambda: held_out_accuracy(model, val_items, pad, device, config.batch_size),
+                      config, device, "finetune reward")
+        final = history["val"][-1]
+        return history, {"val_accuracy": final["accuracy"], "val_accuracy_before": history["val"][0]["accuracy"],
+                         "val_margin": final["margin"], "held_out_pairs": final["pairs"],
+                         "held_out_accuracy": final["accuracy"]}, model

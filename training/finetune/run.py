@@ -1,97 +1,70 @@
-"""`tokenmill finetune sft|reward|dpo`: load the base, grow its vocabulary for the chat template, train
-on the JSONL data, write the model directory atomically, track and register it in MLflow.
+"""`tokenmill finetune STAGE` (the stages of registry.py: sft, reward, dpo, ppo, grpo): load the base,
+grow its vocabulary for the chat template, let the stage train on its JSONL data, measure the policy's
+held-out accuracy on the task (task.py), write the model directory atomically, track and register it
+in MLflow behind the stage's gate.
 
 Output directory (see model_dir.py for the weights):
   finetune.json       stage, base model, data path and sha256, chat tokens, config
   stats.json          the returned summary (also printed by the CLI)
   history/train.csv, history/val.csv   per-step training figures; held-out figures at step 0, every
                       eval_every steps and at the end
-  plots/loss.png      training and held-out loss
+  plots/loss.png      training and held-out loss (the stages that have a loss on both)
+  samples.jsonl       ppo, grpo: rollout samples every finetune.rl.sample_every steps
   run.json            MLflow run id (absent when tracking is disabled)
 """
 
 from __future__ import annotations
 
-import copy
 import csv
-import sys
+import json
 from pathlib import Path
 
 import torch
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import to_dict
 from tokenmill.errors import UserError
-from tokenmill.stage import atomic_directory, write_json
+from tokenmill.stage import atomic_directory, check_replaceable, write_json
 from training.config import TrackingConfig
-from training.finetune import dpo, reward, sft, track
-from training.finetune.config import STAGES, FinetuneConfig
-from training.finetune.data import (encode_pairs, encode_sft, file_sha256, held_out_digest, load_preferences,
-                                    load_sft, split_held_out, truncated)
-from training.finetune.lora import apply_lora, lora_parameters, merge_lora
-from training.finetune.loop import fit, pick_device
-from training.finetune.model_dir import gpt_record, load_policy, load_reward, save_policy, save_reward
+from training.finetune import task, track
+from training.finetune.config import FinetuneConfig
+from training.finetune.data import file_sha256, held_out_digest, split_held_out
+from training.finetune.lora import merge_lora
+from training.finetune.loop import pick_device
+from training.finetune.model_dir import gpt_record, load_policy, save_policy, save_reward
+from training.finetune.registry import FinetuneStage, Session, get_stage
 from training.finetune.template import CHAT_TOKENS, ChatTemplate, add_chat_tokens, resize_vocab
-from training.model import GPT
 from training.train import plot_loss
 
 
-def trainable(gpt: GPT, config: FinetuneConfig, first_new: int) -> list[dict]:
-    """AdamW groups. Full fine-tuning: every weight (GPT.param_groups). LoRA: the adapters only, plus
-    (lora.train_new_tokens) the embedding rows of the added chat tokens, whose gradient is masked to
-    those rows so that every base id keeps its vector."""
-    if config.lora.rank == 0:
-        return gpt.param_groups(config.weight_decay)
-    apply_lora(gpt, config.lora, seed=config.seed)
-    groups = [{"params": list(lora_parameters(gpt).values()), "weight_decay": config.weight_decay}]
-    if config.lora.train_new_tokens and first_new < gpt.vocab_size:
-        embedding = gpt.wte.weight
-        rows = torch.zeros(embedding.size(0), 1, device=embedding.device, dtype=embedding.dtype)
-        rows[first_new:] = 1.0
-        embedding.requires_grad_(True)
-        embedding.register_hook(lambda grad: grad * rows)
-        groups.append({"params": [embedding], "weight_decay": 0.0})  # decay would move the frozen rows
-    return groups
+def setting(config: FinetuneConfig, dotted: str):
+    """config.<dotted>, e.g. setting(config, "rl.prompts")."""
+    for name in dotted.split("."):
+        config = getattr(config, name)
+    return config
 
 
 def finetune(stage: str, data: Path | None = None, base: str | None = None, out: Path | None = None,
              config: FinetuneConfig | None = None, tracking: TrackingConfig | None = None,
              merge: bool | None = None, reward_model: str | None = None) -> dict:
     """Run one fine-tuning stage; returns its summary (also written to <out>/stats.json)."""
-    if stage not in STAGES:
-        raise UserError(f"unknown fine-tuning stage '{stage}' (known: {', '.join(STAGES)})")
+    spec = get_stage(stage)
     config = config or FinetuneConfig()
     tracking = tracking or TrackingConfig(enabled=False)
     merge = config.merge if merge is None else merge
-    data = Path(data or (config.sft_data if stage == "sft" else config.preference_data))
-    base = str(base or (config.base if stage == "sft" else config.sft_model))
+    data = Path(data or setting(config, spec.data_default))
+    base = str(base or setting(config, spec.base_default))
     out = Path(out or Path(config.out) / stage)
+    check_replaceable(out, f"finetune-{stage}")  # before hours of training, not after them
     torch.manual_seed(config.seed)
-    records = load_sft(data) if stage == "sft" else load_preferences(data)  # bad data fails before any model loads
+    records = spec.load(data)  # bad data fails before any model loads
     data_sha256 = file_sha256(data)
-
-    base_dir, base_info = track.resolve_base(base, config, tracking)
-    gpt, tokenizer, eot_id = load_policy(base_dir)
-    tokenizer, added = add_chat_tokens(tokenizer)
-    first_new = min(tokenizer.token_to_id(t) for t in CHAT_TOKENS)
-    gpt = resize_vocab(gpt, max(gpt.vocab_size, tokenizer.get_vocab_size()))
-    template = ChatTemplate(tokenizer, config.system_prompt)
-    block_size = gpt.config.block_size
-    device = pick_device(config)
-
-    train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
-    eval_set = held_out_digest(val_records)
-    if stage == "sft":
-        train_items, val_items = (encode_sft(part, template, block_size) for part in (train_records, val_records))
-        n_truncated = truncated(train_items + val_items, template)
-    else:
-        train_items, val_items = (encode_pairs(part, template, block_size) for part in (train_records, val_records))
-        n_truncated = sum(truncated(list(p), template) for p in train_items + val_items)
-    if not train_items:
-        raise UserError(f"{data}: every example fell into the held-out split (lower finetune.val_fraction)")
-
+    base_info, session, eot_id, added = open_base(base, config, tracking, data, reward_model)
+    train_items, val_items, eval_set, n_truncated = split(spec, records, session)
     run_id = track.start_run(tracking, stage, config, base_info, data, data_sha256) if tracking.enabled else None
-    gpt.to(device)
-    base_state = gpt_record(gpt, eot_id) if config.lora.rank and not merge and stage != "reward" else None
+    summary = {"stage": f"finetune-{stage}", "out": out.as_posix(), "base": base_info["model"],
+               "data": data.as_posix(), "data_sha256": data_sha256, "eval_set": eval_set,
+               "train_examples": len(train_items), "held_out_examples": len(val_items), "truncated": n_truncated}
     try:
         history, extra, model = _train(stage, gpt, train_items, val_items, template, config, reward_model,
                                        tokenizer, first_new, device)
@@ -105,7 +78,7 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             "lora_rank": config.lora.rank, "merged": bool(config.lora.rank == 0 or merge or stage == "reward"),
             **extra, "run_id": run_id,
         }
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, f"finetune-{stage}") as tmp:
             if stage == "reward":
                 if config.lora.rank:
                     merge_lora(gpt)  # a reward model is always saved whole
@@ -122,78 +95,103 @@ def finetune(stage: str, data: Path | None = None, base: str | None = None, out:
             plot_loss(history, tmp / "plots" / "loss.png")
             if run_id:
                 write_json(tmp / "run.json", {"run_id": run_id, "experiment": tracking.experiment,
-                                              "tracking_uri": tracking.tracking_uri})
+                                              "tracking_uri": without_credentials(tracking.tracking_uri)})
             write_json(tmp / "stats.json", summary)
     except BaseException:
         if run_id:
             track.fail_run(tracking, run_id)
         raise
     if run_id:
-        track.log_history(tracking, run_id, stage, history)
-        if config.registry.enabled:
-            metric = track.GATE_METRIC[stage][0]
-            summary["registry"] = track.register(tracking, config, stage, run_id, float(summary[metric]),
-                                                 data_sha256, eval_set)
-        track.finish_run(tracking, run_id, out, summary)
+        finish(spec, tracking, config, run_id, out, history, summary)
     return summary
 
 
-def _train(stage: str, gpt: GPT, train_items: list, val_items: list, template: ChatTemplate,
-           config: FinetuneConfig, reward_model: str | None, tokenizer, first_new: int, device: torch.device):
-    """(history, summary figures, the trained module) of one stage."""
-    pad = template.end_id
-    if stage == "sft":
-        groups = trainable(gpt, config, first_new)
-        history = fit(gpt, groups, train_items, lambda rows: sft.batch_loss(gpt, rows, pad, device),
-                      lambda: sft.held_out_loss(gpt, val_items, pad, device, config.batch_size),
-                      config, device, "finetune sft")
-        final = history["val"][-1]
-        extra = {"val_loss": final["loss"], "val_loss_before": history["val"][0]["loss"]}
-    elif stage == "reward":
-        model = reward.RewardModel(gpt).to(device)
-        groups = trainable(gpt, config, first_new) + [{"params": list(model.head.parameters()),
-                                                                "weight_decay": 0.0}]
-        history = fit(model, groups, train_items, lambda b: reward.batch_loss(model, b, pad, device),
-                      lambda: reward.held_out_accuracy(model, val_items, pad, device, config.batch_size),
-                      config, device, "finetune reward")
-        final = history["val"][-1]
-        extra = {"val_accuracy": final["accuracy"], "val_accuracy_before": history["val"][0]["accuracy"],
-                 "val_margin": final["margin"], "held_out_pairs": final["pairs"]}
-    else:
-        reference = copy.deepcopy(gpt).eval().requires_grad_(False)
-        groups = trainable(gpt, config, first_new)
-        beta = config.dpo.beta
-        history = fit(gpt, groups, train_items,
-                      lambda b: dpo.batch_loss(gpt, reference, b, pad, beta, device),
-                      lambda: dpo.held_out_margins(gpt, reference, val_items, pad, beta, device, config.batch_size),
-                      config, device, "finetune dpo")
-        final = history["val"][-1]
-        extra = {"val_margin": final["margin"], "val_margin_before": history["val"][0]["margin"],
-                 "val_accuracy": final["accuracy"], "held_out_pairs": final["pairs"]}
-        extra.update(_win_rate(gpt, reference, val_items, template, config, reward_model, tokenizer, device))
-    return history, extra, (model if stage == "reward" else gpt)
+def open_base(base: str, config: FinetuneConfig, tracking: TrackingConfig, data: Path,
+              reward_model: str | None) -> tuple[dict, Session, int | None, list[str]]:
+    """(base description, the training session, end-of-text id, chat tokens added to the tokenizer)."""
+    base_dir, base_info = track.resolve_base(base, config, tracking)
+    gpt, tokenizer, eot_id = load_policy(base_dir)
+    tokenizer, added = add_chat_tokens(tokenizer)
+    first_new = min(tokenizer.token_to_id(t) for t in CHAT_TOKENS)
+    gpt = resize_vocab(gpt, max(gpt.vocab_size, tokenizer.get_vocab_size()))
+    device = pick_device(config)
+    session = Session(gpt.to(device), tokenizer, ChatTemplate(tokenizer, config.system_prompt), first_new, config,
+                      device, reward_model, data)
+    return base_info, session, eot_id, added
 
 
+def split(spec: FinetuneStage, records: list, session: Session) -> tuple[list, list, str, int]:
+    """(train items, held-out items, the held-out set's digest, how many sequences lost their ending
+    to the context)."""
+    from tokenmill.errors import UserError
 
-def _win_rate(policy, reference, val_items, template, config: FinetuneConfig, reward_model: str | None,
-              tokenizer, device) -> dict:
-    """Held-out win rate of the policy over the reference, judged by the reward model (if there is one)."""
-    judge = reward_model or config.dpo.reward_model
-    if not judge or not (Path(judge) / "reward.pt").is_file():
-        print(f"finetune dpo: no reward model at {judge}; win rate not measured", file=sys.stderr)
-        return {"win_rate": None}
-    judge_model, judge_tokenizer = load_reward(Path(judge))
-    if judge_tokenizer.get_vocab(with_added_tokens=True) != tokenizer.get_vocab(with_added_tokens=True):
-        raise UserError(f"{judge}: the reward model's tokenizer differs from the policy's")
-    prompts = list({tuple(c.ids[: c.mask.index(1)]): None for c, _ in val_items})
-    if not prompts:
-        return {"win_rate": None}
-    policy.eval()
-    result = dpo.win_rate(policy, reference, judge_model.to(device), [list(p) for p in prompts], template,
-                          config.dpo.max_new_tokens, device)
-    return {"win_rate": result["win_rate"], "win_rate_prompts": result["prompts"],
-            "policy_reward": result["policy_reward"], "reference_reward": result["reference_reward"],
-            "reward_model": str(judge)}
+    config, template, block_size = session.config, session.template, session.gpt.config.block_size
+    train_records, val_records = split_held_out(records, config.val_fraction, config.seed)
+    train_items, val_items = (spec.encode(part, template, block_size) for part in (train_records, val_records))
+    if not train_items:
+        raise UserError(f"{session.data}: every example fell into the held-out split (lower finetune.val_fraction)")
+    return train_items, val_items, held_out_digest(val_records), spec.truncated(train_items + val_items, template)
+
+
+def train(spec: FinetuneStage, session: Session, train_items: list, val_items: list, merge: bool,
+          summary: dict) -> tuple[dict, torch.nn.Module]:
+    """Train, measure the task accuracy of a policy before and after, fill `summary`; (history, model)."""
+    config = session.config
+    before = None if spec.writes_reward else accuracy(session, session.gpt)
+    history, extra, model = spec.train(session, train_items, val_items)
+    if not spec.writes_reward:
+        extra.update(accuracy(session, model))
+        extra["held_out_accuracy_before"] = before["held_out_accuracy"]
+        if config.lora.rank and merge:
+            merge_lora(model)
+    summary.update({"steps": config.max_steps, "train_loss": history["train"][-1]["loss"],
+                    "lora_rank": config.lora.rank, "merged": not keeps_adapter(spec, config, merge), **extra})
+    return history, model
+
+
+def keeps_adapter(spec: FinetuneStage, config: FinetuneConfig, merge: bool) -> bool:
+    """A LoRA policy not merged is written as base + adapter; a reward model is always written whole."""
+    return bool(config.lora.rank) and not merge and not spec.writes_reward
+
+
+def accuracy(session: Session, policy) -> dict:
+    return task.accuracy(policy, session.template, session.config.task, session.device)
+
+
+def write_outputs(out: Path, spec: FinetuneStage, session: Session, model, history: dict, summary: dict,
+                  eot_id: int | None, base_state: dict | None, meta: dict, tracking: TrackingConfig) -> None:
+    with atomic_directory(out) as tmp:
+        if spec.writes_reward:
+            if session.config.lora.rank:
+                merge_lora(model)
+            save_reward(tmp, model, session.tokenizer)
+        else:
+            lora = session.config.lora if base_state is not None else None
+            save_policy(tmp, model, session.tokenizer, eot_id, summary["steps"], base_state, lora, session.first_new)
+        write_json(tmp / "finetune.json", meta)
+        for split_name in ("train", "val"):
+            _write_csv(tmp / "history" / f"{split_name}.csv", history[split_name])
+        if all("loss" in r for split_name in ("train", "val") for r in history[split_name]):
+            plot_loss(history, tmp / "plots" / "loss.png")
+        if history.get("samples"):
+            (tmp / "samples.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n"
+                                                       for s in history["samples"]), encoding="utf-8")
+        if summary["run_id"]:
+            write_json(tmp / "run.json", {"run_id": summary["run_id"], "experiment": tracking.experiment,
+                                          "tracking_uri": tracking.tracking_uri})
+        write_json(tmp / "stats.json", summary)
+
+
+def finish(spec: FinetuneStage, tracking: TrackingConfig, config: FinetuneConfig, run_id: str, out: Path,
+           history: dict, summary: dict) -> None:
+    """Per-step figures to the run, the registered version behind the stage's gate, the artifacts."""
+    track.log_history(tracking, run_id, spec.name, history)
+    if config.registry.enabled:
+        metric = spec.gate[0]
+        summary["registry"] = track.register(tracking, config, spec.name, run_id, float(summary[metric]),
+                                             summary["data_sha256"], summary["eval_set"], spec.gate,
+                                             spec.refusal(summary, config))
+    track.finish_run(tracking, run_id, out, summary)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -10,16 +10,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from tokenmill.locations import without_credentials
 from tokenmill.config import flatten
 from tokenmill.errors import UserError
 from training import tracking as mlf
 from training.config import TrackingConfig
 from training.finetune.config import FinetuneConfig
 from training.finetune.model_dir import ADAPTER, BASE, MODEL, REWARD, TOKENIZER
-
-# The held-out figure each stage is judged by, and whether higher is better.
-GATE_METRIC = {"sft": ("val_loss", False), "reward": ("val_accuracy", True), "dpo": ("val_margin", True)}
-
 
 def _model_dir_in(root: Path) -> Path | None:
     """The first directory under `root` (itself included) holding a tokenizer and model weights."""
@@ -52,14 +49,14 @@ def resolve_base(base: str, config: FinetuneConfig, tracking: TrackingConfig) ->
             version = client.get_model_version_by_alias(name, alias)
         except MlflowException:
             raise UserError(f"--base {base}: registered model '{name}' has no version with alias '{alias}' "
-                            f"in {tracking.tracking_uri}") from None
+                            f"in {without_credentials(tracking.tracking_uri)}") from None
         info = {"model": base, "registered": name, "version": version.version, "run_id": version.run_id}
         uri, key = version.source, f"{name}-v{version.version}"
     else:
         try:
             run = client.get_run(base)
         except MlflowException:
-            raise UserError(f"--base {base}: not a model directory, an MLflow run id in {tracking.tracking_uri} "
+            raise UserError(f"--base {base}: not a model directory, an MLflow run id in {without_credentials(tracking.tracking_uri)} "
                             f"or '{config.registry.alias}'") from None
         info = {"model": base, "run_id": run.info.run_id}
         uri, key = run.info.artifact_uri, run.info.run_id
@@ -134,15 +131,16 @@ def finish_run(tracking: TrackingConfig, run_id: str, out: Path, summary: dict) 
 
 
 def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_id: str, value: float,
-             data_sha256: str, eval_set: str) -> dict:
+             data_sha256: str, eval_set: str, gate: tuple[str, bool], refusal: str | None = None) -> dict:
     """Register the run's model under the stage's name; move the alias only when `value` (the stage's
-    held-out metric) beats the alias holder's on the same held-out set (`eval_set`), as the
-    pre-training gate does. Logs the decision and both figures on the run."""
+    held-out figure gate[0], higher better when gate[1]) beats the alias holder's on the same held-out
+    set (`eval_set`), as the pre-training gate does, and the stage gave no `refusal` (a bound the run
+    broke, e.g. its KL to the base). Logs the decision and both figures on the run."""
     from mlflow.exceptions import MlflowException
 
     client = mlf.client(tracking)
     name, alias = getattr(config.registry, stage), config.registry.alias
-    metric, higher = GATE_METRIC[stage]
+    metric, higher = gate
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -155,7 +153,9 @@ def register(tracking: TrackingConfig, config: FinetuneConfig, stage: str, run_i
         holder_value = float(holder.tags["value"])
     except (MlflowException, KeyError, ValueError):
         holder, holder_value = None, None
-    if not math.isfinite(value):
+    if refusal:
+        promoted, reason = False, f"kept: {refusal}"
+    elif not math.isfinite(value):
         promoted, reason = False, "kept: no held-out data"
     elif holder is None:
         promoted, reason = True, f"promoted: first version ({metric} {value:.4g})"

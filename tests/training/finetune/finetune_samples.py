@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from training.config import ModelConfig, TokenizeConfig
-from training.finetune.config import FinetuneConfig, LoraConfig
+from training.finetune.config import FinetuneConfig, LoraConfig, TaskConfig
 from training.finetune.model_dir import gpt_record
 from training.model import GPT
 from training.tokenizer import train_tokenizer
@@ -41,7 +41,8 @@ def make_base(directory: Path, seed: int = 0) -> Path:
 def tiny_finetune(**overrides) -> FinetuneConfig:
     lora = overrides.pop("lora", {})
     values = dict(max_steps=20, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_steps=2, eval_every=10,
-                  val_fraction=0.25, device="cpu", lora=LoraConfig(**{"rank": 4, "dropout": 0.0, **lora}))
+                  val_fraction=0.25, device="cpu", lora=LoraConfig(**{"rank": 4, "dropout": 0.0, **lora}),
+                  task=TaskConfig(held_out=None))  # the arithmetic task only where a test asks for it
     return FinetuneConfig(**{**values, **overrides})
 
 
@@ -59,3 +60,24 @@ def toy_preferences(n: int = 40) -> list[dict]:
 
 def toy_sft(n: int = 24) -> list[dict]:
     return [{"prompt": f"What does step {i} do?", "response": "Install the package with apt."} for i in range(n)]
+
+
+def brevity(response: str, answer: str) -> float:
+    """A verifiable toy reward (named in tests as finetune_samples:brevity): shorter answers score more."""
+    return max(0.0, 1.0 - len(response) / 40)
+
+
+def toy_prompts(n: int = 24) -> list[dict]:
+    return [{"prompt": f"Is step {i} done?", "answer": "yes"} for i in range(n)]
+
+
+def tiny_rl(**overrides) -> FinetuneConfig:
+    """tiny_finetune with a few short rollout steps (finetune.rl, ppo, grpo)."""
+    from training.finetune.config import GrpoConfig, PpoConfig, RlConfig
+
+    rl = RlConfig(**{"steps": 12, "lr": 1e-2, "max_new_tokens": 8, "epochs": 2, "minibatch_size": 16,
+                     "kl_coef": 0.01, "sample_every": 5, **overrides.pop("rl", {})})
+    grpo = GrpoConfig(**{"reward": "finetune_samples:brevity", "prompts_per_step": 4, "group_size": 4,
+                         **overrides.pop("grpo", {})})
+    return tiny_finetune(rl=rl, ppo=PpoConfig(prompts_per_step=16), grpo=grpo, eval_every=6, warmup_steps=1,
+                         **{"lora": {"rank": 0}, **overrides})

@@ -46,7 +46,7 @@ def test_lora_training_step_leaves_every_base_weight_bit_equal(base_dir, tmp_pat
     """The trainable() set-up used by the stages: after optimizer steps only LoRA tensors and the
     added rows of the embedding differ."""
     from training.finetune.loop import fit
-    from training.finetune.run import trainable
+    from training.finetune.lora import trainable
     from training.finetune import sft
 
     gpt, tokenizer, _ = load_policy(base_dir)

@@ -1,0 +1,135 @@
+"""The quality classifier on real pages: held-out figures, training time and scoring docs/s per core,
+ours (dataprep/quality.py: hashed n-gram logistic regression) beside fastText's supervised mode.
+
+Data: ../shared/data/article-extraction-benchmark (181 real news and blog pages with hand-labelled
+article bodies). Positives: the article bodies, cut into documents of ~150 words. Negatives: the rest
+of each page's text (menus, footers, related links, cookie banners), cut the same way. Held out by id
+hash as `tokenmill quality train` does.
+
+    flock /tmp/tokenmill-bench.lock taskset -c 1 env OMP_NUM_THREADS=1 python bench/quality.py [--fasttext DIR]
+
+`--fasttext DIR`: a directory holding an unpacked fastText wheel (e.g. fasttext-wheel 0.9.2); its batch
+`predict` is broken under numpy 2, so single predictions go through its C++ binding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "article-extraction-benchmark"
+WORDS_PER_DOCUMENT = 150
+
+
+def chunks(text: str, prefix: str) -> list[tuple[str, str]]:
+    words = text.split()
+    return [(f"{prefix}-{i}", " ".join(words[i : i + WORDS_PER_DOCUMENT]))
+            for i in range(0, len(words), WORDS_PER_DOCUMENT) if len(words[i : i + WORDS_PER_DOCUMENT]) >= 20]
+
+
+def page_text(html: bytes) -> list[str]:
+    import lxml.html
+
+    tree = lxml.html.fromstring(html)
+    for bad in tree.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    return [line.strip() for line in tree.text_content().splitlines() if line.strip()]
+
+
+def dataset():
+    from dataprep.quality import Example
+
+    truth = json.loads((DATA / "ground-truth.json").read_text())
+    examples = []
+    for key, record in sorted(truth.items()):
+        body = record.get("articleBody") or ""
+        examples += [Example(i, t, True, "en") for i, t in chunks(body, f"{key}-article")]
+        boiler = "\n".join(line for line in page_text(gzip.decompress((DATA / "html" / f"{key}.html.gz").read_bytes()))
+                           if line not in body)
+        examples += [Example(i, t, False, "en") for i, t in chunks(boiler, f"{key}-page")]
+    return examples
+
+
+def measure(name, fit, score, train, test):
+    start = time.perf_counter()
+    model = fit(train)
+    train_s = time.perf_counter() - start
+    texts = [e.text for e in test]
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        scores = score(model, texts)
+        runs.append(time.perf_counter() - start)
+    from dataprep.quality import heldout_figures
+
+    class Fixed:
+        def score(self, _):
+            return scores
+
+    figures = heldout_figures(Fixed(), test)
+    docs_s = len(texts) / statistics.median(runs)
+    print(f"{name:<34} AUC {figures['roc_auc']:.4f}  P {figures['precision']:.3f}  R {figures['recall']:.3f}  "
+          f"train {train_s:.2f} s  score {docs_s:,.0f} docs/s per core")
+    return {"roc_auc": figures["roc_auc"], "precision": figures["precision"], "recall": figures["recall"],
+            "train_s": train_s, "docs_per_s": docs_s}
+
+
+def ours(train):
+    from dataprep.quality import QualityTrainConfig, fit
+
+    return fit(train, QualityTrainConfig())
+
+
+def fasttext_fit(train):
+    import tempfile
+
+    import fasttext
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for e in train:
+            f.write(f"__label__{int(e.label)} {' '.join(e.text.lower().split())}\n")
+    return fasttext.train_supervised(f.name, dim=16, epoch=10, lr=0.5, wordNgrams=2, minCount=2, bucket=1 << 17,
+                                     thread=1, seed=1, verbose=0)
+
+
+def fasttext_score(model, texts):
+    out = []
+    for t in texts:
+        pairs = dict((label, p) for p, label in model.f.predict(" ".join(t.lower().split()) + "\n", 2, 0.0, "strict"))
+        out.append(pairs.get("__label__1", 0.0))
+    return np.array(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fasttext", type=Path, help="directory of an unpacked fastText wheel")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        print(f"{DATA} is not present")
+        return 1
+    sys.path.insert(0, str(ROOT))
+    from dataprep.quality import held_out
+
+    examples = dataset()
+    train = [e for e in examples if not held_out(e.id, 0.2)]
+    test = [e for e in examples if held_out(e.id, 0.2)]
+    print(f"{len(examples)} documents ({sum(e.label for e in examples)} article, "
+          f"{sum(not e.label for e in examples)} boilerplate), {len(test)} held out")
+    results = {"ours": measure("hashed n-gram logistic regression", ours, lambda m, t: m.score(t), train, test)}
+    if args.fasttext:
+        sys.path.insert(0, str(args.fasttext))
+        results["fasttext"] = measure("fastText supervised (dim 16, 2-grams)", fasttext_fit, fasttext_score, train, test)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""A checkable fine-tuning task: short arithmetic questions in English, Persian (Persian digits) and
+Polish, and the exact-answer checker that grades them.
+
+    python examples/finetune/arith.py [DIR]      # writes DIR (default examples/finetune/arith/)
+
+Questions add or subtract two numbers from 0 to 9, in four phrasings per operation and language
+("What is 7 plus 5?", "۷ به علاوه ۵ چند می‌شود؟", "Ile to jest 7 plus 5?", ...): 1,860 questions over
+155 facts. The answer is the bare number, in Persian digits for Persian. Every
+(language, phrasing, operands, operation) question goes to exactly one of four files, by a seeded
+shuffle, so no held-out question is ever trained on (its fact may be, asked in another language or
+phrasing: that is what the model can learn to transfer):
+
+  sft.jsonl          {"prompt", "response", "lang"}: question and its answer
+  preferences.jsonl  {"prompt", "chosen", "rejected", "lang", "rejected_kind"}: the answer against a
+                     wrong one (off by one or two, the other operation, or the other digit system)
+  prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO
+  held_out.jsonl     {"prompt", "answer", "lang"}: never trained on; `held_out_accuracy` is measured here
+
+Same seed, same bytes (a test checks the generator against itself).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+SEED = 20261207
+OUT = Path(__file__).resolve().parent / "arith"
+PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
+TO_ASCII = str.maketrans(PERSIAN_DIGITS + "٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)  # Persian and Arabic-Indic digits
+PHRASES = {  # language -> operation -> phrasings
+    "en": {"+": ["What is {a} plus {b}?", "Add {a} and {b}.", "How much is {a} + {b}?", "{a} + {b} = ?"],
+           "-": ["What is {a} minus {b}?", "Subtract {b} from {a}.", "How much is {a} - {b}?", "{a} - {b} = ?"]},
+    "fa": {"+": ["{a} به علاوه {b} چند می‌شود؟", "{a} و {b} را جمع کن.", "حاصل {a} + {b} چیست؟", "{a} + {b} = ؟"],
+           "-": ["{a} منهای {b} چند می‌شود؟", "{b} را از {a} کم کن.", "حاصل {a} - {b} چیست؟", "{a} - {b} = ؟"]},
+    "pl": {"+": ["Ile to jest {a} plus {b}?", "Dodaj {a} i {b}.", "Ile wynosi {a} + {b}?", "{a} + {b} = ile?"],
+           "-": ["Ile to jest {a} minus {b}?", "Odejmij {b} od {a}.", "Ile wynosi {a} - {b}?", "{a} - {b} = ile?"]},
+}
+SIZES = {"held_out.jsonl": 150, "prompts.jsonl": 300, "preferences.jsonl": 450}  # the rest is SFT data
+
+
+def number(value: int, lang: str) -> str:
+    text = str(value)
+    return text.translate(str.maketrans("0123456789", PERSIAN_DIGITS)) if lang == "fa" else text
+
+
+def check(response: str, answer: str) -> bool:
+    """Exact answer: the response, stripped of spaces and a final full stop, is the answer, in the
+    answer's own digits (a Persian answer in ASCII digits is wrong, as the other way round)."""
+    return response.strip().rstrip(".").strip() == answer.strip()
+
+
+def numeric_value(text: str) -> int | None:
+    """The number a response states, whichever digits it uses (for reporting; the checker is stricter)."""
+    found = re.findall(r"-?\d+", text.translate(TO_ASCII))
+    return int(found[-1]) if found else None
+
+
+def questions() -> list[dict]:
+    """Every question once: {lang, prompt, answer, a, b, op}, in a fixed order."""
+    rows = []
+    for lang, operations in PHRASES.items():
+        for op, phrasings in operations.items():
+            for phrasing in phrasings:
+                for a in range(10):
+                    for b in range(10):
+                        if op == "-" and b > a:
+                            continue
+                        value = a + b if op == "+" else a - b
+                        rows.append({"lang": lang, "prompt": phrasing.format(a=number(a, lang), b=number(b, lang)),
+                                     "answer": number(value, lang), "value": value, "op": op, "a": a, "b": b})
+    return rows
+
+
+def wrong_answer(question: dict, rng: random.Random) -> tuple[str, str]:
+    """(a wrong answer, what kind of wrong) for a preference pair."""
+    lang, value = question["lang"], question["value"]
+    kinds = ["off by one", "off by two", "other operation"] + (["other digits"] if lang == "fa" and value else [])
+    kind = rng.choice(kinds)
+    if kind == "other digits":
+        return str(value), kind  # the right number in ASCII digits: wrong for a Persian answer
+    if kind == "other operation":
+        other = question["a"] - question["b"] if question["op"] == "+" else question["a"] + question["b"]
+        if other != value:
+            return number(other, lang), kind
+    step = 1 if kind == "off by one" else 2
+    return number(value + step if value < step or rng.random() < 0.5 else value - step, lang), kind
+
+
+def build(seed: int = SEED) -> dict[str, list[dict]]:
+    rng = random.Random(seed)
+    rows = questions()
+    rng.shuffle(rows)
+    files, start = {}, 0
+    for name, size in SIZES.items():
+        files[name], start = rows[start:start + size], start + size
+    files["sft.jsonl"] = rows[start:]
+    out = {"sft.jsonl": [{"prompt": q["prompt"], "response": q["answer"], "lang": q["lang"]} for q in files["sft.jsonl"]]}
+    out["preferences.jsonl"] = []
+    for q in files["preferences.jsonl"]:
+        rejected, kind = wrong_answer(q, rng)
+        out["preferences.jsonl"].append({"prompt": q["prompt"], "chosen": q["answer"], "rejected": rejected,
+                                         "lang": q["lang"], "rejected_kind": kind})
+    for name in ("prompts.jsonl", "held_out.jsonl"):
+        out[name] = [{"prompt": q["prompt"], "answer": q["answer"], "lang": q["lang"]} for q in files[name]]
+    return out
+
+
+def main(directory: Path = OUT) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, rows in build().items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        (directory / name).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
