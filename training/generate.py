@@ -120,7 +120,7 @@ class BatchDecoder:
         self.rows = [list(p) for p in prompts]
         self.generators = [p.generator() for p in params]
         self.active = list(range(len(prompts)))  # rows still generating, in cache order
-        self.cache, self.keep = None, None
+        self.cache, self.keep, self.unpadded = None, None, False
         self.device = next(model.parameters()).device
 
     @property
@@ -135,7 +135,7 @@ class BatchDecoder:
             if self.cache is not None:
                 stay = torch.tensor([i for i in range(len(self.active) + 1) if i != position], dtype=torch.long,
                                     device=self.device)
-                self.cache.layers = [(k[stay], v[stay]) for k, v in self.cache.layers]
+                self.cache.keep_rows(stay)
                 self.keep = self.keep[stay]
 
     @torch.no_grad()
@@ -144,13 +144,14 @@ class BatchDecoder:
         if not self.active:
             return {}
         logits = self._next_logits()
-        tokens = {}
-        for i, row in enumerate(self.active):
-            p = self.params[row]
-            token = sample_next(logits[i:i + 1], p.temperature, p.top_k, p.top_p, self.generators[row])
-            tokens[row] = int(token)
-            self.rows[row].append(tokens[row])
-        return tokens
+        if all(self.params[row].temperature == 0 for row in self.active):  # greedy: one argmax for all
+            drawn = logits.argmax(dim=-1).tolist()
+        else:
+            drawn = [int(sample_next(logits[i:i + 1], p.temperature, p.top_k, p.top_p, self.generators[row]))
+                     for i, row in enumerate(self.active) for p in [self.params[row]]]
+        for row, token in zip(self.active, drawn):
+            self.rows[row].append(token)
+        return dict(zip(self.active, drawn))
 
     def _next_logits(self) -> torch.Tensor:
         block = self.model.config.block_size
@@ -158,13 +159,15 @@ class BatchDecoder:
             last = torch.tensor([[self.rows[r][-1]] for r in self.active], device=self.device)
             positions = torch.tensor([[len(self.rows[r]) - 1] for r in self.active], device=self.device)
             self.keep = torch.cat([self.keep, torch.ones_like(last, dtype=torch.bool)], dim=1)
-            return self.model(last, cache=self.cache, positions=positions, keep=self.keep)[0][:, -1]
+            keep = None if self.unpadded else self.keep  # no padding: plain attention over the cache
+            return self.model(last, cache=self.cache, positions=positions, keep=keep)[0][:, -1]
         windows = [self.rows[r][-block:] for r in self.active]
         width = max(len(w) for w in windows)
         idx = torch.tensor([[self.pad_id] * (width - len(w)) + w for w in windows], device=self.device)
         self.keep = torch.tensor([[False] * (width - len(w)) + [True] * len(w) for w in windows], device=self.device)
         positions = (self.keep.cumsum(dim=1) - 1).clamp(min=0)
-        self.cache = self.model.new_cache() if width < block else None  # a full window: slide from now on
+        self.unpadded = bool(self.keep.all())
+        self.cache = self.model.new_cache(block) if width < block else None  # a full window: slide from now on
         return self.model(idx, cache=self.cache, positions=positions, keep=self.keep)[0][:, -1]
 
 

@@ -22,7 +22,7 @@ from tokenmill.errors import UserError
 from training.config import TrackingConfig
 from training.finetune.template import CHAT_TOKENS, ChatTemplate
 from training.model import GPT
-from training.tokenizer import load_tokenizer, special_ids
+from training.tokenizer import special_ids
 
 PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 PLAIN_STOP = ("\nUser:",)
@@ -72,24 +72,17 @@ class LanguageModel:
 
 def load_language_model(spec: str | Path, tracking: TrackingConfig, tokenizer_file: Path | None = None,
                         device: torch.device | str = "cpu") -> LanguageModel:
-    """What `tokenmill evaluate --model` takes (a model directory, a .ckpt checkpoint, an MLflow run id,
-    runs:/ID, models:/NAME@ALIAS or models:/NAME/VERSION), or a fine-tuned directory with an unmerged
-    LoRA adapter (merged on load). `tokenizer_file`: the tokenizer when the model does not carry one
-    (a checkpoint)."""
-    from training.model_spec import load_for_evaluation
+    """What `tokenmill evaluate --model` takes (a model directory, pre-trained or fine-tuned, LoRA merged on
+    load; a .ckpt checkpoint; an MLflow run id, runs:/ID, models:/NAME@ALIAS or models:/NAME/VERSION), as
+    `tokenmill export` reads it. `tokenizer_file`: the tokenizer of a checkpoint (which carries none;
+    anything else is read with its own)."""
+    from training.export import load_exportable
 
-    path = Path(str(spec))
-    if path.is_dir() and not (path / "model.pt").is_file() and (path / "adapter.pt").is_file():
-        from training.finetune.model_dir import load_policy
-
-        model, tokenizer, _ = load_policy(path)
-        return _causal(LanguageModel(model.to(device), tokenizer, str(spec)))
+    own_tokenizer = Path(str(spec)).suffix != ".ckpt"
     with tempfile.TemporaryDirectory(prefix="tokenmill-model-") as workdir:
-        loaded = load_for_evaluation(spec, tracking, device, Path(workdir))
-        file = loaded.tokenizer_file or tokenizer_file
-        if file is None:
-            raise UserError(f"{spec}: the model carries no tokenizer; name its tokenizer.json")
-        return _causal(LanguageModel(loaded.model, load_tokenizer(file), str(spec)))
+        model, tokenizer, _ = load_exportable(str(spec), tracking, Path(workdir),
+                                              None if own_tokenizer else tokenizer_file)
+    return _causal(LanguageModel(model.to(device).eval(), tokenizer, str(spec)))
 
 
 def _causal(loaded: LanguageModel) -> LanguageModel:

@@ -19,24 +19,42 @@ from training.config import ModelConfig
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, per layer: (B, n_head, T, head_dim) each."""
+    """Keys and values of the tokens seen so far, per layer: (B, n_head, T, head_dim) each.
 
-    def __init__(self, n_layer: int):
+    With a `capacity` (tokens), each layer's keys and values go into buffers of that length allocated
+    once, instead of being concatenated anew at every step (a copy of the whole cache per token)."""
+
+    def __init__(self, n_layer: int, capacity: int | None = None):
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
+        self.lengths = [0] * n_layer
+        self.capacity = capacity
 
     def __len__(self) -> int:
         return self.length(len(self.layers) - 1)  # the last layer: complete once a forward pass is done
 
     def length(self, layer: int) -> int:
-        return 0 if self.layers[layer] is None else self.layers[layer][0].size(2)
+        return self.lengths[layer]
 
     def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append this step's keys and values to layer `layer`'s; return all of them."""
-        if self.layers[layer] is not None:
-            past_k, past_v = self.layers[layer]
-            k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
-        self.layers[layer] = (k, v)
-        return k, v
+        begin, end = self.lengths[layer], self.lengths[layer] + k.size(2)
+        self.lengths[layer] = end
+        if self.capacity is None or end > self.capacity:
+            if self.layers[layer] is not None:
+                past_k, past_v = self.layers[layer]
+                k, v = torch.cat([past_k[:, :, :begin], k], dim=2), torch.cat([past_v[:, :, :begin], v], dim=2)
+            self.layers[layer] = (k, v)
+            return k, v
+        if self.layers[layer] is None:
+            shape = (k.size(0), k.size(1), self.capacity, k.size(3))
+            self.layers[layer] = (k.new_empty(shape), v.new_empty(shape))
+        buffer_k, buffer_v = self.layers[layer]
+        buffer_k[:, :, begin:end], buffer_v[:, :, begin:end] = k, v
+        return buffer_k[:, :, :end], buffer_v[:, :, :end]
+
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        """Keep only the batch rows `rows` (indices) of every layer."""
+        self.layers = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.layers]
 
 
 class CausalSelfAttention(nn.Module):
@@ -72,6 +90,8 @@ def padding_mask(keep: torch.Tensor, past: int, T: int, causal: bool = True) -> 
     """(B, 1, T, past + T) attention mask of T new queries over left-padded rows: a query sees the real
     keys (`keep`, (B, past + T)) up to itself. A padding query sees every key up to itself, so that no
     row of the softmax is empty (an empty one is NaN, and NaN times a zero weight still spreads)."""
+    if T == 1:  # one new (real) token: it sees every real key
+        return keep[:, None, None, :]
     allowed = torch.ones(T, past + T, dtype=torch.bool, device=keep.device)
     allowed = allowed.tril(diagonal=past) if causal else allowed
     padding_query = ~keep[:, past:, None]
@@ -160,8 +180,9 @@ class GPT(nn.Module):
         gpt.load_state_dict(record["state_dict"])
         return gpt.eval()
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layer)
+    def new_cache(self, capacity: int | None = None) -> KVCache:
+        """An empty cache; with `capacity`, preallocated for that many tokens (at most block_size)."""
+        return KVCache(self.config.n_layer, capacity)
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay the Linear matrices; not biases, norms or the (tied) embeddings."""

@@ -1,11 +1,9 @@
 """Batched sampling with the KV cache (training/generate.py) and `tokenmill generate`."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
+from pipeline.cli import main
 from training.config import ModelConfig, TrackingConfig
 from training.generate import BatchDecoder, SamplingParams, TextStream, generate
 from training.language_model import load_language_model
@@ -62,16 +60,14 @@ def test_sampling_params_refuse_impossible_values(bad):
         SamplingParams(**bad)
 
 
-def test_tokenmill_generate_prints_the_greedy_continuation(gpt_dir, tmp_path):
+def test_tokenmill_generate_prints_the_greedy_continuation(gpt_dir, capsys):
     lm = load_language_model(gpt_dir, TrackingConfig(enabled=False))
     prompt = lm.encode_prompt("Biblioteka w Łodzi")
     ids = generate(lm.model, torch.tensor([prompt]), 12, temperature=0, stop=lm.eos)[0, len(prompt):].tolist()
     expected = lm.decode(ids[: ids.index(lm.eos)] if lm.eos in ids else ids)
-    command = [sys.executable, "-m", "pipeline.cli", "generate", "--model", str(gpt_dir), "--prompt",
-               "Biblioteka w Łodzi", "--max-new-tokens", "12", "--temperature", "0"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout == expected + "\n"
-    bad = subprocess.run(command[:-2] + ["--temperature", "-1"], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("tokenmill generate: error:")
+    command = ["generate", "--model", str(gpt_dir), "--prompt", "Biblioteka w Łodzi", "--max-new-tokens", "12",
+               "--temperature", "0"]
+    assert main(command) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    assert main(command[:-2] + ["--temperature", "-1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("tokenmill generate: error: temperature")

@@ -1,18 +1,30 @@
 """The OpenAI-compatible server (training/serve.py), driven by the official `openai` client over 127.0.0.1."""
 
 import json
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import mlflow
+import mlflow.pyfunc
 import openai
 import pytest
 import torch
 import uvicorn
+import yaml
 
-from training.config import TrackingConfig
+from training import tracking as mlf
+from training.config import EvalConfig, TrackingConfig
+from training.evaluate import evaluate
 from training.generate import generate
 from training.language_model import PLAIN_STOP, load_language_model
 from training.serve import Limits, make_app
@@ -146,3 +158,84 @@ def test_bad_requests_get_4xx_in_openais_error_shape(client, server, lm):
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     missing = httpx.get(server.url + "/v1/nothing-here")
     assert missing.status_code == 404 and "message" in missing.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-6000:]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+@contextmanager
+def _serving(command: list[str], url: str, env: dict, cwd):
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # its own group: its workers stop with it
+    try:
+        _wait_for(url, process)
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_registered_champion_serves_through_mlflow_models_serve_and_tokenmill_serve(gpt_dir, tokens, tracking,
+                                                                                        tmp_path):
+    """The champion alias of a model the evaluate stage registered: `mlflow models serve` answers
+    /invocations as the pyfunc does, and `tokenmill serve` serves it by default."""
+    tracking = TrackingConfig(**{**tracking.__dict__, "registered_model": f"gpt-{tracking.experiment}"})
+    model = shutil.copytree(gpt_dir, tmp_path / "model")
+    run_id = mlf.start_run(tracking, "served")
+    (model / "run.json").write_text(json.dumps({"run_id": run_id}))
+    for name in ("model.pt", "tokenizer.json"):  # as training logs them: models:/ resolves to these
+        mlf.client(tracking).log_artifact(run_id, str(model / name))
+    evaluate(model, tokens, tmp_path / "metrics.json", EvalConfig(max_tokens=2000, samples=0), tracking)
+    champion = f"models:/{tracking.registered_model}@champion"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri,  # and the venv's commands (uvicorn) on PATH
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    body = {"inputs": ["The river runs through", "این شهر"], "params": {"max_new_tokens": 8, "temperature": 0.0}}
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    expected = mlflow.pyfunc.load_model(champion).predict(body["inputs"], params=body["params"])
+
+    port = _free_port()
+    with _serving([sys.executable, "-m", "mlflow", "models", "serve", "-m", champion, "--env-manager", "local",
+                   "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping", env, tmp_path):
+        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
+    assert answer.status_code == 200 and answer.json()["predictions"] == expected
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tracking": tracking.__dict__}))
+    port = _free_port()
+    with _serving([sys.executable, "-m", "pipeline.cli", "serve", "--port", str(port)],
+                  f"http://127.0.0.1:{port}/v1/models", env, tmp_path):
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        assert client.models.list().data[0].id == champion
+        assert client.completions.create(model=champion, prompt="Historia", max_tokens=4).choices[0].text
+
+
+def test_a_fine_tuned_model_chats_through_its_own_template(lm):
+    from training.finetune.template import END, ChatTemplate, add_chat_tokens, resize_vocab
+    from training.language_model import LanguageModel
+
+    tokenizer, _ = add_chat_tokens(lm.tokenizer)
+    chat_lm = LanguageModel(resize_vocab(lm.model, tokenizer.get_vocab_size()).eval(), tokenizer, "chat")
+    messages = [{"role": "user", "content": "Biblioteka w Łodzi"}]
+    ids = chat_lm.encode_chat(messages)
+    assert ids == ChatTemplate(tokenizer).prompt(messages) and tokenizer.token_to_id(END) in chat_lm.end_ids(chat=True)
+    with RunningServer(make_app(chat_lm, Limits(max_tokens=12))) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        answer = client.chat.completions.create(model="chat", messages=messages, max_tokens=12, temperature=0)
+    assert answer.choices[0].message.content == greedy(chat_lm, ids, 12, chat_lm.end_ids(chat=True))
