@@ -150,7 +150,7 @@ def evaluation_files(out: Path) -> dict[Path, str]:
 def evaluate_tasks(params: Params, tasks: str, model: str | None = None, out: Path | None = None,
                    include_path: Path | None = None, limit: float | None = None) -> dict:
     """`tokenmill evaluate --tasks`: lm-evaluation-harness tasks (training/harness.py), merged into metrics.json."""
-    from training.harness import evaluate_tasks as run_tasks
+    from training.task_eval import evaluate_tasks as run_tasks
 
     out = Path(out or params.paths.metrics)
     # metrics.json is merged into, never replaced (training/harness.py refuses a file that is not one)

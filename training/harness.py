@@ -14,7 +14,7 @@ same tokens (tests/training/test_harness.py checks the log-likelihoods agree):
     prompts of any length batched together (left-padded, training/generate.py's BatchDecoder), each row
     leaving the batch at EOS, its token budget or one of the task's stop strings (cut before it).
 
-`evaluate_tasks` runs tasks by name: the harness's own (downloaded by `datasets` when the machine can
+`training.task_eval.evaluate_tasks` runs tasks by name: the harness's own (downloaded by `datasets` when the machine can
 reach the Hub), tasks under `--include-path`, and tokenmill's local tasks (training/tasks.py, built from the
 frozen evaluation set, named tokenmill_*; `tokenmill` names all of them). Per-task figures become
 metrics.json keys `task/<task>/<metric>` (acc, acc_norm, perplexity and their `_stderr`).
@@ -26,6 +26,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,9 @@ from lm_eval import utils as lm_utils
 from lm_eval.api.model import TemplateLM
 
 from training.model import GPT
+
+if TYPE_CHECKING:
+    from training.generate import SamplingParams
 
 LOCAL_GROUP = "tokenmill"  # names every local task
 BOOTSTRAP_ITERS = 1000  # stderr of non-mean metrics (perplexity); the harness's 100000 takes minutes on a CPU
@@ -143,8 +147,6 @@ class TokenmillLM(TemplateLM):
         """Continuations of each context, cut before the first stop string (`until`; EOS always ends one):
         batch_size requests at a time, prompts of any length together (training/generate.py's BatchDecoder:
         left-padded, through the KV cache); a row leaves the batch once it stops."""
-        from training.generate import SamplingParams
-
         results: list[str] = []
         for start in range(0, len(requests), self.batch_size):
             jobs = [self._generation_job(r.args) for r in requests[start:start + self.batch_size]]
@@ -153,7 +155,7 @@ class TokenmillLM(TemplateLM):
             self.cache_hook.add_partial("generate_until", request.args, text)
         return results
 
-    def _generation_job(self, args) -> tuple[list[int], "SamplingParams"]:
+    def _generation_job(self, args) -> tuple[list[int], SamplingParams]:
         """(prompt ids, sampling) of a (context, gen_kwargs) request: greedy unless the task samples."""
         from training.generate import SamplingParams
 
@@ -251,40 +253,6 @@ def resolve_tasks(names: list[str], evalset: Path | None) -> tuple[list[str], Pa
     return list(dict.fromkeys(expanded)), Path(built["path"]), built["eval_set"]
 
 
-def evaluate_tasks(model_spec: str | Path, names: list[str], out: Path, tracking, evalset: Path | None = None,
-                   include_path: Path | None = None, limit: int | float | None = None, batch_size: int = 16,
-                   device: str = "auto") -> dict:
-    """Run harness tasks on a tokenmill model (anything `tokenmill evaluate --model` takes): their figures
-    are merged into `out` (metrics.json, keys task/<task>/<metric>), the harness's description goes to
-    harness.json beside it, and both to the model's MLflow run."""
-    import tempfile
-
-    import lm_eval
-
-    from training.model_spec import pick_device
-    from training.export import load_exportable
-
-    names, local_dir, digest = resolve_tasks(names, evalset)
-    if all(n.startswith(LOCAL_GROUP) for n in names):
-        offline_environment()  # local tasks never need the Hub
-    with tempfile.TemporaryDirectory(prefix="tokenmill-harness-") as workdir:
-        model, tokenizer, run_id = load_exportable(str(model_spec), tracking, Path(workdir))
-    from tokenmill.errors import UserError
-
-    if not getattr(model, "causal", True):
-        raise UserError(f"{model_spec}: a masked-LM model has no left-to-right log-likelihood to run harness tasks on")
-    lm = TokenmillLM(model, tokenizer, batch_size, pick_device(device))
-    paths = [p for p in (local_dir, include_path) if p is not None]
-    results = run_harness(lm, names, paths, limit)
-    metrics = task_metrics(results)
-    description = {"tasks": names, "limit": limit, "lm_eval": lm_eval.__version__, "model": str(model_spec),
-                   "eval_set": digest, "versions": results.get("versions", {}),
-                   "n_samples": results.get("n-samples", {}), "include_path": [p.as_posix() for p in paths]}
-    write_metrics(Path(out), metrics, description)
-    logged = _log(tracking, run_id, metrics, description, Path(out))
-    return {"tasks": names, **metrics, "run_id": run_id, "logged": logged}
-
-
 def write_metrics(out: Path, metrics: dict, description: dict) -> None:
     """Merge `metrics` into metrics.json (earlier task/* figures of these tasks replaced) and write harness.json."""
     import json
@@ -305,7 +273,7 @@ def write_metrics(out: Path, metrics: dict, description: dict) -> None:
     write_json(out.with_name("harness.json"), description)
 
 
-def _log(tracking, run_id: str | None, metrics: dict, description: dict, out: Path) -> bool:
+def log_task_metrics(tracking, run_id: str | None, metrics: dict, description: dict, out: Path) -> bool:
     import time
 
     from training import tracking as mlf
@@ -343,5 +311,5 @@ def gate_figures(model: GPT, tokenizer, tracking, meta: dict, out: Path, config,
                    "eval_set": digest, "versions": results.get("versions", {}),
                    "n_samples": results.get("n-samples", {}), "include_path": [] if local_dir is None else [str(local_dir)]}
     write_metrics(Path(out), metrics, description)
-    _log(tracking, run_id, metrics, description, Path(out))
+    log_task_metrics(tracking, run_id, metrics, description, Path(out))
     return metrics, f"{task}@{version}:{digest or 'hub'}"
