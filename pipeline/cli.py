@@ -121,10 +121,6 @@ def stage_handler(stage: stages.Stage) -> Callable:
     return handler
 
 
-def run_export(args, params):
-    return stages.export(params, args.model, args.out, args.tokenizer, args.register)
-
-
 def run_ingest(args, params):
     return stages.ingest(params, args.paths, args.out, workers=args.workers, limit=args.limit,
                          base_url=args.base_url, source=args.source)
@@ -257,12 +253,6 @@ def sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", type=int, default=2, help="experiments at once (default: 2)")
 
 
-def export_options(p: argparse.ArgumentParser) -> None:
-    from training.export import add_export_arguments  # the options live with the feature
-
-    add_export_arguments(p)
-
-
 def no_options(p: argparse.ArgumentParser) -> None:
     pass
 
@@ -282,7 +272,6 @@ COMMANDS = [
      "measuring again", quality.add_select_arguments, quality.run_select, False),  # it has its own --force
     ("ablate", "compare data choices by the proxy model each gives (one MLflow parent run, a child per variant)",
      ablate.add_arguments, ablate.run, False),
-    ("export", "write a model as a Hugging Face transformers directory", export_options, run_export, True),
     ("generate", "continue a prompt with a model", serving.add_generate_arguments, serving.run_generate, False),
     ("serve", "OpenAI-compatible API and a chat page", serving.add_serve_arguments, serving.run_serve, False),
     ("models", "registered model versions with their bits-per-byte; which is champion", no_options, run_models,

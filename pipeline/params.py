@@ -21,7 +21,8 @@ from pipeline.stages import STAGES
 from pipeline.tracking_server import effective_tracking_uri
 from tokenmill.config import build, load_yaml
 from tokenmill.errors import ConfigError
-from training.config import EvalConfig, EvalSetConfig, ModelConfig, TokenizeConfig, TrackingConfig, TrainConfig
+from training.config import (EvalConfig, EvalSetConfig, ModelConfig, TasksConfig, TokenizeConfig, TrackingConfig,
+                             TrainConfig)
 from training.finetune.config import FinetuneConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -42,6 +43,8 @@ class PathsConfig:
     model: str = "models/gpt"  # final model, history, MLflow run id
     checkpoints: str = "models/checkpoints"  # in-progress checkpoints (kept across reruns)
     metrics: str = "metrics.json"  # evaluation metrics (a DVC metric, tracked by git)
+    tasks: str = "tasks.json"  # lm-evaluation-harness figures (a DVC metric, tracked by git)
+    export: str = "models/hf"  # the model as a Hugging Face transformers directory
     report: str = "report.html"  # the run's report card
     runs: str = "runs"  # outputs of ad-hoc runs (--set overrides), one directory per run
 
@@ -56,6 +59,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     # The ad-hoc run's name (outputs under paths.runs/<run>/), None for the versioned run; set by

@@ -147,25 +147,33 @@ def evaluation_files(out: Path) -> dict[Path, str]:
             out.with_name("registry.json"): '"promoted"'}
 
 
-def evaluate_tasks(params: Params, tasks: str, model: str | None = None, out: Path | None = None,
+def evaluate_tasks(params: Params, tasks: str | list[str], model: str | None = None, out: Path | None = None,
                    include_path: Path | None = None, limit: float | None = None) -> dict:
-    """`tokenmill evaluate --tasks`: lm-evaluation-harness tasks (training/harness.py), merged into metrics.json."""
+    """lm-evaluation-harness tasks (training/task_eval.py) on a model, merged into `out` (default paths.tasks)."""
     from training.task_eval import evaluate_tasks as run_tasks
 
-    out = Path(out or params.paths.metrics)
-    # metrics.json is merged into, never replaced (training/harness.py refuses a file that is not one)
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    out = Path(out or params.paths.tasks)
+    # the file is merged into, never replaced (training/harness.py refuses a file that is not metrics)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
     return run_tasks(model or Path(params.paths.model), names, out, params.tracking,
                      Path(params.paths.evalset) if params.paths.evalset else None, include_path,
                      int(limit) if limit is not None and limit >= 1 else limit, params.evaluate.batch_size,
                      params.evaluate.device)
 
 
-def export(params: Params, model: str | None, out: Path, tokenizer: Path | None = None,
+def tasks(params: Params, model: str | None = None, out: Path | None = None) -> dict:
+    """The `tasks` stage: params.tasks (names, limit) on the trained model, into paths.tasks."""
+    return evaluate_tasks(params, params.tasks.names, model, out, None, params.tasks.limit)
+
+
+def export(params: Params, model: str | None = None, out: Path | None = None, tokenizer: Path | None = None,
            register: bool = False) -> dict:
-    """`tokenmill export --format hf` (training/export.py): a transformers directory, logged to the model's run."""
+    """`tokenmill export --format hf` (training/export.py): a transformers directory (default paths.export),
+    logged to the model's run."""
     from training.export import export_hf
 
+    out = Path(out or params.paths.export)
+    check_replaceable(out, "export")
     return export_hf(model or Path(params.paths.model), out, params.tracking, tokenizer, register, params.evaluate)
 
 
@@ -259,7 +267,7 @@ def evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
                                    "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--tokens", type=Path, help="token directory (default: paths.tokens)")
-    p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics)")
+    p.add_argument("--out", type=Path, help="metrics file (default: paths.metrics; with --tasks paths.tasks)")
     add_harness_arguments(p)
 
 
@@ -269,6 +277,18 @@ def evaluate_or_tasks(params: Params, model: str | None = None, tokens: Path | N
     if tasks:
         return evaluate_tasks(params, tasks, model, out, include_path, limit)
     return evaluate(params, model, tokens, out)
+
+
+def tasks_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
+                                   "models:/NAME@ALIAS (default: paths.model)")
+    p.add_argument("--out", type=Path, help="metrics file (default: paths.tasks)")
+
+
+def export_options(p: argparse.ArgumentParser) -> None:
+    from training.export import add_export_arguments  # the options live with the feature
+
+    add_export_arguments(p)
 
 
 def report_options(p: argparse.ArgumentParser) -> None:
@@ -362,6 +382,16 @@ STAGES = (
                           note="Tracked by git (not the DVC cache): `dvc metrics diff` compares commits and "
                                "experiments."),),
           cli=evaluate_or_tasks),
+    Stage("tasks", "lm-evaluation-harness tasks (params.tasks) on the trained model", tasks, tasks_options,
+          cmd="tokenmill tasks --model ${paths.model} --out ${paths.tasks}", sections=("tasks", "evaluate", "tracking"),
+          reads=("${paths.model}", "${paths.evalset}"), code=("training.task_eval",),
+          outputs=(Output("tasks", {"cache": False}, metric=True,
+                          note="Tracked by git like metrics.json; the harness's description goes to "
+                               "harness.json beside it."),)),
+    Stage("export", "write the model as a Hugging Face transformers directory", export, export_options,
+          cmd="tokenmill export --model ${paths.model} --out ${paths.export}", sections=("evaluate", "tracking"),
+          reads=("${paths.model}",), code=("training.export",), outputs=(Output("export"),),
+          note="AutoModelForCausalLM.from_pretrained(paths.export) loads it as is (docs/serving.md)."),
     Stage("report", "write the run's report card (HTML) and log it to its MLflow run", report, report_options,
           cmd="tokenmill report --out ${paths.report}", sections=(),
           reads=("${paths.crawl}/stats.json", "${paths.corpus}/stats.json", "${paths.tokens}/stats.json",

@@ -167,6 +167,21 @@ EVAL_DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
+class TasksConfig:
+    """The pipeline's lm-evaluation-harness run (the `tasks` stage; `tokenmill evaluate --tasks` runs any)."""
+
+    names: list[str] = field(default_factory=lambda: ["tokenmill"])  # harness tasks; "tokenmill": every
+    #                               local task built from the evaluation set (training/local_tasks.py), offline
+    limit: float | None = 50  # at most this many examples per task (a fraction if below 1; null: all)
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("names must name at least one task")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"limit must be positive or null, got {self.limit}")
+
+
+@dataclass
 class EvalConfig:
     max_tokens: int = 200_000  # evaluate whole validation documents, drawn in a fixed order, up to this many tokens
     batch_size: int = 16  # windows per forward pass

@@ -290,7 +290,7 @@ def add_export_arguments(p) -> None:
     p.add_argument("--model", help="model directory, .ckpt checkpoint, MLflow run id, runs:/ID or "
                                     "models:/NAME@ALIAS (default: paths.model)")
     p.add_argument("--format", choices=FORMATS, default="hf", help="hf: a transformers GPT2LMHeadModel directory")
-    p.add_argument("--out", type=Path, required=True, help="directory to write")
+    p.add_argument("--out", type=Path, help="directory to write (default: paths.export)")
     p.add_argument("--tokenizer", type=Path, help="tokenizer.json (only for a checkpoint with none beside it)")
     p.add_argument("--register", action="store_true",
                    help="also log it as an MLflow transformers-flavor model, registered as <tracking.registered_model>-hf")
