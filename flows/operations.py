@@ -102,6 +102,7 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
     logger = get_run_logger()
     params = load_params(params_path)
     target = corpus.find(params, version)
+    evalset = Path(params.paths.evalset) if params.paths.evalset else None  # the evaluate stage's set
     with path_lock("dvc"):
         current = corpus.locked_md5(yaml.safe_load(Path(corpus.LOCK).read_text()), params.paths.corpus)
     overrides: list[str] = []
@@ -142,11 +143,11 @@ def evaluate_champion(version: str, params_path: str = "params.yaml") -> dict:
     if current == target.md5:
         with path_lock("prepare"):  # the workspace's corpus, not replaced by a prepare meanwhile
             result = champion.evaluate_on_corpus(Path(params.paths.corpus), version, params.tokenize,
-                                                 params.evaluate, params.tracking)
+                                                 params.evaluate, params.tracking, evalset)
     else:
         out = Path(params.paths.runs) / version / params.paths.corpus
         fetch_corpus_task(version, target.md5, params.paths.corpus, str(out))
-        result = champion.evaluate_on_corpus(out, version, params.tokenize, params.evaluate, params.tracking)
+        result = champion.evaluate_on_corpus(out, version, params.tokenize, params.evaluate, params.tracking, evalset)
     if result is None:
         logger.info("no champion in %s yet: nothing to evaluate on %s", params.tracking.registered_model, version)
         return {"corpus_version": version, "champion": None}

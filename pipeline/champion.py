@@ -39,11 +39,12 @@ def corpus_metric(corpus_version: str, key: str) -> str:
 
 
 def evaluate_on_corpus(corpus_dir: Path, corpus_version: str, tokenize_config, eval_config,
-                       tracking) -> dict | None:
+                       tracking, evalset: Path | None = None) -> dict | None:
     """Evaluate the registry's champion on `corpus_dir` (corpus `corpus_version`); None without a champion.
 
     The corpus is encoded with the champion's own tokenizer.json (nothing is trained) into a temporary
-    directory; the figures go on the champion's run as metrics eval/<corpus_version>/<key>, with the
+    directory, its validation documents being the frozen evaluation set `evalset` when there is one (as the
+    evaluate stage's are: one evaluation set, one digest, one figure per model, whichever way it runs); the figures go on the champion's run as metrics eval/<corpus_version>/<key>, with the
     evaluation files as artifacts under eval/<corpus_version>/ and tags eval.<corpus_version>.*. The
     run's own eval/* figures (what the registry gate compared) are left as they were."""
     from mlflow.entities import Metric, RunTag
@@ -64,7 +65,8 @@ def evaluate_on_corpus(corpus_dir: Path, corpus_version: str, tokenize_config, e
             tokenizer_file = Path(mlflow_client.download_artifacts(version.run_id, "tokenizer.json", str(work)))
         except Exception:  # MlflowException: no such artifact
             raise UserError(f"{model_uri}: its run {version.run_id} has no tokenizer.json artifact") from None
-        tokenize(Path(corpus_dir), work / "tokens", tokenize_config, tokenizer=tokenizer_file)
+        frozen = Path(evalset) if evalset and (Path(evalset) / "meta.json").is_file() else None
+        tokenize(Path(corpus_dir), work / "tokens", tokenize_config, tokenizer=tokenizer_file, eval_set=frozen)
         out = work / "eval" / "metrics.json"
         out.parent.mkdir()
         # Not logged by evaluate: it would overwrite the run's eval/* figures and register the model again.

@@ -90,3 +90,38 @@ def test_the_champion_is_evaluated_on_a_new_corpus_with_its_own_tokenizer(tmp_pa
     assert {"eval/corpus-v2/metrics.json", "eval/corpus-v2/evaluation.json"} <= artifacts
     versions = mlf.client(tracking).search_model_versions("name='gpt-champion'")
     assert len(versions) == 1  # measuring the champion registers nothing
+
+
+def test_the_champion_has_one_figure_on_the_frozen_evaluation_set(tmp_path: Path, tracking):
+    """The evaluate stage and the evaluate-champion deployment measure the same documents in the same order:
+    one evaluation set digest and one bits-per-byte per model, whichever way it runs."""
+    from training.config import EvalSetConfig
+    from training.evalset import make_evalset
+
+    corpus = write_corpus(tmp_path / "v1", 60)
+    make_evalset(corpus, tmp_path / "evalset", EvalSetConfig(fraction=0.2))
+    tokens = tmp_path / "tokens"
+    tokenize(corpus, tokens, CONFIGS["tokenize"], eval_set=tmp_path / "evalset")
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    vocab_size = json.loads((tokens / "meta.json").read_text())["vocab_size"]
+    torch.save({"state_dict": GPT(ModelConfig(preset="nano"), vocab_size).state_dict(),
+                "model_config": {"preset": "nano"}, "vocab_size": vocab_size, "eot_id": 0, "step": 0},
+               model_dir / "model.pt")
+    shutil.copyfile(tokens / "tokenizer.json", model_dir / "tokenizer.json")
+    run_id = mlf.start_run(tracking, "nano")
+    for name in ("model.pt", "tokenizer.json"):
+        mlf.client(tracking).log_artifact(run_id, str(model_dir / name))
+    (model_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
+    staged = evaluate(model_dir, tokens, tmp_path / "eval" / "metrics.json", CONFIGS["evaluate"],
+                      dataclasses.replace(tracking, register=False))
+    client = mlf.client(tracking)
+    client.create_registered_model(tracking.registered_model)
+    version = client.create_model_version(tracking.registered_model, f"runs:/{run_id}/model.pt", run_id=run_id)
+    client.set_registered_model_alias(tracking.registered_model, CHAMPION, version.version)
+
+    deployed = evaluate_on_corpus(corpus, "corpus-v1", CONFIGS["tokenize"], CONFIGS["evaluate"], tracking,
+                                  evalset=tmp_path / "evalset")
+    assert deployed["eval_set"] == staged["eval_set"]
+    assert deployed["bits_per_byte"] == staged["bits_per_byte"]
