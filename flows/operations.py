@@ -102,7 +102,6 @@ def train_on_corpus(version: str, params_path: str = "params.yaml") -> dict:
     logger = get_run_logger()
     params = load_params(params_path)
     target = corpus.find(params, version)
-    evalset = Path(params.paths.evalset) if params.paths.evalset else None  # the evaluate stage's set
     with path_lock("dvc"):
         current = corpus.locked_md5(yaml.safe_load(Path(corpus.LOCK).read_text()), params.paths.corpus)
     overrides: list[str] = []
@@ -138,6 +137,7 @@ def evaluate_champion(version: str, params_path: str = "params.yaml") -> dict:
         logger.info("tracking.enabled is false: there is no registry to take the champion from")
         return {"corpus_version": version, "champion": None}
     target = corpus.find(params, version)
+    evalset = Path(params.paths.evalset) if params.paths.evalset else None  # the evaluate stage's set
     with path_lock("dvc"):
         current = corpus.locked_md5(yaml.safe_load(Path(corpus.LOCK).read_text()), params.paths.corpus)
     if current == target.md5:
