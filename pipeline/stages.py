@@ -395,7 +395,7 @@ STAGES = (
     Stage("report", "write the run's report card (HTML) and log it to its MLflow run", report, report_options,
           cmd="tokenmill report --out ${paths.report}", sections=(),
           reads=("${paths.crawl}/stats.json", "${paths.corpus}/stats.json", "${paths.tokens}/stats.json",
-                 "${paths.model}", "${paths.metrics}"),
+                 "${paths.model}", "${paths.metrics}", "${paths.tasks}"),
           code=("pipeline.report",), outputs=(Output("report"),),
           note="The run's report card (HTML, plots embedded), also logged to the training's MLflow run."),
 )
