@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
-from pipeline import ablate, quality, stages
+from pipeline import ablate, quality, reproduce, stages
 from training import commands as serving  # generate, serve: light until one runs
 from training.finetune.cli import add_arguments as finetune_arguments
 from tokenmill.locations import location
@@ -286,6 +286,8 @@ COMMANDS = [
      run_status, False),
     ("compare", "two MLflow runs: params diff, metrics, corpus versions, loss curves (HTML)", compare_options,
      run_compare, False),
+    ("reproduce", "train a model again from what its MLflow run records (commit, data, params, threads) and "
+     "compare", reproduce.add_arguments, reproduce.run, False),
     ("sweep", "a grid of DVC experiments as a Prefect flow (python -m flows.sweep)", sweep_options, run_sweep,
      False),
 ]

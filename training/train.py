@@ -156,7 +156,7 @@ def _open_run(fit: Fit, module: GPTModule, sizes: dict):
     module.mlflow_run_id = logger.run_id
     if run_id is None:  # a new run: say what it is and which data it saw, once
         logger.log_hyperparams(flatten({"train": fit.config, "model": fit.model, "precision_resolved": fit.precision,
-                                        "parameters": sizes["parameters"],
+                                        "parameters": sizes["parameters"], "cpu_threads": torch.get_num_threads(),
                                         "tokens": {"path": fit.tokens.as_posix(), **fit.meta}}))
         mlf.client(fit.tracking).log_dict(logger.run_id, sizes, "model_size.json")
         if corpus is not None:
