@@ -115,6 +115,8 @@ def stage_handler(stage: stages.Stage) -> Callable:
 
     def handler(args, params):
         given = {**vars(args), "params_path": args.params}  # `params` is the loaded params, not the file
+        if stage.name == "prepare":
+            given["inp"] = crawl_documents(given.get("inp"))
         return run(params, **{name: given[name] for name in inspect.signature(run).parameters
                               if name != "params" and name in given})
 
@@ -164,7 +166,20 @@ def run_sources(args, params):
 
 
 def run_step_group(args, params):
-    return stages.step_group(params, args.command, args.inp, args.out, index=getattr(args, "index", None))
+    return stages.step_group(params, args.command, crawl_documents(args.inp), args.out,
+                             index=getattr(args, "index", None))
+
+
+def crawl_documents(inp: Path | str | None) -> Path | str | None:
+    """`--in data/crawl` (a crawl's output: stats.json, documents/, warc/, ...) means its documents/."""
+    if not isinstance(inp, Path) or not inp.is_dir() or not (inp / "documents").is_dir():
+        return inp
+    from tokenmill.documents import DOCUMENT_SUFFIXES
+
+    if any(p.is_file() and p.name.endswith(DOCUMENT_SUFFIXES) for p in inp.iterdir()):
+        return inp  # shards of its own: a directory of documents that happens to have a documents/ too
+    print(f"reading {inp / 'documents'} (the documents of the crawl at {inp})", file=sys.stderr)
+    return inp / "documents"
 
 
 def run_corpus(args, params):

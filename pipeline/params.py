@@ -77,7 +77,11 @@ def load_params(path: str | Path | None = None, overrides: list[str] = ()) -> Pa
     data = load_yaml(path) if (explicit or path.exists()) else {}
     for override in overrides:
         apply_override(data, override)
-    params = ad_hoc_paths(build(Params, data, str(path)), overrides)
+    try:
+        built = build(Params, data, str(path))
+    except ConfigError as exc:
+        raise _naming_the_override(exc, str(path), overrides) from None
+    params = ad_hoc_paths(built, overrides)
     params.tracking.tracking_uri = effective_tracking_uri(params.tracking.tracking_uri)
     return params
 
@@ -98,6 +102,28 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"--set {override!r}: '{part}' is not a section")
     node[leaf] = value
+
+
+def _naming_the_override(exc: ConfigError, where: str, overrides: list[str]) -> ConfigError:
+    """A bad value from `--set KEY=VALUE` is the override's mistake, not the params file's: name it
+    (`--set train.lr=fast: expected float, got str 'fast'`). Other errors stay as they are."""
+    message = str(exc)
+    if not overrides or not message.startswith(f"{where}: "):
+        return exc
+    inner = message[len(where) + 2:]  # "train.lr: expected float ..." or "train: unknown key 'lrr' (known: ...)"
+    for override in reversed(overrides):  # of two overrides of a key, the last one was applied
+        key = override.partition("=")[0]
+        parent, _, leaf = key.rpartition(".")
+        if inner.startswith(f"{key}: "):
+            return ConfigError(f"--set {override}: {inner[len(key) + 2:]}")
+        parts = key.split(".")
+        unknown = tuple(f"{'.'.join(parts[:i]) + ': ' if i else ''}unknown key '{parts[i]}'" for i in range(len(parts)))
+        if inner.startswith((f"{key}.", f"{key}[", *unknown)):
+            return ConfigError(f"--set {override}: {inner}")
+        section = f"{parent}: "
+        if parent and inner.startswith(section) and leaf in inner[len(section):]:  # a check across a section
+            return ConfigError(f"--set {override}: {inner}")
+    return exc
 
 
 def ad_hoc_paths(params: Params, overrides: list[str]) -> Params:

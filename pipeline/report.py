@@ -13,6 +13,7 @@ import base64
 import csv
 import html
 import io
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -47,7 +48,7 @@ def write_report(params: Params, out: Path) -> dict:
         _header(params, run, read_json(model / "config.json") or {}),
         _funnel(crawl, corpus, tokens),
         _filters(corpus),
-        _dedup_pii_languages(corpus),
+        _dedup_pii_languages(corpus, _kept_languages(Path(paths.corpus))),
         _tokenizer(tokens),
         _training(train, model),
         _evaluation({k: v for k, v in metrics.items() if not k.startswith("task/")}),
@@ -120,7 +121,9 @@ def _filters(corpus: dict) -> str:
     return _section("Filters", body)
 
 
-def _dedup_pii_languages(corpus: dict) -> str:
+def _dedup_pii_languages(corpus: dict, kept: dict[str, tuple[int, int]] | None) -> str:
+    """`kept`: language -> (documents identified before filtering, documents kept), from the corpus's
+    plots/languages.csv; stats.json's `languages` alone counts what the language step identified."""
     if not corpus:
         return ""
     clusters = corpus.get("dedup_clusters", {})
@@ -129,12 +132,35 @@ def _dedup_pii_languages(corpus: dict) -> str:
                                                                        key=lambda kv: int(kv[0]))) or "-")
                   for method, c in clusters.items()]
     pii = corpus.get("pii_replaced", {})
-    languages = corpus.get("languages", {})
     body = "<h3>Deduplication</h3>" + _table(["method", "clusters", "cluster size × count"], dedup_rows)
     body += "<h3>PII replaced</h3>" + _table(["kind", "replacements"], [(k, _n(v)) for k, v in pii.items()])
-    body += "<h3>Languages kept</h3>" + _table(["language", "documents"],
-                                               [(k, _n(v)) for k, v in sorted(languages.items())])
+    if kept is None:  # a corpus without its plots: what was identified is all there is to show
+        identified = corpus.get("languages", {})
+        body += "<h3>Languages identified (before filtering)</h3>" + _table(
+            ["language", "documents"], [(k, _n(v)) for k, v in sorted(identified.items(), key=_by_count)])
+        return _section("Dedup, PII and languages", body)
+    rows = sorted(((lang, n_kept, n_identified) for lang, (n_identified, n_kept) in kept.items() if n_kept),
+                  key=lambda r: (-r[1], r[0]))
+    body += "<h3>Languages kept</h3>" + _table(["language", "documents kept", "identified before filtering"],
+                                               [(lang, _n(k), _n(i)) for lang, k, i in rows])
+    dropped = sorted(((lang, i) for lang, (i, k) in kept.items() if not k and i), key=_by_count)
+    if dropped:
+        body += ("<p>Identified before filtering, none kept: "
+                 + ", ".join(f"{_e(lang)} ({i:,})" for lang, i in dropped) + ".</p>")
     return _section("Dedup, PII and languages", body)
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def _kept_languages(corpus: Path) -> dict[str, tuple[int, int]] | None:
+    """language -> (identified, kept) from the prepare stage's plots/languages.csv; None without one."""
+    rows = _read_csv(corpus / "plots" / "languages.csv")
+    try:
+        return {r["language"]: (int(r.get("identified") or 0), int(r.get("kept") or 0)) for r in rows} or None
+    except (KeyError, ValueError):
+        return None
 
 
 def _tokenizer(tokens: dict) -> str:
@@ -159,19 +185,58 @@ def _training(train: dict, model: Path) -> str:
     return _section("Training", plot + _table(["", ""], rows, head=False))
 
 
+FIGURES = {"bits_per_byte": "bits per byte", "perplexity": "perplexity", "val_loss": "loss (nats/token)"}
+GROUPS = {"lang": "language", "source": "source"}  # training/evaluate.py's `<figure>/<group>=<name>` keys
+SCORED = ("documents", "tokens", "bytes")
+_FIGURE_KEY = re.compile(r"^(masked_)?(" + "|".join(FIGURES) + r")(?:/(\w+)=(.+))?$")
+
+
 def _evaluation(metrics: dict) -> str:
+    """The evaluate stage's metrics.json as tables: the figures side by side, overall and per language
+    (and per source); what it scored; any other figure in a last table."""
     if not metrics:
         return ""
-    scalars = [(k, _n(v)) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    body = _table(["metric", "value"], scalars)
-    for key, value in metrics.items():  # e.g. {"per_language": {"en": {"bits_per_byte": …}, …}}
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            columns = sorted({c for v in value.values() for c in v})
-            body += f"<h3>{_e(key)}</h3>" + _table([""] + columns, [(name, *(_n(v.get(c)) for c in columns))
-                                                                   for name, v in sorted(value.items())])
-            bpb = {name: v["bits_per_byte"] for name, v in value.items() if "bits_per_byte" in v}
-            if bpb:
-                body += _barh(list(bpb), list(bpb.values()), "bits per byte", f"{key}: bits per byte")
+    overall: dict[str, float] = {}
+    grouped: dict[str, dict[str, dict[str, float]]] = {}
+    masked, rest = False, {}
+    for key, value in metrics.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        match = _FIGURE_KEY.match(key)
+        if match is None:
+            rest[key] = value
+            continue
+        masked = masked or bool(match.group(1))
+        figure, group, name = match.group(2), match.group(3), match.group(4)
+        if group is None:
+            overall[figure] = value
+        else:
+            grouped.setdefault(group, {}).setdefault(name, {})[figure] = value
+    columns = [f for f in FIGURES if f in overall or any(f in v for g in grouped.values() for v in g.values())]
+    headers = [("masked-token " if masked else "") + FIGURES[f] for f in columns]
+    body = ""
+    if masked:
+        body += "<p>Masked-LM figures: scored on the masked positions only.</p>"
+    if columns and not grouped:
+        body += _table(["", *headers], [("all", *(_n(overall.get(f)) for f in columns))])
+    for group in sorted(grouped, key=lambda g: (list(GROUPS).index(g) if g in GROUPS else len(GROUPS), g)):
+        label = GROUPS.get(group, group)
+        names = grouped[group]
+        rows = [(name, *(_n(names[name].get(f)) for f in columns)) for name in sorted(names)]
+        if overall:
+            rows.append(("all", *(_n(overall.get(f)) for f in columns)))
+        body += f"<h3>Per {_e(label)}</h3>" + _table([label, *headers], rows)
+        bpb = {name: v["bits_per_byte"] for name, v in sorted(names.items()) if "bits_per_byte" in v}
+        if group == "lang" and len(bpb) > 1:
+            body += _barh(list(bpb), list(bpb.values()), "bits per byte (lower is better)",
+                          "Bits per byte per language")
+    scored = [f"{_n(rest.pop(k))} {k}" for k in SCORED if k in rest]
+    unigram = [rest.pop(k) for k in ("unigram_val_loss", "masked_unigram_val_loss") if k in rest]
+    if scored or unigram:
+        body += ("<p>" + (f"Scored: {', '.join(scored)}." if scored else "")
+                 + (f" Unigram baseline loss: {_n(unigram[0])} nats/token." if unigram else "") + "</p>")
+    if rest:
+        body += "<h3>Other figures</h3>" + _table(["metric", "value"], [(k, _n(v)) for k, v in sorted(rest.items())])
     return _section("Evaluation", body)
 
 

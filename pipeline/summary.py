@@ -16,6 +16,7 @@ from tokenmill.errors import UserError
 if TYPE_CHECKING:
     from pipeline.params import Params
 
+CHECKOUT_FILES = ("dvc.yaml", "params.yaml")  # what the project directory has; the paths are relative to it
 FUNNEL = (("crawl", "crawl"), ("prepare", "corpus"), ("tokenize", "tokens"))  # (stage, paths field)
 
 
@@ -38,6 +39,9 @@ def summarize(params: Params) -> str:
     paths = params.paths
     metrics = read_json(Path(paths.metrics))
     if metrics is None:
+        if not any(Path(name).is_file() for name in CHECKOUT_FILES):
+            raise UserError(f"not a tokenmill checkout: no {' or '.join(CHECKOUT_FILES)} in {Path.cwd()}; "
+                            "run `tokenmill summary` in the project directory")
         raise UserError(f"{paths.metrics}: no evaluation metrics yet; run `dvc repro` (or `make demo`) first")
     lines = ["", f"tokenmill summary: {run_label(params)}", ""]
     for stage, field in FUNNEL:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -120,15 +121,41 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MLflow tracking server and UI on {url}/ (Ctrl-C to stop)", flush=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server and remove the file on a kill too
-    server = subprocess.Popen(server_command(args.port, args.store, args.artifacts, prefix), env=env)
+    # Its own session: a terminal's Ctrl-C reaches only this process, which stops the server (and its
+    # uvicorn) with SIGTERM; a SIGINT of its own made uvicorn print a traceback when it was starting up.
+    server = subprocess.Popen(server_command(args.port, args.store, args.artifacts, prefix), env=env,
+                              start_new_session=True)
     try:
         return server.wait()
     except KeyboardInterrupt:
-        return 130
+        print("MLflow tracking server stopped", flush=True)
+        return 0  # Ctrl-C is how it is stopped
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while it stops: no traceback either
         SERVER_FILE.unlink(missing_ok=True)
-        server.terminate()
-        server.wait()
+        stop(server)
+
+
+def stop(server: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM to the server's process group (the mlflow command and its uvicorn); SIGKILL to whatever
+    of it is left after `timeout_s`."""
+    _signal_group(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _signal_group(server.pid, 0):
+        server.poll()  # reap the mlflow command, or the group never looks empty
+        time.sleep(0.1)
+    _signal_group(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to the process group; False when none of it is left."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
 
 if __name__ == "__main__":
     sys.exit(main())

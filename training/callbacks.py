@@ -55,7 +55,7 @@ class StepCheckpoints(Callback):
 
     def save(self, trainer: L.Trainer) -> Path:
         path = checkpoint_path(self.directory, trainer.global_step)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state: optimizer, loops, callbacks (resume)
         self._saved_step = trainer.global_step
         if trainer.is_global_zero:
             prune(self.directory, self.keep)

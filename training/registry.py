@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -62,14 +63,19 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
         self.tokenizer = load_tokenizer(Path(context.artifacts["tokenizer"]))
         self.ids = special_ids(self.tokenizer)
 
-    def predict(self, context, model_input, params: dict | None = None) -> list[str]:
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
+        """model_input: what MLflow hands a pyfunc with this signature, a one-column DataFrame of prompts
+        (a list or a string also do). The hint tells MLflow not to infer a schema from it (the signature is
+        explicit, see _signature) and keeps its "Add type hints" warning out of stage logs."""
         import torch
 
         params = {**DEFAULT_PARAMS, **(params or {})}
         prompts = _prompts(model_input)
-        generator = torch.Generator().manual_seed(int(params["seed"]))
         outputs = []
         for prompt in prompts:
+            # each prompt samples from its own generator, seeded alike: a prompt's continuation depends on
+            # the prompt and the seed, never on the other prompts of the batch or on its place in it
+            generator = torch.Generator().manual_seed(int(params["seed"]))
             ids = ([self.ids["bos"]] if self.ids["bos"] is not None else [])
             ids = (ids + self.tokenizer.encode(prompt, add_special_tokens=False).ids)[-self.model.config.block_size:]
             top_k = int(params["top_k"]) or None
@@ -128,7 +134,11 @@ def log_pyfunc(tracking: TrackingConfig, run_id: str, model_dir: Path) -> str:
         code = [shutil.copytree(PACKAGE_ROOT / package, Path(tmp) / package,
                                 ignore=shutil.ignore_patterns("__pycache__", "finetune"))
                 for package in ("training", "tokenmill")]
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # the signature is explicit; an input example would only make MLflow load and run the model
+            # here to check it, and its advice to add one (with raw ANSI colour codes) is not for our users
+            warnings.filterwarnings("ignore", message=r"(\x1b\[[0-9;]*m)?An input example was not provided",
+                                    category=UserWarning)
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_PATH, python_model=str(MODEL_CODE),
                 artifacts={"model": str(model_dir / "model.pt"), "tokenizer": str(model_dir / "tokenizer.json")},

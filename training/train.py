@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +48,31 @@ from training.strategies import make_strategy, resolve_precision
 from training.tokenizer import read_meta
 
 
+class _DropLightningTips(logging.Filter):
+    """Lightning's "💡 Tip: ... try installing litlogger / litmodels" adverts: not for our users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+_LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                           "lightning_utilities.core.rank_zero")
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's own noise out of the stage's log (idempotent): its "Tip" adverts, and the
+    FutureWarning torch >= 2.10 raises each fit about the LeafSpec that lightning/pytorch/utilities/_pytree.py
+    builds (Lightning's code, not ours; nothing to act on)."""
+    for name in _LIGHTNING_INFO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningTips) for f in logger.filters):
+            logger.addFilter(_DropLightningTips())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+
+
 def make_trainer(config: TrainConfig, precision: str, callbacks: list) -> L.Trainer:
+    quiet_lightning()
     return L.Trainer(
         accelerator=config.accelerator,
         devices=int(config.devices) if str(config.devices).lstrip("-").isdigit() else config.devices,

@@ -96,3 +96,20 @@ def test_flow_command_runs_the_flow_module_and_passes_its_exit_status(tmp_path: 
     (tmp_path / "params.yaml").write_text("train:\n  max_stepz: 3\n")
     proc = tokenmill("flow", "pipeline", cwd=tmp_path)
     assert_one_line_error(proc, "max_stepz")
+
+
+def test_prepare_in_a_crawl_directory_reads_its_documents(tmp_path: Path):
+    """`--in data/crawl` (stats.json, documents/, warc/) means the crawl's documents/, for prepare and
+    the step groups alike."""
+    crawl = tmp_path / "crawl"
+    (crawl / "documents").mkdir(parents=True)
+    (crawl / "warc").mkdir()
+    (crawl / "stats.json").write_text('{"stage": "crawl"}')
+    (crawl / "documents" / "part-00000.jsonl").write_text('{"id": "1", "text": "reach me at a@example.org"}\n')
+    proc = tokenmill("prepare", "--in", "crawl", "--out", "corpus", "--steps", "pii", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "reading crawl/documents (the documents of the crawl at crawl)" in proc.stderr
+    assert "documents_out=1" in proc.stdout
+    proc = tokenmill("scrub", "--in", "crawl", "--out", "scrubbed", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line_error(tokenmill("prepare", "--in", "crawl/warc", "--out", "x", cwd=tmp_path), "crawl/warc")

@@ -25,6 +25,36 @@ def test_params_unknown_section(tmp_path: Path):
         load_params(path)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["train.lr=fast"], "--set train.lr=fast: expected float, got str 'fast'"),
+    (["train.max_steps=7", "train.lr=fast"], "--set train.lr=fast: expected float, got str 'fast'"),
+    (["train.lrr=0.1"], "--set train.lrr=0.1: train: unknown key 'lrr' (known: "),
+    (["trian.max_steps=3"], "--set trian.max_steps=3: unknown key 'trian' (known: "),
+    (["prepare.quality.min_words=many"], "--set prepare.quality.min_words=many: expected int, got str 'many'"),
+])
+def test_a_bad_override_is_named_not_the_params_file(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_params(PROJECT_PARAMS, overrides)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert "params.yaml" not in str(caught.value)
+
+
+def test_a_bad_value_in_the_params_file_still_names_the_file(tmp_path: Path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: train.lr: expected float"):
+        load_params(path, ["train.max_steps=3"])
+
+
+def test_a_bad_override_on_the_command_line_is_one_line_and_exit_2(tmp_path: Path, capsys):
+    from pipeline.cli import main
+
+    (tmp_path / "params.yaml").write_text(PROJECT_PARAMS.read_text(encoding="utf-8"))
+    assert main(["summary", "--params", str(tmp_path / "params.yaml"), "--set", "train.lr=fast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tokenmill summary: error: --set train.lr=fast: expected float, got str 'fast'"
+
+
 def test_without_overrides_outputs_are_the_versioned_paths():
     params = load_params(PROJECT_PARAMS)
     assert params.run is None

@@ -26,8 +26,13 @@ TOKENS = {"stage": "tokenize", "documents_in": 11, "documents_out": 11, "vocab_s
           "fertility": {"all": 3.9, "en": 3.46, "fa": 3.74, "pl": 4.73},
           "splits": {"train": {"documents": 10, "tokens": 5221}, "val": {"documents": 1, "tokens": 490}}}
 TRAIN = {"stage": "train", "steps": 8, "tokens_seen": 4096, "parameters": 855168, "val_loss": 5.19}
-METRICS = {"val_loss": 5.19, "perplexity": 179.2, "bits_per_byte": 4.68,
-           "per_language": {"en": {"bits_per_byte": 4.1}, "fa": {"bits_per_byte": 5.0}, "pl": {"bits_per_byte": 4.9}}}
+METRICS = {"val_loss": 5.19, "perplexity": 179.2, "bits_per_byte": 4.68,  # training/evaluate.py's keys
+           **{f"{figure}/lang={lang}": value for lang, figures in
+              {"en": (4.1, 120.5, 4.79), "fa": (5.0, 230.25, 5.44), "pl": (4.9, 210.75, 5.35)}.items()
+              for figure, value in zip(("bits_per_byte", "perplexity", "val_loss"), figures)},
+           "bits_per_byte/source=tiny": 4.68, "perplexity/source=tiny": 179.2, "val_loss/source=tiny": 5.19,
+           "unigram_val_loss": 4.86, "tokens": 491, "bytes": 775, "documents": 3}
+LANGUAGES_CSV = "language,identified,kept\nen,5,4\nfa,3,3\nund,2,0\npl,3,3\nzxx,1,0\n"  # dataprep/report.py
 SAMPLES = [{"prompt": "تاریخ این شهر", "samples": ["شهر <script>alert(1)</script> قدیمی"]}]
 
 
@@ -42,6 +47,8 @@ def run_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     history.mkdir()
     (history / "train.csv").write_text("step,loss,lr,tokens_per_s\n1,6.0,0.001,600\n2,5.7,0.002,500\n")
     (history / "val.csv").write_text("step,loss\n2,5.69\n")
+    (tmp_path / "data/corpus/plots").mkdir()
+    (tmp_path / "data/corpus/plots/languages.csv").write_text(LANGUAGES_CSV)
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     (tmp_path / "samples.json").write_text(json.dumps(SAMPLES, ensure_ascii=False), encoding="utf-8")
     (tmp_path / "params.yaml").write_text("tracking:\n  enabled: false\n")
@@ -63,7 +70,7 @@ def test_report_card_has_every_section_and_its_plots(run_outputs: Path):
     titles = [alt for alt, _ in images]
     assert titles == ["Documents after each stage", "Documents removed per reason",
                       "Tokenizer fertility per language (lower is better)", "Loss curves",
-                      "per_language: bits per byte"]
+                      "Bits per byte per language"]
     assert all(base64.b64decode(data).startswith(b"\x89PNG") for _, data in images)
     assert "prepare: after exact_dedup" in page and "email" in page
     assert "<script>" not in page and "&lt;script&gt;" in page  # samples are text, never markup
@@ -126,3 +133,49 @@ def test_report_card_has_a_row_per_harness_task(run_outputs: Path):
     assert "lm-evaluation-harness 0.4.13, limit 8, local tasks from evaluation set abc123" in section
     assert "tokenmill_next_sentence_pl" in section and "0.5 ± 0.1" in section and "41.5" in section
     assert "task/" not in page[:page.index("<h2>Harness tasks</h2>")]  # not repeated in the Evaluation table
+
+
+def _section(page: str, heading: str) -> str:
+    start = page.index(heading)
+    end = page.find("<h2>", start + len(heading))
+    return page[start:end if end >= 0 else len(page)]
+
+
+def test_languages_kept_counts_what_prepare_kept(run_outputs: Path):
+    """Not what the language step identified before filtering (und, zxx, the count before filtering)."""
+    from pipeline.params import load_params
+    from pipeline.stages import report
+
+    report(load_params())
+    page = (run_outputs / "report.html").read_text(encoding="utf-8")
+    kept = _section(page, "<h3>Languages kept</h3>")
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"num\">(\d+)</td>", kept)
+    assert rows == [("en", "4"), ("fa", "3"), ("pl", "3")]  # sum 10 = documents kept, most first
+    assert "Identified before filtering, none kept: und (2), zxx (1)." in kept
+
+
+def test_languages_without_the_plots_say_they_are_identified_ones(run_outputs: Path):
+    from pipeline.params import load_params
+    from pipeline.stages import report
+
+    (run_outputs / "data/corpus/plots/languages.csv").unlink()
+    report(load_params())
+    page = (run_outputs / "report.html").read_text(encoding="utf-8")
+    assert "Languages kept" not in page and "<h3>Languages identified (before filtering)</h3>" in page
+
+
+def test_evaluation_is_a_table_per_language_with_the_figures_side_by_side(run_outputs: Path):
+    from pipeline.params import load_params
+    from pipeline.stages import report
+
+    report(load_params())
+    section = _section((run_outputs / "report.html").read_text(encoding="utf-8"), "<h2>Evaluation</h2>")
+    per_language = section[section.index("<h3>Per language</h3>"):section.index("<h3>Per source</h3>")]
+    assert ("<tr><th>language</th><th>bits per byte</th><th>perplexity</th><th>loss (nats/token)</th></tr>"
+            in per_language)
+    cells = re.findall(r"<tr><td>(\w+)</td>" + r'<td class="num">([\d.,]+)</td>' * 3, per_language)
+    assert cells == [("en", "4.1", "120.5", "4.79"), ("fa", "5", "230.2", "5.44"), ("pl", "4.9", "210.8", "5.35"),
+                     ("all", "4.68", "179.2", "5.19")]
+    assert "<h3>Per source</h3>" in section and "<td>tiny</td>" in section
+    assert "Scored: 3 documents, 491 tokens, 775 bytes. Unigram baseline loss: 4.86 nats/token." in section
+    assert "/lang=" not in section and "Other figures" not in section  # no raw dump of the keys

@@ -77,3 +77,46 @@ def test_load_params_uses_the_running_server(tmp_path: Path, listener: str, monk
     assert load_params().tracking.tracking_uri == LOCAL_STORE
     write_server_file(listener, tmp_path / "mlflow" / "server.url")
     assert load_params().tracking.tracking_uri == listener
+
+
+# A stand-in for `mlflow server` and its uvicorn: a Python process with a child of its own, both asleep;
+# a SIGINT of their own prints a KeyboardInterrupt traceback, as uvicorn's did when Ctrl-C caught it starting.
+FAKE_SERVER = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+               "print('serving', flush=True); time.sleep(600)")
+
+
+def test_ctrl_c_stops_the_server_quietly(tmp_path: Path):
+    """`make ui` then Ctrl-C (SIGINT to the terminal's whole foreground group): one line, exit 0, no
+    traceback, server.url removed, nothing of the server left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    root = Path(__file__).resolve().parents[2]
+    script = ("import sys; from pipeline import tracking_server as t; "
+              f"t.server_command = lambda *a: [sys.executable, '-c', {FAKE_SERVER!r}]; "
+              "sys.exit(t.main(['--port', '1', '--artifacts', 'artifacts']))")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[1].strip() == "serving", lines
+        deadline = time.monotonic() + 30
+        while len(server := psutil.Process(proc.pid).children(recursive=True)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server) == 2 and (tmp_path / "mlflow" / "server.url").is_file()
+        os.killpg(proc.pid, signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert out.strip() == "MLflow tracking server stopped" and proc.returncode == 0
+    assert not (tmp_path / "mlflow" / "server.url").exists()
+    time.sleep(0.2)
+    assert not [p for p in server if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

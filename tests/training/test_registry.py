@@ -131,3 +131,42 @@ def test_a_task_gate_promotes_the_higher_accuracy_on_the_same_task(tokens, regis
     assert not candidate(0.90, "tokenmill_next_sentence_en@1.0:other-set")["promoted"]
     with pytest.raises(ValueError, match="gate must be"):
         TrackingConfig(gate="accuracy")
+
+
+def _generator(model_directory):
+    from types import SimpleNamespace
+
+    from training.registry import TextGenerator
+
+    generator = TextGenerator()
+    generator.load_context(SimpleNamespace(artifacts={"model": str(model_directory / "model.pt"),
+                                                      "tokenizer": str(model_directory / "tokenizer.json")}))
+    return generator
+
+
+def test_a_prompts_continuation_does_not_depend_on_the_rest_of_the_batch(gpt_dir):
+    """With a seed, the pyfunc writes the same text for a prompt alone, after other prompts, or first."""
+    generator = _generator(gpt_dir)
+    params = {"max_new_tokens": 12, "seed": 7, "temperature": 1.0}
+    alone = generator.predict(None, ["The history of the city"], params=params)
+    after = generator.predict(None, ["Biblioteka w Łodzi", "تاریخ این شهر", "The history of the city"], params=params)
+    first = generator.predict(None, ["The history of the city", "Biblioteka w Łodzi"], params=params)
+    assert alone[0] and after[2] == alone[0] and first[0] == alone[0]
+    assert after[0] == generator.predict(None, ["Biblioteka w Łodzi"], params=params)[0]
+
+
+def test_logging_the_pyfunc_prints_no_mlflow_advice(gpt_dir, tracking):
+    """No "Add type hints" or "An input example was not provided" warnings (with raw ANSI colour codes)
+    in a stage's log: the signature is explicit."""
+    import warnings
+
+    from training.registry import log_pyfunc
+
+    run_id = mlf.start_run(tracking, "pyfunc warnings")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        uri = log_pyfunc(tracking, run_id, gpt_dir)
+    assert uri
+    mlflow_warnings = [str(w.message)[:160] for w in caught if "mlflow" in w.filename]
+    assert not [m for m in mlflow_warnings if "type hints" in m or "input example" in m or "\x1b[" in m], \
+        mlflow_warnings

@@ -148,3 +148,23 @@ def test_first_process_of_the_second_node_is_not_global_rank_zero(tiny_train, mo
     finally:
         monkeypatch.setenv("NODE_RANK", "0")
         assert make_trainer(config, "32-true", []).is_global_zero  # also resets Lightning's rank_zero_only
+
+
+def test_training_log_has_no_lightning_noise(tokens, nano, tiny_train, tmp_path, capfd, caplog):
+    """A piped training log has what a user reads: no "💡 Tip" adverts, no "`weights_only` was not set"
+    per checkpoint, no FutureWarning about the LeafSpec of Lightning's own _pytree."""
+    import logging
+    import warnings
+
+    from training.config import TrackingConfig
+
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        train(tokens, tmp_path / "model", tiny_train(max_steps=4, checkpoint_every=2, val_every=2), nano,
+              TrackingConfig(enabled=False))
+    log = capfd.readouterr().err + caplog.text + "\n".join(str(w.message) for w in caught)
+    assert "train: step 4/4 (100%)" in log
+    for noise in ("Tip:", "weights_only", "LeafSpec"):
+        assert noise not in log, log
+    assert len(list((tmp_path / "model.checkpoints").glob("step-*.ckpt"))) == 2
