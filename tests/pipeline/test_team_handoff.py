@@ -97,6 +97,11 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     again = sh(["dvc", "repro", "--allow-missing"], bob)  # what docs/operations.md has a teammate type
     assert "Running stage" not in again.stdout and "up to date" in again.stdout, again.stdout
     assert sh(["git", "status", "--porcelain"], bob).stdout == "", "nothing rerun, dvc.lock as pulled"
+    # fine-tuning's first stage on the pulled model (a dry run of its whole file stops at the second stage,
+    # whose input the first has not made)
+    finetune = sh(["dvc", "repro", "--allow-missing", "--dry", "examples/finetune/dvc.yaml:finetune-sft"], bob).stdout
+    assert "Running stage 'examples/finetune/dvc.yaml:finetune-sft'" in finetune, finetune
+    assert "Running stage 'crawl'" not in finetune and "Running stage 'train'" not in finetune, finetune
 
     # A change downstream of the pulled data reruns that stage, and nothing before it (a dry run stops there:
     # the report follows when the metrics it made differ).
