@@ -139,3 +139,18 @@ def test_pull_and_status_cover_the_stages_that_push_and_dvc_plots_are_not_commit
     assert not any(out.pushed for out in crawl.outputs)
     ignored = subprocess.run(["git", "check-ignore", "-q", "dvc_plots/index.html"], cwd=ROOT)
     assert ignored.returncode == 0, "dvc plots show's output is git-ignored"
+
+
+def test_the_crawl_depends_on_the_configured_sources_only_and_no_stage_on_unpushed_data(tmp_path: Path):
+    from pipeline import dvcfile
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crawl": {"sources": ["docs", "elsewhere/site.yaml"]}}),
+                                          encoding="utf-8")
+    assert dvcfile.source_deps(tmp_path) == ["${paths.sources}/docs.yaml", "elsewhere/site.yaml"]
+    declared = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert declared["crawl"]["deps"][:2] == ["${paths.sources}/debian-handbook.yaml", "${paths.sites}"]
+    crawl_outputs = {out if isinstance(out, str) else next(iter(out)) for out in declared["crawl"]["outs"]}
+    for name, entry in declared.items():
+        if name not in ("crawl", "prepare"):  # prepare reads the crawl: a pulled clone never reruns it
+            assert not any(dep.startswith(tuple(crawl_outputs)) for dep in entry["deps"]), name
+    assert declared["train"]["outs"] == ["${paths.model}"], "checkpoints are scratch state, not a DVC output"
