@@ -66,8 +66,9 @@ def status(root: Path = Path(".")) -> tuple[dict, list[str]]:
                 left = {}
                 for kind, paths in entry.items():
                     if isinstance(paths, dict):
-                        skipped |= {path for path, state in paths.items() if by_design(kind, path, state)}
-                        paths = {path: state for path, state in paths.items() if path not in skipped}
+                        missing = {path for path, state in paths.items() if by_design(kind, path, state)}
+                        skipped |= missing
+                        paths = {path: state for path, state in paths.items() if path not in missing}
                     if paths:
                         left[kind] = paths
                 entry = left
