@@ -26,6 +26,10 @@ help:
 	@echo "make flow     run the pipeline as a Prefect flow"
 	@echo "make finetune SFT, reward model, DPO, PPO and GRPO on the arithmetic example task (dvc repro examples/finetune/dvc.yaml)"
 	@echo "make site     fetch the offline default site (Debian package debian-handbook)"
+	@echo "make pull     a teammate's clone: the pushed corpus, evaluation set, tokens, model and report"
+	@echo "make status   the main pipeline's dvc status (dvc.yaml), less what a pulled clone lacks by design"
+	@echo "make push     send the stage outputs (not the raw crawl) to the team's DVC remote"
+	@echo "make remote URL=...  set the team's DVC remote (s3://bucket/prefix, a shared path); commit .dvc/config"
 
 # Without a GPU, torch's CPU build goes in first: a bare `torch` requirement on Linux pulls the
 # multi-GB CUDA build from PyPI. With a GPU, pip resolves torch from pyproject.toml as usual.
@@ -67,6 +71,28 @@ demo: site
 
 repro: $(INSTALLED)
 	dvc repro
+
+# Sharing with a team (docs/operations.md). The remote is .dvc/config's `team` (by default
+# ../tokenmill-dvcstore, beside the clone); `make remote URL=...` names another. `make pull` fetches the
+# outputs of the stages that push them (python -m pipeline.team pulled): the raw crawl is never pushed.
+# In a pulled clone, `dvc repro --allow-missing` reruns only what a change touches, with no crawl.
+.PHONY: remote push pull status
+REMOTE_NAME := team
+remote: $(INSTALLED)
+	@if [ -n "$(URL)" ]; then \
+		dvc remote add --default --force $(REMOTE_NAME) '$(URL)' && \
+		echo "the team's DVC remote is now $(URL): commit .dvc/config (for s3:// also pip install dvc-s3)"; \
+	fi
+	@dvc remote list
+
+push: $(INSTALLED)
+	dvc push
+
+pull: $(INSTALLED)
+	stages="$$($(VENV)/bin/python -m pipeline.team pulled)" && dvc pull $$stages
+
+status: $(INSTALLED)
+	@$(VENV)/bin/python -m pipeline.team status
 
 # After `make demo`: the fine-tuning stages of examples/finetune/dvc.yaml on its models/gpt.
 .PHONY: finetune

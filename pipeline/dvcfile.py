@@ -3,7 +3,9 @@ tests/pipeline/test_dvcfile.py fails when the committed file is not what the tab
 
 A stage's code dependencies are the source files of the modules its entry points reach through imports
 (pipeline/codegraph.py), plus the wiring every stage runs through: editing a module reruns exactly the
-stages that run it.
+stages that run it. The crawl's source dependencies are the YAML files of params.yaml's crawl.sources
+(a new file under sources/ changes nothing until a configured source names it): after editing that list,
+rerun `python -m pipeline.dvcfile`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 import yaml
 
 from pipeline import codegraph
-from pipeline.stages import STAGES, WIRING, Stage
+from pipeline.stages import CRAWL_SOURCES, STAGES, WIRING, Stage
 
 HEADER = """\
 # Written by `python -m pipeline.dvcfile` from the stage table in pipeline/stages.py: edit that, not this.
 # Each stage calls one `tokenmill` subcommand; paths and params come from params.yaml (${paths.*}), so
-# `dvc repro` reruns only what a change touches. A stage's code deps are the modules it runs.
+# `dvc repro` reruns only what a change touches. A stage's code deps are the modules it runs; the crawl's
+# sources are params.yaml's crawl.sources (after editing that list, rerun `python -m pipeline.dvcfile`).
 """
 
 # DVC's plots of the pipeline's outputs (`dvc plots show`).
@@ -75,12 +78,23 @@ def code_deps(stage: Stage, root: Path = codegraph.ROOT) -> list[str]:
                   if p is not None and (p.name != "__init__.py" or p.read_text(encoding="utf-8").strip()))
 
 
+def source_deps(root: Path = codegraph.ROOT) -> list[str]:
+    """The YAML file of every source in params.yaml's crawl.sources, as crawler.config.load_source finds it:
+    a name is ${paths.sources}/NAME.yaml, a path (with a / or ending in .yaml/.yml) is itself."""
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    names = [str(name) for name in params["crawl"]["sources"]]
+    return [name if "/" in name or name.endswith((".yaml", ".yml")) else f"${{paths.sources}}/{name}.yaml"
+            for name in names]
+
+
 def stage_entry(stage: Stage, root: Path = codegraph.ROOT) -> dict:
     """The stage as dvc.yaml declares it."""
+    tracked = [o for o in stage.outputs if o.tracked]
     outs = [{f"${{paths.{o.path}}}": dict(o.dvc)} if o.dvc else f"${{paths.{o.path}}}"
-            for o in stage.outputs if not o.metric]
-    metrics = [{f"${{paths.{o.path}}}": dict(o.dvc)} for o in stage.outputs if o.metric]
-    entry = {"cmd": stage.cmd, "deps": [*stage.reads, *code_deps(stage, root)]}
+            for o in tracked if not o.metric]
+    metrics = [{f"${{paths.{o.path}}}": dict(o.dvc)} for o in tracked if o.metric]
+    reads = [dep for read in stage.reads for dep in (source_deps(root) if read == CRAWL_SOURCES else [read])]
+    entry = {"cmd": stage.cmd, "deps": [*reads, *code_deps(stage, root)]}
     if stage.sections:
         entry["params"] = list(stage.sections)
     if outs:

@@ -318,6 +318,12 @@ class Output:
     dvc: dict = field(default_factory=dict)  # DVC output options (persist, cache, push)
     note: str = ""  # why, as a comment in dvc.yaml
     metric: bool = False  # a DVC metric (tracked by git) rather than an output
+    tracked: bool = True  # False: not in dvc.yaml (this workspace's scratch state, which no clone needs)
+
+    @property
+    def pushed(self) -> bool:
+        """Whether `dvc push` sends it to the remote, so that a teammate's `dvc pull` gets it."""
+        return self.tracked and not self.metric and self.dvc.get("cache", True) and self.dvc.get("push", True)
 
 
 @dataclass(frozen=True)
@@ -342,10 +348,14 @@ class Stage:
         return tuple(out.path for out in self.outputs)
 
 
+# In a stage's reads: one dependency per source of params.yaml's crawl.sources (its YAML file), written
+# out by pipeline/dvcfile.py; a file under sources/ that no configured source names is no dependency.
+CRAWL_SOURCES = "<crawl.sources>"
+
 STAGES = (
     Stage("crawl", "crawl sources into WARC files and document shards", crawl, crawl_options,
           cmd="tokenmill crawl --out ${paths.crawl}", sections=("crawl",),
-          reads=("${paths.sources}", "${paths.sites}"), code=("crawler.run", "crawler.config"),
+          reads=(CRAWL_SOURCES, "${paths.sites}"), code=("crawler.run", "crawler.config"),
           outputs=(Output("crawl", {"push": False}, note="raw pages (WARC) and their text hold whatever the "
                           "sites published, personal data included: cached locally, never sent to the DVC "
                           "remote by `dvc push` (set push: true to opt in)"),)),
@@ -370,9 +380,11 @@ STAGES = (
           cmd="tokenmill train --tokens ${paths.tokens} --out ${paths.model} --checkpoints ${paths.checkpoints}",
           sections=("model", "train", "tracking"), reads=("${paths.tokens}",), code=("training.train",),
           outputs=(Output("model"),
-                   Output("checkpoints", {"persist": True, "cache": False},
-                          note="Checkpoints survive a rerun so that a killed training resumes (matched by run "
-                               "identity; checkpoints of another run are moved aside, never deleted).")),
+                   Output("checkpoints", tracked=False,
+                          note="not a DVC output: this workspace's scratch state, which DVC never deletes, so "
+                               "that a killed training resumes (matched by run identity; checkpoints of another "
+                               "run are moved aside, never deleted). A teammate's pulled clone has none and "
+                               "needs none.")),
           cli=train_or_emit_slurm),
     Stage("evaluate", "validation loss, perplexity, bits-per-byte and samples", evaluate, evaluate_options,
           cmd="tokenmill evaluate --model ${paths.model} --tokens ${paths.tokens} --out ${paths.metrics}",
@@ -394,10 +406,14 @@ STAGES = (
           note="AutoModelForCausalLM.from_pretrained(paths.export) loads it as is (docs/serving.md)."),
     Stage("report", "write the run's report card (HTML) and log it to its MLflow run", report, report_options,
           cmd="tokenmill report --out ${paths.report}", sections=(),
-          reads=("${paths.crawl}/stats.json", "${paths.corpus}/stats.json", "${paths.tokens}/stats.json",
-                 "${paths.model}", "${paths.metrics}", "${paths.tasks}"),
+          # Not the crawl's stats.json, which the report shows when it is there: the raw crawl is never pushed,
+          # and a teammate's pulled clone must remake the report without it (a new crawl changes the corpus's).
+          reads=("${paths.corpus}/stats.json", "${paths.tokens}/stats.json", "${paths.model}", "${paths.metrics}",
+                 "${paths.tasks}"),
           code=("pipeline.report",), outputs=(Output("report"),),
-          note="The run's report card (HTML, plots embedded), also logged to the training's MLflow run."),
+          note="The run's report card (HTML, plots embedded), also logged to the training's MLflow run. The crawl's "
+               "stats.json, shown when present, is no dependency: the raw crawl is never pushed, and a pulled "
+               "clone remakes the report without it."),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 WIRING = ("pipeline.stages", "pipeline.params")  # every stage's code deps also name these files

@@ -41,8 +41,7 @@ def make_project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name in ("tokenmill", "crawler", "dataprep", "training", "pipeline"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, root / name)
+    shutil.copy(ROOT / ".dvcignore", root / ".dvcignore")
     make_site(root / "data" / "sites" / "tiny")
     (root / "sources").mkdir()
     (root / "sources" / "tiny.yaml").write_text(yaml.safe_dump({
@@ -56,6 +55,10 @@ def make_project(root: Path) -> Path:
         "concurrency": 8,
     }), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False), encoding="utf-8")
+    from pipeline import dvcfile
+
+    # dvc.yaml as `python -m pipeline.dvcfile` writes it for these params: the crawl depends on sources/tiny.yaml
+    (root / "dvc.yaml").write_text(dvcfile.render(root), encoding="utf-8")
     return root
 
 
