@@ -52,7 +52,8 @@ def write_report(params: Params, out: Path) -> dict:
         _tokenizer(tokens),
         _training(train, model),
         _evaluation({k: v for k, v in metrics.items() if not k.startswith("task/")}),
-        _tasks(metrics, read_json(Path(paths.metrics).with_name("harness.json")) or {}),
+        _tasks({**metrics, **(read_json(Path(paths.tasks)) or {})},
+               read_json(Path(paths.tasks).with_name("harness.json")) or {}),
         _samples(samples),
     ]
     atomic_write_text(out, _page(f"tokenmill report card: {params.run or 'versioned run'}", sections))

@@ -62,14 +62,32 @@ def summarize(params: Params) -> str:
     for key in ("val_loss", "unigram_val_loss", "perplexity", "bits_per_byte"):
         if isinstance(metrics.get(key), (int, float)):
             lines.append(f"  {key:<17} {metrics[key]:.4f}")
+    lines += _harness_and_export(params)
     run = read_json(model / "run.json") or {}
     report = Path(paths.report)
     lines += [
         "",
         f"  MLflow run        {run.get('run_id', '?')}  (experiment {params.tracking.experiment})",
-        "  MLflow UI         make ui   → http://127.0.0.1:5000",
         f"  report card       {report if report.is_file() else 'tokenmill report  (writes ' + str(report) + ')'}",
-        "  DVC metrics       dvc metrics show;  dvc metrics diff;  plots: dvc plots show",
+        "",
+        "  Next, in this shell (the commands live in .venv):",
+        "    source .venv/bin/activate",
+        "    make ui                  MLflow UI on http://127.0.0.1:5000",
+        "    dvc metrics show         metrics.json and tasks.json;  dvc plots show: the loss curves",
+        f"    tokenmill generate --model {paths.model} --prompt \"The history of the city\"",
         "",
     ]
     return "\n".join(lines)
+
+
+def _harness_and_export(params: Params) -> list[str]:
+    """The harness tasks' accuracies (the tasks stage) and where the transformers export is."""
+    tasks = read_json(Path(params.paths.tasks)) or {}
+    lines = [f"  {key[len('task/'):]:<31} {value:.4f}" for key, value in sorted(tasks.items())
+             if key.startswith("task/") and key.endswith("/acc") and isinstance(value, (int, float))]
+    if lines:
+        lines.insert(0, f"  harness tasks (lm-evaluation-harness, {params.paths.tasks}):")
+    exported = Path(params.paths.export)
+    if (exported / "config.json").is_file():
+        lines.append(f"  transformers      {exported}  (AutoModelForCausalLM.from_pretrained({str(exported)!r}))")
+    return [""] + lines if lines else []

@@ -33,3 +33,18 @@ def test_a_checkout_with_metrics_is_summarized(tmp_path: Path, monkeypatch, caps
     assert main(["summary"]) == 0
     out = capsys.readouterr().out
     assert "bits_per_byte     4.5000" in out
+
+
+def test_the_summary_shows_the_harness_tasks_the_export_and_runnable_next_steps(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("tracking:\n  enabled: false\n")
+    (tmp_path / "metrics.json").write_text(json.dumps({"bits_per_byte": 4.5}))
+    (tmp_path / "tasks.json").write_text(json.dumps({"task/tokenmill_last_word_en/acc": 0.25,
+                                                     "task/tokenmill_last_word_en/acc_stderr": 0.1}))
+    (tmp_path / "models" / "hf").mkdir(parents=True)
+    (tmp_path / "models" / "hf" / "config.json").write_text("{}")
+    assert main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "tokenmill_last_word_en/acc" in out and "0.2500" in out and "acc_stderr" not in out
+    assert "transformers      models/hf" in out
+    assert "source .venv/bin/activate" in out  # the hints run as printed once the venv is active
