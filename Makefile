@@ -33,11 +33,12 @@ help:
 
 # Without a GPU, torch's CPU build goes in first: a bare `torch` requirement on Linux pulls the
 # multi-GB CUDA build from PyPI. With a GPU, pip resolves torch from pyproject.toml as usual.
+# PYTHONWARNINGS: setuptools' editable-install advice (a UserWarning in its build process) is no news here.
 $(INSTALLED): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(MAKE) --no-print-directory cpu-torch; fi
-	$(PIP) install -q -e '.[dev]'
+	PYTHONWARNINGS=ignore::UserWarning $(PIP) install -q -e '.[dev]'
 	@touch $@
 
 # The CPU build of torch, from the first of: the configured index when its torch==$(TORCH_VERSION) already

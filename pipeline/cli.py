@@ -11,11 +11,18 @@ import argparse
 import contextlib
 import inspect
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+if not sys.stderr.isatty():
+    # A piped log (dvc repro > log) gets tokenmill's own progress lines, not the bars of the libraries it
+    # calls (lm-eval, datasets, transformers): tqdm and datasets read these when they are first imported.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
 from pipeline import ablate, quality, reproduce, stages

@@ -22,9 +22,12 @@ metrics.json keys `task/<task>/<metric>` (acc, acc_norm, perplexity and their `_
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +83,10 @@ class TokenmillLM(TemplateLM):
         return self.hf_tokenizer.decode(tokens, skip_special_tokens=True)
 
     @torch.no_grad()
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        # the harness's "Tokenizing inputs" bar only in a terminal, not in a piped log
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not sys.stderr.isatty())
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
         """(sum of log p(continuation | context), whether greedy decoding gives the continuation) per request."""
         rows = []
@@ -207,9 +214,10 @@ def run_harness(lm, tasks: list[str], include_paths: list[Path], limit: int | fl
 
         raise UserError(f"--tasks: unknown task(s) {', '.join(unknown)} (local tasks: "
                         f"{', '.join(sorted(t for t in manager.all_tasks if t.startswith(LOCAL_GROUP)) or ['none'])})")
-    return simple_evaluate(model=lm, tasks=tasks, limit=limit, task_manager=manager, bootstrap_iters=BOOTSTRAP_ITERS,
-                           log_samples=False, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                           fewshot_random_seed=seed)
+    with contextlib.redirect_stdout(io.StringIO()):  # the harness prints "bootstrapping for stddev" lines
+        return simple_evaluate(model=lm, tasks=tasks, limit=limit, task_manager=manager,
+                               bootstrap_iters=BOOTSTRAP_ITERS, log_samples=False, random_seed=seed,
+                               numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
 
 
 def task_metrics(results: dict) -> dict[str, float]:
