@@ -6,10 +6,17 @@ article bodies). Positives: the article bodies, cut into documents of ~150 words
 of each page's text (menus, footers, related links, cookie banners), cut the same way. Held out by id
 hash as `tokenmill quality train` does.
 
-    flock /tmp/tokenmill-bench.lock taskset -c 1 env OMP_NUM_THREADS=1 python bench/quality.py [--fasttext DIR]
+    flock /tmp/tokenmill-bench.lock taskset -c 1 env OMP_NUM_THREADS=1 python bench/quality.py [--fasttext DIR] \
+        [--prepare-in CORPUS] [--skip-classifiers]
 
 `--fasttext DIR`: a directory holding an unpacked fastText wheel (e.g. fasttext-wheel 0.9.2); its batch
 `predict` is broken under numpy 2, so single predictions go through its C++ binding.
+
+Then the default prepare is timed with and without the `quality_model` step (a multilingual model
+trained on the benchmark's training part, so every document is scored), median of 3 each, on
+`--prepare-in CORPUS` (a JSONL file or directory; default: the benchmark's documents four times over),
+and the step's scoring alone (views made fresh: the cost when no Gopher rule ran before it) in MB/s.
+`--skip-classifiers`: only that part.
 """
 
 from __future__ import annotations
@@ -108,6 +115,8 @@ def fasttext_score(model, texts):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fasttext", type=Path, help="directory of an unpacked fastText wheel")
+    parser.add_argument("--prepare-in", type=Path, help="corpus for the prepare timings (default: the documents x4)")
+    parser.add_argument("--skip-classifiers", action="store_true", help="only the prepare timings")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"{DATA} is not present")
@@ -121,19 +130,23 @@ def main() -> int:
     test = [e for e in examples if held_out(e.id, 0.2)]
     print(f"{len(examples)} documents ({sum(e.label for e in examples)} article, "
           f"{sum(not e.label for e in examples)} boilerplate), {len(test)} held out")
+    if args.skip_classifiers:
+        print(json.dumps({"prepare": bench_prepare(examples, train, args.prepare_in)}))
+        return 0
     results = {"ours": measure("hashed n-gram logistic regression", ours, lambda m, t: m.score(t), train, test)}
     if args.fasttext:
         sys.path.insert(0, str(args.fasttext))
         results["fasttext"] = measure("fastText supervised (dim 16, 2-grams)", fasttext_fit, fasttext_score, train, test)
         results["fasttext_unigrams"] = measure("fastText supervised (dim 16, words)", lambda t: fasttext_fit(t, 1),
                                                fasttext_score, train, test)
-    results["prepare"] = bench_prepare(examples, train)
+    results["prepare"] = bench_prepare(examples, train, args.prepare_in)
     print(json.dumps(results))
     return 0
 
 
-def bench_prepare(examples, train_part) -> dict:
-    """The default prepare with and without the quality_model step (a model trained on the train part)."""
+def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
+    """The default prepare with and without the quality_model step (a model trained on the train part), and
+    the step's scoring alone."""
     import tempfile
 
     from dataprep.config import PrepareConfig
@@ -143,25 +156,51 @@ def bench_prepare(examples, train_part) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="tokenmill-bench-quality-") as tmp:
         tmp = Path(tmp)
-        corpus = tmp / "docs.jsonl"
-        corpus.write_text("".join(json.dumps({"id": e.id, "text": e.text}) + "\n" for e in examples * 4))
+        if corpus is None:
+            corpus = tmp / "docs.jsonl"
+            corpus.write_text("".join(json.dumps({"id": e.id, "text": e.text}) + "\n" for e in examples * 4))
         train_model(train_part, tmp / "model", QualityTrainConfig())
-        timings = {}
-        for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
-            config = PrepareConfig()
-            config.steps = [s for s in config.steps if s != "pii"] + extra + (["pii"] if "pii" in config.steps else [])
-            config.quality_model.model = str(tmp / "model")
-            runs = []
-            for i in range(3):
+        alone = step_alone(corpus, tmp / "model")
+        runs: dict[str, list[float]] = {"default": [], "with_quality_model": []}
+        for i in range(3):  # interleaved: a change in the machine's load falls on both
+            for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
+                config = PrepareConfig()
+                config.steps = [s for s in config.steps if s != "pii"] + extra + (["pii"] if "pii" in config.steps else [])
+                config.quality_model.model = str(tmp / "model")
                 start = time.perf_counter()
                 run(corpus, tmp / f"{name}-{i}", config)
-                runs.append(time.perf_counter() - start)
-            timings[name] = statistics.median(runs)
-        docs = len(examples) * 4
+                runs[name].append(time.perf_counter() - start)
+        timings = {name: statistics.median(times) for name, times in runs.items()}
+        timings.update({f"{name}_runs": times for name, times in runs.items()})
         overhead = timings["with_quality_model"] / timings["default"] - 1
-        print(f"prepare of {docs} documents: default {timings['default']:.2f} s, with quality_model "
-              f"{timings['with_quality_model']:.2f} s (+{overhead:.1%})")
-        return {"documents": docs, **timings, "overhead": overhead}
+        print(f"prepare of {alone['documents']} documents ({alone['mb']:.2f} MB, {corpus}): default "
+              f"{timings['default']:.2f} s ({alone['mb'] / timings['default']:.2f} MB/s), with quality_model "
+              f"{timings['with_quality_model']:.2f} s (+{overhead:.1%}); medians of 3")
+        print(f"quality_model scoring alone, views made fresh: {alone['seconds']:.2f} s, {alone['mb_per_s']:.1f} MB/s, "
+              f"{alone['documents'] / alone['seconds']:,.0f} documents/s; views already made (as after the Gopher "
+              f"rules): {alone['warm_seconds']:.2f} s, {alone['mb'] / alone['warm_seconds']:.1f} MB/s (medians of 3)")
+        return {**alone, **timings, "overhead": overhead}
+
+
+def step_alone(corpus: Path, model: Path) -> dict:
+    """The step's scoring of the corpus's documents in memory (read once, views made afresh each run)."""
+    from dataprep.steps.quality_model import QualityModelConfig, QualityModelFilter
+    from tokenmill.documents import Document, read_documents
+
+    records = [(d.id, d.text, d.meta) for d in read_documents(corpus)]
+    mb = sum(len(text.encode("utf-8")) for _, text, _ in records) / 1e6
+    runs, warm = [], []
+    for _ in range(3):
+        docs = [Document(i, text, dict(meta)) for i, text, meta in records]
+        for times in (runs, warm):  # the second time the documents' views are there
+            step = QualityModelFilter(QualityModelConfig(model=str(model)))
+            start = time.perf_counter()
+            for _ in step.scored_documents(docs):
+                pass
+            times.append(time.perf_counter() - start)
+    seconds = statistics.median(runs)
+    return {"documents": len(records), "mb": mb, "seconds": seconds, "mb_per_s": mb / seconds,
+            "warm_seconds": statistics.median(warm)}
 
 
 if __name__ == "__main__":

@@ -12,14 +12,17 @@ The model is a logistic regression over hashed word unigrams (and bigrams with `
 fits it): the same family as fastText's supervised mode that DCLM and FineWeb-Edu used (a linear model
 over a bag of word n-grams), without fastText's own binary: the
 wheels on the index for numpy 2 trained non-deterministically here (and one returned NaN), and the
-numpy-1 wheel returns wrong probabilities under numpy 2. The features come from the words of the
-shared `TextView` (dataprep/text.py), which the Gopher rules already compute for a whole batch in numpy:
-an n-gram's bucket is its word ids (64-bit hashes of the words as written, case kept) mixed and taken
-modulo `n_features`, a document's vector the n-grams' counts over its first `max_words` words, L2
-normalised (`hashed_features`): no Python per word, and training and scoring share it. Only the weights of n-grams seen in training are
-stored (`.npz`, read with allow_pickle=False), so the model is small and a DVC output. With `--lang` one
-model per language is trained (documents of other languages are left out); without it, one multilingual
-model.
+numpy-1 wheel returns wrong probabilities under numpy 2.
+
+The features come from the words of the shared `TextView` (dataprep/text.py), which the Gopher rules
+already compute for a whole batch in numpy: an n-gram's bucket is its word ids (64-bit hashes of the
+words as written, case kept) mixed and taken modulo `n_features`, a document's vector the n-grams' counts
+over its first `max_words` words, L2-normalised (`hashed_features`). No Python runs per word, and
+training and scoring share the code, so a trained model scores as it was measured. Only the weights of
+n-grams seen in training are stored (`.npz`, read with allow_pickle=False), so the model is small and a
+DVC output. With `--lang` one model per language is trained (documents of other languages are left out);
+without it, one multilingual model. A model directory written before this featurization (no "version": 2
+in model.json) is refused with one line naming it: train it again.
 
 Every example is held out or not by a hash of its id (`holdout` of them, 0.2 by default), so the
 split does not move when examples are added. On the held-out part: precision and recall at 0.5,
