@@ -149,6 +149,7 @@ def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
     the step's scoring alone."""
     import tempfile
 
+    from dataprep import registry
     from dataprep.config import PrepareConfig
     from dataprep.pipeline import run
     from dataprep.quality import QualityTrainConfig
@@ -165,7 +166,8 @@ def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
         for i in range(3):  # interleaved: a change in the machine's load falls on both
             for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
                 config = PrepareConfig()
-                config.steps = [s for s in config.steps if s != "pii"] + extra + (["pii"] if "pii" in config.steps else [])
+                # in the registry's order: quality_model (47) after the Gopher rules, before decontaminate and dedup
+                config.steps = [s for s in registry.steps() if s in config.steps + extra]
                 config.quality_model.model = str(tmp / "model")
                 start = time.perf_counter()
                 run(corpus, tmp / f"{name}-{i}", config)
