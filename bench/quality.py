@@ -13,9 +13,12 @@ hash as `tokenmill quality train` does.
 `predict` is broken under numpy 2, so single predictions go through its C++ binding.
 
 Then the default prepare is timed with and without the `quality_model` step (a multilingual model
-trained on the benchmark's training part, so every document is scored), median of 3 each, on
+trained on the benchmark's training part, so every document is scored; placed as the registry orders it,
+after the Gopher rules; with threshold 0.5, and with threshold 0 so that it removes nothing and the later
+steps see the same documents), median of 3 each, interleaved, on
 `--prepare-in CORPUS` (a JSONL file or directory; default: the benchmark's documents four times over),
-and the step's scoring alone (views made fresh: the cost when no Gopher rule ran before it) in MB/s.
+and the step's scoring alone in MB/s: the documents' views made fresh (the cost when no Gopher rule ran
+before it) and already made (as at its place in the prepare).
 `--skip-classifiers`: only that part.
 """
 
@@ -162,26 +165,33 @@ def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
             corpus.write_text("".join(json.dumps({"id": e.id, "text": e.text}) + "\n" for e in examples * 4))
         train_model(train_part, tmp / "model", QualityTrainConfig())
         alone = step_alone(corpus, tmp / "model")
-        runs: dict[str, list[float]] = {"default": [], "with_quality_model": []}
-        for i in range(3):  # interleaved: a change in the machine's load falls on both
-            for name, extra in (("default", []), ("with_quality_model", ["quality_model"])):
+        # with_quality_model_keep_all: threshold 0, every document scored and kept, so the steps after it
+        # get the same documents as without it (the step's own cost)
+        variants = {"default": ([], 0.5), "with_quality_model": (["quality_model"], 0.5),
+                    "with_quality_model_keep_all": (["quality_model"], 0.0)}
+        runs: dict[str, list[float]] = {name: [] for name in variants}
+        for i in range(3):  # interleaved: a change in the machine's load falls on all
+            for name, (extra, threshold) in variants.items():
                 config = PrepareConfig()
                 # in the registry's order: quality_model (47) after the Gopher rules, before decontaminate and dedup
                 config.steps = [s for s in registry.steps() if s in config.steps + extra]
                 config.quality_model.model = str(tmp / "model")
+                config.quality_model.threshold = threshold
                 start = time.perf_counter()
                 run(corpus, tmp / f"{name}-{i}", config)
                 runs[name].append(time.perf_counter() - start)
         timings = {name: statistics.median(times) for name, times in runs.items()}
         timings.update({f"{name}_runs": times for name, times in runs.items()})
         overhead = timings["with_quality_model"] / timings["default"] - 1
+        keep_all = timings["with_quality_model_keep_all"] / timings["default"] - 1
         print(f"prepare of {alone['documents']} documents ({alone['mb']:.2f} MB, {corpus}): default "
               f"{timings['default']:.2f} s ({alone['mb'] / timings['default']:.2f} MB/s), with quality_model "
-              f"{timings['with_quality_model']:.2f} s (+{overhead:.1%}); medians of 3")
+              f"{timings['with_quality_model']:.2f} s ({overhead:+.1%}), with quality_model keeping all "
+              f"{timings['with_quality_model_keep_all']:.2f} s ({keep_all:+.1%}); medians of 3")
         print(f"quality_model scoring alone, views made fresh: {alone['seconds']:.2f} s, {alone['mb_per_s']:.1f} MB/s, "
               f"{alone['documents'] / alone['seconds']:,.0f} documents/s; views already made (as after the Gopher "
               f"rules): {alone['warm_seconds']:.2f} s, {alone['mb'] / alone['warm_seconds']:.1f} MB/s (medians of 3)")
-        return {**alone, **timings, "overhead": overhead}
+        return {**alone, **timings, "overhead": overhead, "overhead_keep_all": keep_all}
 
 
 def step_alone(corpus: Path, model: Path) -> dict:
