@@ -181,6 +181,7 @@ def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
                 run(corpus, tmp / f"{name}-{i}", config)
                 runs[name].append(time.perf_counter() - start)
         timings = {name: statistics.median(times) for name, times in runs.items()}
+        timings["step_share"] = step_share(corpus, tmp, config)  # config: the last variant, keep_all
         timings.update({f"{name}_runs": times for name, times in runs.items()})
         overhead = timings["with_quality_model"] / timings["default"] - 1
         keep_all = timings["with_quality_model_keep_all"] / timings["default"] - 1
@@ -188,10 +189,40 @@ def bench_prepare(examples, train_part, corpus: Path | None = None) -> dict:
               f"{timings['default']:.2f} s ({alone['mb'] / timings['default']:.2f} MB/s), with quality_model "
               f"{timings['with_quality_model']:.2f} s ({overhead:+.1%}), with quality_model keeping all "
               f"{timings['with_quality_model_keep_all']:.2f} s ({keep_all:+.1%}); medians of 3")
+        share = timings["step_share"]
+        print(f"inside one prepare with quality_model keeping all: the step's scoring {share['step_s']:.2f} s of "
+              f"{share['total_s']:.2f} s ({share['step_s'] / (share['total_s'] - share['step_s']):+.1%} over the rest)")
         print(f"quality_model scoring alone, views made fresh: {alone['seconds']:.2f} s, {alone['mb_per_s']:.1f} MB/s, "
               f"{alone['documents'] / alone['seconds']:,.0f} documents/s; views already made (as after the Gopher "
               f"rules): {alone['warm_seconds']:.2f} s, {alone['mb'] / alone['warm_seconds']:.1f} MB/s (medians of 3)")
         return {**alone, **timings, "overhead": overhead, "overhead_keep_all": keep_all}
+
+
+def step_share(corpus: Path, tmp: Path, config) -> dict:
+    """One prepare (`config`: with quality_model) timed whole and inside the step's scoring (its batches):
+    the step's cost as a share measured in one run, which the machine's load moves less than a
+    difference of two runs."""
+    from dataprep.pipeline import run
+    from dataprep.steps.quality_model import QualityModelFilter
+
+    inside = [0.0]
+    scored_batch = QualityModelFilter.scored_batch
+
+    def timed(self, model, batch):
+        start = time.perf_counter()
+        try:
+            return scored_batch(self, model, batch)
+        finally:
+            inside[0] += time.perf_counter() - start
+
+    QualityModelFilter.scored_batch = timed
+    try:
+        start = time.perf_counter()
+        run(corpus, tmp / "timed", config)  # in this process (no Dask client by default)
+        total = time.perf_counter() - start
+    finally:
+        QualityModelFilter.scored_batch = scored_batch
+    return {"step_s": inside[0], "total_s": total}
 
 
 def step_alone(corpus: Path, model: Path) -> dict:
