@@ -22,12 +22,12 @@ from typing import Any, Iterable, Iterator
 from dataprep.quality import load_model
 from dataprep.registry import register_step
 from dataprep.step import RemoveCallback, Step, stored_signals
-from dataprep.text import base_language
+from dataprep.text import base_language, prepare_views
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError
 
 SCORE = "quality_score"
-BATCH = 256  # documents scored per fastText call
+BATCH = 256  # documents scored together (one prepare_views pass; a score does not depend on the batch)
 
 
 @dataclass
@@ -112,8 +112,12 @@ class QualityModelFilter(Step):
                 self.scored[base_language(doc.meta.get("lang"))] += 1
                 continue
             groups[model.scorer(base_language(doc.meta.get("lang")))].append(doc)
+        # the word ids of every document to score in one numpy pass (the views the Gopher rules filled, if
+        # they ran and the text is unchanged since)
+        scoring = [d for scorer, docs in groups.items() if scorer is not None for d in docs]
+        views = dict(zip(map(id, scoring), prepare_views(scoring)))
         for scorer, docs in groups.items():
-            scores = scorer.score([d.text for d in docs]) if scorer is not None else [None] * len(docs)
+            scores = scorer.score_views([views[id(d)] for d in docs]) if scorer is not None else [None] * len(docs)
             for doc, score in zip(docs, scores):
                 doc.meta[SCORE] = None if score is None else round(float(score), 6)
                 self.unscored += score is None

@@ -65,3 +65,44 @@ def test_roc_auc():
     assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2]), labels) == 1.0
     assert roc_auc(np.array([0.1, 0.2, 0.9, 0.8]), labels) == 0.0
     assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), labels) == 0.5
+
+
+def test_a_saved_and_loaded_model_scores_as_the_trained_one(tmp_path):
+    from dataprep.quality import QualityScorer, example_views, fit
+
+    config = QualityTrainConfig(ngrams=2)
+    records = examples(labelled(30))
+    scorer = fit(records, config)
+    scorer.save(tmp_path / "m.npz")
+    loaded = QualityScorer.load(tmp_path / "m.npz", config.n_features, config.ngrams, config.max_words)
+    views = example_views(records)
+    assert np.array_equal(scorer.score_views(views), loaded.score_views(views))
+    assert np.array_equal(scorer.score([r.text for r in records]), loaded.score([r.text for r in records]))
+
+
+def test_hashed_features_count_the_first_words_and_their_bigrams_per_document():
+    from dataprep.quality import feature_matrix, hashed_features
+    from dataprep.text import TextView
+
+    views = [TextView(t, None) for t in ("a b a b", "", "c", "a b a b x y")]
+    buckets, at = hashed_features(views, 1 << 20, 2, 4)
+    assert np.diff(at).tolist() == [4 + 3, 0, 1, 4 + 3]  # words and bigrams of the first 4 words
+    assert sorted(buckets[at[0] : at[1]].tolist()) == sorted(buckets[at[3] : at[4]].tolist())
+    matrix = feature_matrix(views, 1 << 20, 2, 4).toarray()
+    assert np.allclose(np.linalg.norm(matrix, axis=1), [1, 0, 1, 1])
+    assert np.allclose(np.sort(matrix[0][matrix[0] > 0]), np.array([1, 2, 2, 2]) / np.sqrt(13))  # a, b, 'a b' twice; 'b a' once
+    # 'a b' and 'b a' are different bigrams; the same text scores alike alone or in a batch
+    alone = [hashed_features([TextView("a b a b x y", None)], 1 << 20, 2, 4)[0]]
+    assert buckets[at[3] : at[4]].tolist() == alone[0].tolist()
+
+
+def test_an_old_format_model_is_refused_in_one_line(multilingual, tmp_path):
+    out, _ = multilingual
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = json.loads((out / "model.json").read_text())
+    manifest.pop("version")
+    (old / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=r"old/model.json: a quality model of format version 1") as error:
+        QualityModel(old)
+    assert "\n" not in str(error.value)

@@ -63,3 +63,24 @@ def test_kept_by_rank_is_stable():
 def test_the_step_needs_a_model(tmp_path):
     with pytest.raises(ConfigError, match="prepare.quality_model.model"):
         run(corpus(tmp_path / "in.jsonl"), tmp_path / "out", PrepareConfig(), steps=["quality_model"])
+
+
+def test_scores_do_not_depend_on_the_batch(tmp_path, model, monkeypatch):
+    import dataprep.steps.quality_model as step
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, kept, removed = prepared(tmp_path / "a", model)
+    monkeypatch.setattr(step, "BATCH", 3)  # other neighbours, other batch sizes
+    _, kept3, removed3 = prepared(tmp_path / "b", model)
+    scores = {i: r["quality_score"] for i, r in (kept | removed).items()}
+    assert scores == {i: r["quality_score"] for i, r in (kept3 | removed3).items()} and len(scores) == 24
+
+
+def test_the_step_scores_as_the_trained_model(tmp_path, model):
+    from dataprep.quality import QualityModel
+
+    _, kept, removed = prepared(tmp_path, model)
+    scorers = QualityModel(model)
+    for record in (kept | removed).values():
+        expected = scorers.scorer(record["lang"]).score([record["text"]], record["lang"])[0]
+        assert record["quality_score"] == round(float(expected), 6)
