@@ -65,9 +65,12 @@ def first_clone(root: Path) -> Path:
     write(root / "data/tokens/stats.json", '{"stage": "tokenize"}\n')
     write(root / "models/gpt/model.safetensors", "weights\n")
     write(root / "models/checkpoints/last.ckpt", "scratch\n")
+    write(root / "models/hf/config.json", '{"model_type": "gpt2"}\n')
+    if not (root / "tasks.json").is_file():
+        write(root / "tasks.json", "{}\n")
     write(root / "report.html", "<html>report</html>\n")
     sh(["dvc", "commit", "-f", "-q", "dvc.yaml"], root)
-    sh(["git", "add", "dvc.lock", "metrics.json"], root)
+    sh(["git", "add", "dvc.lock", "metrics.json", "tasks.json"], root)
     sh(["git", "commit", "-qm", "a run of the pipeline"], root)
     return root
 
@@ -85,7 +88,7 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     (bob / ".venv").symlink_to(VENV)
     pulled = make("pull", bob)  # exits 0: nothing of the crawl nor of examples/finetune is asked for
     for path in ("data/corpus/part-0.jsonl", "data/evalset/meta.json", "data/tokens/stats.json",
-                 "models/gpt/model.safetensors", "report.html"):
+                 "models/gpt/model.safetensors", "models/hf/config.json", "report.html"):
         assert (bob / path).read_text() == (alice / path).read_text(), path
     assert not (bob / "data/crawl").exists() and not (bob / "data/sites").exists()
     assert not any(b"alice@example.org" in p.read_bytes() for p in store.rglob("*") if p.is_file()), \
@@ -134,7 +137,7 @@ def test_make_remote_names_the_teams_remote_in_the_committed_config(tmp_path: Pa
 
 
 def test_pull_and_status_cover_the_stages_that_push_and_dvc_plots_are_not_committed():
-    assert team.pulled() == ["prepare", "evalset", "tokenize", "train", "report"]
+    assert team.pulled() == ["prepare", "evalset", "tokenize", "train", "export", "report"]
     crawl = next(s for s in STAGES if s.name == "crawl")
     assert not any(out.pushed for out in crawl.outputs)
     ignored = subprocess.run(["git", "check-ignore", "-q", "dvc_plots/index.html"], cwd=ROOT)
