@@ -68,7 +68,7 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
                 done = completed(flow_runs(client, "train-on-corpus"))
                 return done if len(done) >= count else None
 
-            first = wait_for("triggered training", lambda: trained(1), 240, serve_log)[0]
+            first = wait_for("triggered training", lambda: trained(1), 420, serve_log)[0]  # tokenize to export
             assert first.parameters["version"] == "corpus-v1"
 
             # The event itself, emitted again for the same version: a second training on it.
