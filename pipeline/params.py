@@ -38,6 +38,7 @@ class PathsConfig:
     sites: str = "data/sites"  # offline sites served during a crawl
     crawl: str = "data/crawl"  # raw WARC + extracted documents
     corpus: str = "data/corpus"  # the prepared, DVC-versioned corpus
+    quality_model: str = "models/quality"  # the quality classifier trained from the corpus's decisions
     evalset: str = "data/evalset"  # the evaluation set, versioned on its own ("": none, split by id hash)
     tokens: str = "data/tokens"  # tokenizer + train/val memmaps
     model: str = "models/gpt"  # final model, history, MLflow run id

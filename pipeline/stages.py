@@ -72,6 +72,33 @@ def prepare(params: Params, inp: Path | str | None = None, out: Path | str | Non
                index=index)
 
 
+def classifier(params: Params, corpus: Path | None = None, out: Path | None = None) -> dict:
+    """The quality classifier distilled from the corpus's own decisions (`tokenmill quality train --decisions`):
+    kept documents as positives, those the quality rules removed as negatives. A corpus that lacks either
+    (no rule removed anything) gets a directory that says so instead of a model (the step is off by default)."""
+    from dataprep.quality import QualityTrainConfig, decisions_as_examples, train
+    from tokenmill.stage import atomic_directory, write_json
+
+    corpus, out = Path(corpus or params.paths.corpus), Path(out or params.paths.quality_model)
+    check_replaceable(out, "quality")
+    removed = corpus / "removed"
+    decided = removed.is_dir() and any(path.is_file() for path in removed.iterdir())  # else nothing was removed
+    examples = list(decisions_as_examples(corpus)) if decided else []
+    labels = {example.label for example in examples} if decided else {True}
+    if labels != {True, False}:
+        missing = "rule-removed (negative)" if True in labels else "kept (positive)"
+        with atomic_directory(out) as tmp:
+            write_json(tmp / "stats.json", {"stage": "quality", "trained": False,
+                                            "reason": f"{corpus} has no {missing} documents"})
+        print(f"classifier: {corpus} has no {missing} documents; no classifier trained", file=sys.stderr)
+        return {"stage": "quality", "trained": False}
+    from pipeline.quality import flat_figures, log_to_mlflow
+
+    log = (lambda stats, directory: log_to_mlflow(params.tracking, stats, directory)) if params.tracking.enabled \
+        else None
+    return {"out": out.as_posix(), **flat_figures(train(examples, out, QualityTrainConfig(), None, log=log))}
+
+
 def step_group(params: Params, group: str, inp: Path | str | None, out: Path | str | None,
                index: Path | None = None) -> dict:
     """`tokenmill normalize|filter|dedup|scrub`: a named group of prepare steps into a directory of its own."""
@@ -238,6 +265,11 @@ def prepare_options(p: argparse.ArgumentParser) -> None:
     index_option(p)
 
 
+def classifier_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", type=Path, help="prepare output whose decisions label the examples (default: paths.corpus)")
+    p.add_argument("--out", type=Path, help="model directory (default: paths.quality_model)")
+
+
 def evalset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", type=Path, help="corpus to freeze it from (default: paths.corpus; evalset.source wins)")
     p.add_argument("--out", type=Path, help="output directory (default: paths.evalset)")
@@ -363,6 +395,13 @@ STAGES = (
           cmd="tokenmill prepare --in ${paths.crawl}/documents --out ${paths.corpus}", sections=("prepare",),
           reads=("${paths.crawl}/documents",), code=("dataprep.pipeline", "dataprep.steps"),  # steps: found at run time
           outputs=(Output("corpus"),)),
+    Stage("classifier", "train the quality classifier from the corpus's own decisions (the quality_model step's "
+          "model)", classifier, classifier_options, cmd="tokenmill classifier --corpus ${paths.corpus} --out "
+          "${paths.quality_model}", sections=(), reads=("${paths.corpus}",), code=("dataprep.quality", "pipeline.quality"),
+          outputs=(Output("quality_model"),),
+          note="The quality classifier, distilled from the rules' decisions on this corpus (kept pages against "
+               "those the quality rules removed): it needs no outside labels, so the offline demo makes one. "
+               "prepare.quality_model.model names it when the quality_model step is switched on."),
     Stage("evalset", "freeze the evaluation set from the corpus once; kept across corpus versions", evalset,
           evalset_options, cmd="tokenmill evalset --corpus ${paths.corpus} --out ${paths.evalset}",
           sections=("evalset",), reads=("${paths.corpus}",), code=("training.evalset",),

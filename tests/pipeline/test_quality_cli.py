@@ -42,3 +42,20 @@ def test_train_from_a_prepare_outputs_decisions_per_language(tmp_path):
     bad = tokenmill("quality", "train", "--positive", "corpus", "--out", "model2", "--set", "tracking.enabled=false",
                     cwd=tmp_path)
     assert bad.returncode == 2 and "no negative examples" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_classifier_stage_learns_from_the_corpus_decisions_and_says_when_it_cannot(tmp_path, monkeypatch):
+    from pipeline.params import load_params
+    from pipeline.stages import stage
+
+    corpus = prepared_corpus(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    params = load_params(None, ["tracking.enabled=false"])
+    result = stage("classifier").run(params, corpus=corpus, out=tmp_path / "model")
+    assert result["all_roc_auc"] > 0.5 and (tmp_path / "model" / "model.json").is_file()
+
+    kept_only = tmp_path / "kept-only"
+    run(tmp_path / "docs.jsonl", kept_only, PrepareConfig(steps=["normalize"]))  # nothing removed
+    result = stage("classifier").run(params, corpus=kept_only, out=tmp_path / "none")
+    assert result["trained"] is False
+    assert json.loads((tmp_path / "none" / "stats.json").read_text())["reason"].endswith("no rule-removed (negative) documents")

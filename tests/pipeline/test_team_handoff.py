@@ -66,6 +66,7 @@ def first_clone(root: Path) -> Path:
     write(root / "models/gpt/model.safetensors", "weights\n")
     write(root / "models/checkpoints/last.ckpt", "scratch\n")
     write(root / "models/hf/config.json", '{"model_type": "gpt2"}\n')
+    write(root / "models/quality/stats.json", '{"stage": "quality"}\n')
     if not (root / "tasks.json").is_file():
         write(root / "tasks.json", "{}\n")
     write(root / "report.html", "<html>report</html>\n")
@@ -88,7 +89,8 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     (bob / ".venv").symlink_to(VENV)
     pulled = make("pull", bob)  # exits 0: nothing of the crawl nor of examples/finetune is asked for
     for path in ("data/corpus/part-0.jsonl", "data/evalset/meta.json", "data/tokens/stats.json",
-                 "models/gpt/model.safetensors", "models/hf/config.json", "report.html"):
+                 "models/gpt/model.safetensors", "models/hf/config.json", "models/quality/stats.json",
+                 "report.html"):
         assert (bob / path).read_text() == (alice / path).read_text(), path
     assert not (bob / "data/crawl").exists() and not (bob / "data/sites").exists()
     assert not any(b"alice@example.org" in p.read_bytes() for p in store.rglob("*") if p.is_file()), \
@@ -113,7 +115,8 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     (bob / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     dry = sh(["dvc", "repro", "--allow-missing", "--dry"], bob).stdout
     assert "Running stage 'evaluate'" in dry, dry
-    assert not any(f"Running stage '{name}'" in dry for name in ("crawl", "prepare", "evalset", "tokenize", "train"))
+    assert not any(f"Running stage '{name}'" in dry for name in ("crawl", "prepare", "classifier", "evalset", "tokenize",
+                                                                 "train"))
     assert "changed" in make("status", bob).stdout
 
     # A file under sources/ that crawl.sources does not name is no change to the crawl.
@@ -137,7 +140,7 @@ def test_make_remote_names_the_teams_remote_in_the_committed_config(tmp_path: Pa
 
 
 def test_pull_and_status_cover_the_stages_that_push_and_dvc_plots_are_not_committed():
-    assert team.pulled() == ["prepare", "evalset", "tokenize", "train", "export", "report"]
+    assert team.pulled() == ["prepare", "classifier", "evalset", "tokenize", "train", "export", "report"]
     crawl = next(s for s in STAGES if s.name == "crawl")
     assert not any(out.pushed for out in crawl.outputs)
     ignored = subprocess.run(["git", "check-ignore", "-q", "dvc_plots/index.html"], cwd=ROOT)
