@@ -77,3 +77,23 @@ def test_stage_errors_are_one_line(base_dir, tmp_path):
     with pytest.raises(UserError, match=f"^{bad}:2: field 'response' is empty$"):
         finetune("sft", bad, str(base_dir), tmp_path / "o", tiny_finetune())
     assert not (tmp_path / "o").exists()
+
+
+def test_dpo_sft_weight_adds_the_chosen_answers_nll(sft_dir, preferences):
+    """RPO: dpo.sft_weight adds that weight times the chosen answers' per-token NLL to the DPO loss."""
+    import torch
+
+    from training.finetune import dpo
+    from training.finetune.data import encode_pairs, load_preferences
+    from training.finetune.model_dir import load_policy
+    from training.finetune.template import ChatTemplate, add_chat_tokens
+
+    gpt, tokenizer, _ = load_policy(sft_dir)
+    template = ChatTemplate(add_chat_tokens(tokenizer)[0])
+    pairs = encode_pairs(load_preferences(preferences)[:4], template, gpt.config.block_size)
+    cpu, pad = torch.device("cpu"), template.end_id
+    plain, figures = dpo.batch_loss(gpt, gpt, pairs, pad, 0.1, cpu)
+    weighted, _ = dpo.batch_loss(gpt, gpt, pairs, pad, 0.1, cpu, sft_weight=0.5)
+    assert figures["chosen_nll"] > 0 and torch.isclose(weighted - plain, torch.tensor(0.5 * figures["chosen_nll"]))
+    with pytest.raises(ValueError, match="sft_weight"):
+        DpoConfig(sft_weight=-1.0)
