@@ -25,6 +25,11 @@ class LoraConfig:
 
 
 @dataclass
+class RewardConfig:
+    likelihood: bool = False  # score also weighs the answer's mean log-likelihood under the trunk's LM head (weight from 0)
+
+
+@dataclass
 class DpoConfig:
     beta: float = 0.1  # strength of the KL anchor to the reference: the implicit reward is beta * log-ratio
     reward_model: str | None = "models/finetune/reward"  # judge of the held-out win rate (null: no win rate)
@@ -120,6 +125,7 @@ class FinetuneConfig:
     stage_steps: dict[str, float] = field(default_factory=dict)  # a stage's share of max_steps where it differs
     stage_lr: dict[str, float] = field(default_factory=dict)  # peak lr of a stage where it differs (min_lr scales along)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     rl: RlConfig = field(default_factory=RlConfig)

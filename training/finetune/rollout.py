@@ -134,8 +134,8 @@ def model_scorer(path: Path, session: Session) -> Callable[["Rollout"], torch.Te
 
     @torch.no_grad()
     def score(rollout: Rollout) -> torch.Tensor:
-        rows = [Encoded(p + r + ([] if r[-1:] == [end] else [end]), [], "rollout")
-                for p, r in zip(rollout.prompts, rollout.responses)]
+        answers = [r + ([] if r[-1:] == [end] else [end]) for r in rollout.responses]
+        rows = [Encoded(p + a, [0] * len(p) + [1] * len(a), "rollout") for p, a in zip(rollout.prompts, answers)]
         return judge.score(rows, end, session.device).float()
     return score
 
