@@ -24,7 +24,10 @@ from training.model import GPT
 from training.tokenizer import special_ids, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+# ../shared/data from the main checkout (/work/main), ../../shared/data from a worktree (/work/wt/NAME)
+SHAKESPEARE = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared")
+                    if (p / "data" / "tinyshakespeare" / "input.txt").is_file()),
+                   ROOT.parent / "shared") / "data" / "tinyshakespeare" / "input.txt"
 
 
 def texts() -> list[str]:
@@ -34,6 +37,8 @@ def texts() -> list[str]:
             row = json.loads(line)
             handbook += [v for k, v in row.items() if k in ("prompt", "response", "chosen", "rejected")]
     plays = SHAKESPEARE.read_text(encoding="utf-8")[:300_000].split("\n\n") if SHAKESPEARE.is_file() else []
+    print(f"{len(plays)} passages of {SHAKESPEARE if plays else 'tinyshakespeare (not found)'}, "
+          f"{len(handbook)} handbook texts x 20", flush=True)
     return plays + handbook * 20
 
 

@@ -14,6 +14,9 @@ phrasing: that is what the model can learn to transfer):
   sft.jsonl          {"prompt", "response", "lang"}: question and its worked answer
   preferences.jsonl  {"prompt", "chosen", "rejected", "lang", "rejected_kind"}: the worked answer against
                      one with a wrong value (off by one or two, the other operation, the other digits)
+  pairs.jsonl        the reward model's data: preferences.jsonl's 450 pairs and one more pair (the same
+                     kinds of wrong) per SFT question, 1,410 pairs, one per question (no prompt twice, so
+                     the reward stage's held-out pairs never share a prompt with its training pairs)
   prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO (answer: the bare value)
   held_out.jsonl     {"prompt", "answer", "lang"}: never trained on; `held_out_accuracy` is measured here
 
@@ -118,6 +121,13 @@ def build(seed: int = SEED) -> dict[str, list[dict]]:
         rejected, kind = wrong_answer(q, rng)
         out["preferences.jsonl"].append({"prompt": q["prompt"], "chosen": solution(q), "rejected": rejected,
                                          "lang": q["lang"], "rejected_kind": kind})
+    pair_rng = random.Random(seed + 1)  # its own stream: the other files do not depend on this one
+    out["pairs.jsonl"] = []
+    for q in files["sft.jsonl"]:
+        rejected, kind = wrong_answer(q, pair_rng)
+        out["pairs.jsonl"].append({"prompt": q["prompt"], "chosen": solution(q), "rejected": rejected,
+                                   "lang": q["lang"], "rejected_kind": kind})
+    out["pairs.jsonl"] += out["preferences.jsonl"]
     for name in ("prompts.jsonl", "held_out.jsonl"):
         out[name] = [{"prompt": q["prompt"], "answer": q["answer"], "lang": q["lang"]} for q in files[name]]
     return out

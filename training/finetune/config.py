@@ -25,21 +25,27 @@ class LoraConfig:
 
 
 @dataclass
+class RewardConfig:
+    likelihood: bool = False  # score also weighs the answer's mean log-likelihood under the trunk's LM head (weight from 0)
+
+
+@dataclass
 class DpoConfig:
     beta: float = 0.1  # strength of the KL anchor to the reference: the implicit reward is beta * log-ratio
     reward_model: str | None = "models/finetune/reward"  # judge of the held-out win rate (null: no win rate)
     max_new_tokens: int = 48  # tokens generated per held-out prompt when judging the win rate
+    sft_weight: float = 0.0  # weight of the chosen answers' per-token NLL added to the loss (RPO; 0: plain DPO)
 
     def __post_init__(self) -> None:
-        if self.beta <= 0 or self.max_new_tokens < 1:
-            raise ValueError("dpo.beta must be positive and dpo.max_new_tokens at least 1")
+        if self.beta <= 0 or self.max_new_tokens < 1 or self.sft_weight < 0:
+            raise ValueError("dpo.beta must be positive, dpo.max_new_tokens at least 1, dpo.sft_weight not negative")
 
 
 @dataclass
 class TaskConfig:
     held_out: str | None = "examples/finetune/arith/held_out.jsonl"  # {"prompt", "answer"} lines (null: none)
     checker: str = "examples.finetune.arith:check"  # module:function(response, answer) -> bool
-    max_new_tokens: int = 12  # greedy tokens per held-out answer
+    max_new_tokens: int = 16  # greedy tokens per held-out answer (arith's longest answer takes 15 with <|end|>)
 
 
 @dataclass
@@ -71,6 +77,7 @@ class PpoConfig:
     reward_model: str = "models/finetune/reward"  # --reward-model: scores each response
     prompts_per_step: int = 32  # rollouts per step (one response each)
     vf_coef: float = 0.5  # weight of the value loss
+    value_lr: float = 1e-3  # the value head's learning rate: it starts from scratch, so faster than rl.lr
     value_clip: float = 0.2  # clip of the value prediction's move from the rollout's
     gamma: float = 1.0  # discount
     lam: float = 0.95  # GAE lambda
@@ -118,6 +125,7 @@ class FinetuneConfig:
     stage_steps: dict[str, float] = field(default_factory=dict)  # a stage's share of max_steps where it differs
     stage_lr: dict[str, float] = field(default_factory=dict)  # peak lr of a stage where it differs (min_lr scales along)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     rl: RlConfig = field(default_factory=RlConfig)

@@ -66,7 +66,7 @@ def fit(model: torch.nn.Module, groups: list[dict], items: list, loss_fn: Callab
     for step in bar:
         lr = lr_at(step - 1, config)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # a group may move faster (the reward's likelihood weight)
         model.train()
         with autocast(config, device):
             loss, extra = loss_fn([items[i] for i in next(order)])

@@ -5,7 +5,7 @@
   base.pt         LoRA not merged: the base GPT (vocabulary grown for the chat tokens), same format
   adapter.pt      LoRA not merged: {"lora": LoraConfig, "state_dict": LoRA A/B, "new_token_rows",
                   "base_vocab_size"}: the only weights training changed
-  reward.pt       reward model: {"state_dict", "model_config", "vocab_size"}
+  reward.pt       reward model: {"state_dict", "model_config", "vocab_size", "likelihood"}
   tokenizer.json  the base tokenizer plus the chat tokens
 """
 
@@ -80,7 +80,8 @@ def save_policy(out: Path, model: GPT, tokenizer: Tokenizer, eot_id: int | None,
 def save_reward(out: Path, model, tokenizer: Tokenizer) -> None:
     tokenizer.save(str(out / TOKENIZER))
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "model_config": to_dict(model.config), "vocab_size": model.vocab_size}, out / REWARD)
+                "model_config": to_dict(model.config), "vocab_size": model.vocab_size,
+                "likelihood": model.likelihood}, out / REWARD)
 
 
 def load_reward(model_dir: Path):
@@ -90,6 +91,7 @@ def load_reward(model_dir: Path):
     if not path.is_file():
         raise UserError(f"{path}: not found (train one with `tokenmill finetune reward`)")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = RewardModel(GPT(build(ModelConfig, saved["model_config"], f"{path}: model_config"), saved["vocab_size"]))
+    model = RewardModel(GPT(build(ModelConfig, saved["model_config"], f"{path}: model_config"), saved["vocab_size"]),
+                        saved.get("likelihood", False))
     model.load_state_dict(saved["state_dict"])
     return model.eval(), load_tokenizer(Path(model_dir) / TOKENIZER)

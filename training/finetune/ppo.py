@@ -66,7 +66,8 @@ class Ppo:
 
     def groups(self) -> list[dict]:
         return trainable(self.policy, self.session.config, self.session.first_new) + [
-            {"params": list(self.head.parameters()), "weight_decay": 0.0}]
+            {"params": list(self.head.parameters()), "weight_decay": 0.0, "peak_lr": self.ppo.value_lr,
+             "clip_apart": True}]
 
     def forward(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
         """(response logits, values) in one pass: the values read the policy's final hidden states."""

@@ -1,6 +1,7 @@
 """Reward model: the GPT trunk with its language-model head replaced by a scalar head read at the
 last token (the <|end|> closing the answer), trained with the pairwise Bradley–Terry loss
--log sigmoid(r(chosen) - r(rejected))."""
+-log sigmoid(r(chosen) - r(rejected)). With finetune.reward.likelihood, the score also weighs the
+answer's log-likelihood under the trunk's own (tied) language-model head, a weight learnt from 0."""
 
 from __future__ import annotations
 
@@ -18,21 +19,37 @@ from training.model import GPT
 
 
 class RewardModel(nn.Module):
-    def __init__(self, gpt: GPT):
+    """Score = a linear head on the final hidden state at the last token; with `likelihood`, plus a
+    learnt weight (starting at 0, so the start is the plain head's) times the answer's mean per-token
+    log-likelihood under the trunk's own language-model head (the tied embedding: at the start, the
+    SFT model's). The likelihood is read on the rows' mask (the answer's tokens)."""
+
+    def __init__(self, gpt: GPT, likelihood: bool = False):
         super().__init__()
         gpt.lm_head = nn.Identity()  # the trunk now returns final hidden states (B, T, n_embd)
-        self.gpt, self.config, self.vocab_size = gpt, gpt.config, gpt.vocab_size
+        self.gpt, self.config, self.vocab_size, self.likelihood = gpt, gpt.config, gpt.vocab_size, likelihood
         self.head = nn.Linear(gpt.config.n_embd, 1)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
+        if likelihood:
+            self.likelihood_weight = nn.Parameter(torch.zeros(()))
 
-    def forward(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, last: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         hidden, _ = self.gpt(ids)
-        return self.head(hidden[torch.arange(ids.size(0), device=ids.device), last]).squeeze(-1).float()
+        score = self.head(hidden[torch.arange(ids.size(0), device=ids.device), last]).squeeze(-1).float()
+        if not self.likelihood:
+            return score
+        logits = (hidden[:, :-1] @ self.gpt.wte.weight.T).float()  # the tied language-model head
+        logps = torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        targets = mask[:, 1:].float()
+        return score + self.likelihood_weight * (logps * targets).sum(1) / targets.sum(1).clamp(min=1)
 
     def score(self, rows: list[Encoded], pad_id: int, device: torch.device) -> torch.Tensor:
         ids, last = last_token_batch(rows, pad_id, self.config.block_size)
-        return self(ids.to(device), last.to(device))
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            mask[i, : min(len(row.mask), ids.size(1))] = torch.tensor(row.mask[: ids.size(1)], dtype=torch.long)
+        return self(ids.to(device), last.to(device), mask.to(device))
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -85,9 +102,11 @@ class RewardStage(PairStage):
 
     def train(self, session: Session, train_items: list, val_items: list):
         config, device, pad = session.config, session.device, session.template.end_id
-        model = RewardModel(session.gpt).to(device)
+        model = RewardModel(session.gpt, config.reward.likelihood).to(device)
         groups = trainable(session.gpt, config, session.first_new) + [
             {"params": list(model.head.parameters()), "weight_decay": 0.0}]
+        if model.likelihood:  # one scalar from 0 to a few units: at 100x the rate, within a short run
+            groups.append({"params": [model.likelihood_weight], "weight_decay": 0.0, "lr_scale": 100.0})
         history = fit(model, groups, train_items, lambda b: batch_loss(model, b, pad, device),
                       lambda: held_out_accuracy(model, val_items, pad, device, config.batch_size),
                       config, device, "finetune reward")

@@ -134,8 +134,8 @@ def model_scorer(path: Path, session: Session) -> Callable[["Rollout"], torch.Te
 
     @torch.no_grad()
     def score(rollout: Rollout) -> torch.Tensor:
-        rows = [Encoded(p + r + ([] if r[-1:] == [end] else [end]), [], "rollout")
-                for p, r in zip(rollout.prompts, rollout.responses)]
+        answers = [r + ([] if r[-1:] == [end] else [end]) for r in rollout.responses]
+        rows = [Encoded(p + a, [0] * len(p) + [1] * len(a), "rollout") for p, a in zip(rollout.prompts, answers)]
         return judge.score(rows, end, session.device).float()
     return score
 
@@ -178,14 +178,15 @@ def fit_rl(session: Session, groups: list[dict], prompts: list[RlPrompt], prompt
            step: Callable, held_out: Callable[[], dict], desc: str) -> dict:
     """The RL loop: each step samples prompts (a seeded permutation, epoch after epoch) and calls
     `step(batch, optimizer) -> (figures, rollout samples)`; held-out figures before, every eval_every
-    steps and at the end. Learning rate rl.lr after a linear warmup of finetune.warmup_steps."""
+    steps and at the end. Learning rate rl.lr after a linear warmup of finetune.warmup_steps (a group
+    with its own "peak_lr", e.g. PPO's value head, warms up to that instead)."""
     config, rl = session.config, session.config.rl
     optimizer = torch.optim.AdamW(groups, lr=rl.lr, betas=(0.9, 0.95))
     history: dict[str, list] = {"train": [], "val": [{"step": 0, **held_out()}], "samples": []}
     order = batches(len(prompts), min(prompts_per_step, len(prompts)), config.seed)
     for number in progress(range(1, rl.steps + 1), desc=desc, unit="step"):
         for group in optimizer.param_groups:
-            group["lr"] = rl.lr * min(1.0, number / max(1, config.warmup_steps))
+            group["lr"] = group.get("peak_lr", rl.lr) * min(1.0, number / max(1, config.warmup_steps))
         figures, samples = step([prompts[i] for i in next(order)], optimizer)
         history["train"].append({"step": number, **figures})
         if number % rl.sample_every == 0 or number == 1:
@@ -196,9 +197,14 @@ def fit_rl(session: Session, groups: list[dict], prompts: list[RlPrompt], prompt
 
 
 def optimizer_step(loss: torch.Tensor, optimizer, grad_clip: float) -> None:
+    """Backward, clip, step. Groups marked "clip_apart" (PPO's value head) are clipped on their own, so
+    the value loss's large gradients do not scale the policy's down."""
     loss.backward()
     if grad_clip:
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+        for apart in (False, True):
+            params = [p for g in optimizer.param_groups if g.get("clip_apart", False) == apart for p in g["params"]]
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from training.config import ModelConfig, TokenizeConfig
-from training.finetune.config import FinetuneConfig, LoraConfig, TaskConfig
+from training.finetune.config import DpoConfig, FinetuneConfig, LoraConfig, TaskConfig
 from training.finetune.model_dir import gpt_record
 from training.model import GPT
 from training.tokenizer import train_tokenizer
@@ -42,7 +42,8 @@ def tiny_finetune(**overrides) -> FinetuneConfig:
     lora = overrides.pop("lora", {})
     values = dict(max_steps=20, batch_size=4, lr=3e-3, min_lr=3e-4, warmup_steps=2, eval_every=10,
                   val_fraction=0.25, device="cpu", lora=LoraConfig(**{"rank": 4, "dropout": 0.0, **lora}),
-                  task=TaskConfig(held_out=None))  # the arithmetic task only where a test asks for it
+                  task=TaskConfig(held_out=None),  # the arithmetic task only where a test asks for it
+                  dpo=DpoConfig(reward_model=None))  # not the checkout's models/finetune/reward, if one was trained
     return FinetuneConfig(**{**values, **overrides})
 
 

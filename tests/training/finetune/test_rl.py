@@ -82,3 +82,19 @@ def test_rl_gate_promotes_a_better_reward_only_within_the_kl_bound(tracking):
     assert not register(0.4, 0.1)["promoted"]
     assert register(0.7, 0.1)["promoted"]
     assert str(client.get_model_version_by_alias(config.registry.grpo, "champion").version) == "4"
+
+
+def test_value_head_is_clipped_apart_and_has_its_own_learning_rate():
+    """optimizer_step clips a "clip_apart" group (PPO's value head) on its own: a huge value gradient
+    leaves the policy's step as it would be alone; PPO's value head gets ppo.value_lr."""
+    import torch
+
+    from training.finetune.config import PpoConfig, RlConfig
+    from training.finetune.rollout import optimizer_step
+
+    policy, head = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.SGD([{"params": [policy]}, {"params": [head], "clip_apart": True}], lr=1.0)
+    optimizer_step((policy * torch.tensor([0.3, 0.4, 0.0])).sum() + (head * 1e6).sum(), optimizer, grad_clip=1.0)
+    assert torch.allclose(policy, -torch.tensor([0.3, 0.4, 0.0]))  # norm 0.5 < 1: not scaled by the head's
+    assert torch.allclose(head.norm(), torch.tensor(1.0))
+    assert PpoConfig().value_lr > RlConfig().lr

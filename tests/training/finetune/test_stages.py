@@ -77,3 +77,45 @@ def test_stage_errors_are_one_line(base_dir, tmp_path):
     with pytest.raises(UserError, match=f"^{bad}:2: field 'response' is empty$"):
         finetune("sft", bad, str(base_dir), tmp_path / "o", tiny_finetune())
     assert not (tmp_path / "o").exists()
+
+
+def test_dpo_sft_weight_adds_the_chosen_answers_nll(sft_dir, preferences):
+    """RPO: dpo.sft_weight adds that weight times the chosen answers' per-token NLL to the DPO loss."""
+    import torch
+
+    from training.finetune import dpo
+    from training.finetune.data import encode_pairs, load_preferences
+    from training.finetune.model_dir import load_policy
+    from training.finetune.template import ChatTemplate, add_chat_tokens
+
+    gpt, tokenizer, _ = load_policy(sft_dir)
+    template = ChatTemplate(add_chat_tokens(tokenizer)[0])
+    pairs = encode_pairs(load_preferences(preferences)[:4], template, gpt.config.block_size)
+    cpu, pad = torch.device("cpu"), template.end_id
+    plain, figures = dpo.batch_loss(gpt, gpt, pairs, pad, 0.1, cpu)
+    weighted, _ = dpo.batch_loss(gpt, gpt, pairs, pad, 0.1, cpu, sft_weight=0.5)
+    assert figures["chosen_nll"] > 0 and torch.isclose(weighted - plain, torch.tensor(0.5 * figures["chosen_nll"]))
+    with pytest.raises(ValueError, match="sft_weight"):
+        DpoConfig(sft_weight=-1.0)
+
+
+def test_reward_model_with_the_likelihood_term(sft_dir, preferences, tmp_path):
+    """finetune.reward.likelihood: the score adds a learnt weight (from 0) times the answer's mean
+    log-likelihood under the trunk's LM head; it starts as the plain head, learns the weight, and is
+    written and read back with it (also scoring rollout rows, whose mask marks the answer)."""
+    import torch
+
+    from training.finetune.config import RewardConfig
+    from training.finetune.data import Encoded
+    from training.finetune.model_dir import load_reward
+
+    stats = finetune("reward", preferences, str(sft_dir), tmp_path / "reward",
+                     tiny_finetune(max_steps=40, lora={"rank": 0}, reward=RewardConfig(likelihood=True)))
+    assert stats["val_accuracy"] >= 0.8
+    model, _ = load_reward(tmp_path / "reward")
+    assert model.likelihood and float(model.likelihood_weight.detach()) != 0.0
+    rows = [Encoded([5, 6, 7, 8], [0, 0, 1, 1], "a"), Encoded([5, 6, 9], [0, 0, 1], "b")]
+    with torch.no_grad():
+        scores = model.score(rows, 0, torch.device("cpu"))
+        plain = model.score([Encoded(r.ids, [0] * len(r.ids), r.where) for r in rows], 0, torch.device("cpu"))
+    assert scores.shape == (2,) and not torch.allclose(scores, plain)  # the mask selects the likelihood's tokens
