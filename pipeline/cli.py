@@ -18,12 +18,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-if not sys.stderr.isatty():
-    # A piped log (dvc repro > log) gets tokenmill's own progress lines, not the bars of the libraries it
-    # calls (lm-eval, datasets, transformers): tqdm and datasets read these when they are first imported.
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-
 from crawler import ingest_cli  # tokenmill ingest's options, without the ingest's libraries
 from pipeline import ablate, quality, reproduce, stages
 from training import commands as serving  # generate, serve: light until one runs
@@ -37,12 +31,23 @@ EXIT_TRANSIENT = 75  # sysexits.h EX_TEMPFAIL: try again later
 EXIT_INTERRUPTED = 130
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the `tokenmill` program itself (not a caller in a process of its own)
+        quiet_library_bars()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USER_ERROR
     return run_reporting_errors(args.command, lambda: _run(args))
+
+
+def quiet_library_bars() -> None:
+    """A piped log (dvc repro > log) gets tokenmill's own progress lines, not the bars of the libraries it
+    calls (lm-eval, datasets, transformers): tqdm and datasets read these when they are first imported,
+    which is later than this (nothing here imports them)."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def run_reporting_errors(command: str, work: Callable[[], object]) -> int:

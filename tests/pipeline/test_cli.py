@@ -1,5 +1,6 @@
 """User mistakes end in one line naming the file, line or field, and a non-zero exit."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,15 @@ def test_prepare_in_a_crawl_directory_reads_its_documents(tmp_path: Path):
     proc = tokenmill("scrub", "--in", "crawl", "--out", "scrubbed", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_one_line_error(tokenmill("prepare", "--in", "crawl/warc", "--out", "x", cwd=tmp_path), "crawl/warc")
+
+
+def test_library_progress_bars_are_off_only_for_the_program_in_a_piped_log(monkeypatch):
+    from pipeline import cli
+
+    for name in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.setenv(name, "")  # recorded as it was (absent), so the test leaves the environment as found
+        monkeypatch.delenv(name)
+    assert cli.main(["sources", "list"]) in (0, 2)  # a caller's process keeps its own environment
+    assert "TQDM_DISABLE" not in os.environ
+    cli.quiet_library_bars()  # what `tokenmill` does first when its stderr is not a terminal (as here)
+    assert os.environ["TQDM_DISABLE"] == "1"

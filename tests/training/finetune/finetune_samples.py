@@ -80,5 +80,6 @@ def tiny_rl(**overrides) -> FinetuneConfig:
                      "kl_coef": 0.01, "sample_every": 5, **overrides.pop("rl", {})})
     grpo = GrpoConfig(**{"reward": "finetune_samples:brevity", "prompts_per_step": 4, "group_size": 4,
                          **overrides.pop("grpo", {})})
-    return tiny_finetune(rl=rl, ppo=PpoConfig(prompts_per_step=16), grpo=grpo, eval_every=6, warmup_steps=1,
+    ppo = PpoConfig(**{"prompts_per_step": 16, **overrides.pop("ppo", {})})
+    return tiny_finetune(rl=rl, ppo=ppo, grpo=grpo, eval_every=6, warmup_steps=1,
                          **{"lora": {"rank": 0}, **overrides})

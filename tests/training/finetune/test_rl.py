@@ -37,11 +37,13 @@ def test_grpo_with_a_checker_raises_the_held_out_reward(base_dir, prompts, tmp_p
 def test_ppo_follows_the_reward_model_and_the_kl_penalty_bounds_it(base_dir, prompts, tmp_path):
     finetune("reward", write_jsonl(tmp_path / "prefs.jsonl", toy_preferences()), str(base_dir), tmp_path / "reward",
              tiny_finetune(max_steps=30, lora={"rank": 0}))
-    free = finetune("ppo", prompts, str(base_dir), tmp_path / "free", tiny_rl(rl={"kl_coef": 0.0}),
-                    reward_model=str(tmp_path / "reward"))
+    # 48 steps and a value head as fast as the policy: on 12 the reward's move was within the noise of the
+    # thread count (it rose on one thread and fell on two)
+    free = finetune("ppo", prompts, str(base_dir), tmp_path / "free",
+                    tiny_rl(rl={"kl_coef": 0.0, "steps": 48}, ppo={"value_lr": 1e-2}), reward_model=str(tmp_path / "reward"))
     rows = train_rows(tmp_path / "free")
     assert {"reward", "kl", "entropy", "clip_fraction", "value_loss", "response_length"} <= set(rows[0])
-    assert free["val_reward"] > free["val_reward_before"]
+    assert free["val_reward"] > free["val_reward_before"] + 0.05, (free["val_reward"], free["val_reward_before"])
     # adaptive coefficient: the KL is above its target, so the coefficient grows from its start
     anchored = finetune("ppo", prompts, str(base_dir), tmp_path / "anchored", tiny_rl(rl={
         "kl_coef": 0.5, "kl_target": 0.01, "kl_horizon": 64}), reward_model=str(tmp_path / "reward"))
