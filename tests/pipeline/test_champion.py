@@ -43,11 +43,12 @@ CONFIGS = {"tokenize": TokenizeConfig(vocab_size=300, val_fraction=0.3, min_freq
            "evaluate": EvalConfig(max_tokens=1500, samples=0)}
 
 
-def crown_a_champion(tmp_path: Path, tracking: TrackingConfig) -> dict:
-    """A nano GPT on corpus-v1's tokens, as the train stage leaves it, evaluated; registered as version 1,
-    the champion."""
+def crown_a_champion(tmp_path: Path, tracking: TrackingConfig, evalset: Path | None = None) -> dict:
+    """A nano GPT on corpus-v1's tokens (its validation documents the frozen `evalset` when given), as the
+    train stage leaves it, evaluated; registered as version 1, the champion."""
     tokens = tmp_path / "v1-tokens"
-    tokenize(write_corpus(tmp_path / "v1", 60), tokens, CONFIGS["tokenize"])
+    corpus = tmp_path / "v1" if (tmp_path / "v1").is_dir() else write_corpus(tmp_path / "v1", 60)
+    tokenize(corpus, tokens, CONFIGS["tokenize"], eval_set=evalset)
     torch.manual_seed(0)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -100,26 +101,7 @@ def test_the_champion_has_one_figure_on_the_frozen_evaluation_set(tmp_path: Path
 
     corpus = write_corpus(tmp_path / "v1", 60)
     make_evalset(corpus, tmp_path / "evalset", EvalSetConfig(fraction=0.2))
-    tokens = tmp_path / "tokens"
-    tokenize(corpus, tokens, CONFIGS["tokenize"], eval_set=tmp_path / "evalset")
-    torch.manual_seed(0)
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    vocab_size = json.loads((tokens / "meta.json").read_text())["vocab_size"]
-    torch.save({"state_dict": GPT(ModelConfig(preset="nano"), vocab_size).state_dict(),
-                "model_config": {"preset": "nano"}, "vocab_size": vocab_size, "eot_id": 0, "step": 0},
-               model_dir / "model.pt")
-    shutil.copyfile(tokens / "tokenizer.json", model_dir / "tokenizer.json")
-    run_id = mlf.start_run(tracking, "nano")
-    for name in ("model.pt", "tokenizer.json"):
-        mlf.client(tracking).log_artifact(run_id, str(model_dir / name))
-    (model_dir / "run.json").write_text(json.dumps({"run_id": run_id}))
-    staged = evaluate(model_dir, tokens, tmp_path / "eval" / "metrics.json", CONFIGS["evaluate"],
-                      dataclasses.replace(tracking, register=False))
-    client = mlf.client(tracking)
-    client.create_registered_model(tracking.registered_model)
-    version = client.create_model_version(tracking.registered_model, f"runs:/{run_id}/model.pt", run_id=run_id)
-    client.set_registered_model_alias(tracking.registered_model, CHAMPION, version.version)
+    staged = crown_a_champion(tmp_path, tracking, evalset=tmp_path / "evalset")
 
     deployed = evaluate_on_corpus(corpus, "corpus-v1", CONFIGS["tokenize"], CONFIGS["evaluate"], tracking,
                                   evalset=tmp_path / "evalset")
