@@ -54,6 +54,9 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
             assert set(deployments) == {"crawl-tiny", "prepare", "train", "evaluate-champion", "pipeline",
                                         "finetune"}
             assert deployments["train"].global_concurrency_limit.limit == 1
+            # Serving creates each trigger's automation after its deployment: an event before it is lost.
+            wait_for("event triggers", lambda: all(client.read_automations_by_name(f"{name}__automation_1") for name
+                                                   in ("train", "evaluate-champion", "finetune")), 60, serve_log)
             assert deployments["crawl-tiny"].schedules[0].schedule.interval.total_seconds() == 7 * 86400
 
             client.create_flow_run_from_deployment(deployments["crawl-tiny"].id)
@@ -74,7 +77,7 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
             # The event itself, emitted again for the same version: a second training on it.
             emit_event(CORPUS_UPDATED, resource={"prefect.resource.id": CORPUS_RESOURCE},
                        payload={"version": "corpus-v1"})
-            runs = wait_for("second training", lambda: trained(2), 120, serve_log)
+            runs = wait_for("second training", lambda: trained(2), 300, serve_log)
             assert [r.parameters["version"] for r in runs] == ["corpus-v1", "corpus-v1"]
 
             # Each event also evaluated the champion; the second one found the first training's.
@@ -83,13 +86,13 @@ def test_crawl_run_publishes_a_corpus_version_whose_event_trains_on_it(tmp_path:
                 assert not failed(runs), [(r.name, r.state.message) for r in failed(runs)]
                 return completed(runs) if len(completed(runs)) >= 2 else None
 
-            evaluations = wait_for("champion evaluations", evaluated, 120, serve_log)
+            evaluations = wait_for("champion evaluations", evaluated, 300, serve_log)
             assert {r.parameters["version"] for r in evaluations} == {"corpus-v1"}
 
             # The first evaluation made registry version 1 the champion: its event started fine-tuning
             # (which fails here at once: this project has no examples/finetune data).
             finetunes = wait_for("fine-tuning on the new champion",
-                                 lambda: flow_runs(client, "finetune-champion"), 60, serve_log)
+                                 lambda: flow_runs(client, "finetune-champion"), 120, serve_log)
             assert [(r.parameters["model"], r.parameters["version"]) for r in finetunes] == [("tokenmill", "1")]
 
     # corpus-v1 is a git tag on a commit of dvc.lock; the training's MLflow run names exactly that corpus.

@@ -120,17 +120,29 @@ def test_the_served_deployment_runs_when_the_champion_event_arrives(base, tmp_pa
             runs = lambda: client.read_flow_runs(  # noqa: E731
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["finetune-champion"])))
             deadline = time.monotonic() + 120
-            while not any(d.name == "finetune" for d in client.read_deployments()):
+            # Serving creates the deployment first and its trigger's automation after; the server's trigger
+            # service learns of a new automation from an event of its own. An event sent before both is
+            # (rightly) lost, so wait for the automation, and send again only while no run was created.
+            while not client.read_automations_by_name("finetune__automation_1"):
                 assert time.monotonic() < deadline and served.poll() is None, serve_log.read_text()[-4000:]
                 time.sleep(1)
-            # From another process, as a user would (this one's event worker may still hold another
-            # test's server)
-            subprocess.run(["prefect", "event", "emit", CHAMPION_UPDATED, "--resource-id", CHAMPION_RESOURCE,
-                            "--payload", json.dumps({"model": "tokenmill", "version": version})],
-                           env=env, check=True, capture_output=True, timeout=60)
+            for attempt in range(6):
+                # From another process, as a user would (this one's event worker may still hold another
+                # test's server)
+                subprocess.run(["prefect", "event", "emit", CHAMPION_UPDATED, "--resource-id", CHAMPION_RESOURCE,
+                                "--payload", json.dumps({"model": "tokenmill", "version": version})],
+                               env=env, check=True, capture_output=True, timeout=60)
+                created = time.monotonic() + 20
+                while not runs() and time.monotonic() < created:
+                    time.sleep(1)
+                if runs():
+                    break
+            assert runs(), "no flow run after six champion events\n" + serve_log.read_text()[-4000:]
+            deadline = time.monotonic() + 900  # SFT, reward model and DPO on a slow CI machine
             while not [r for r in runs() if r.state and r.state.is_final()]:
                 assert time.monotonic() < deadline, serve_log.read_text()[-4000:]
                 time.sleep(1)
+            assert len(runs()) == 1
             run = runs()[0]
             assert run.state.is_completed(), (run.state.message, serve_log.read_text()[-4000:])
             assert run.parameters["version"] == version
