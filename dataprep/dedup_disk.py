@@ -8,8 +8,8 @@
                                       guard, the keeper of each cluster; sparse decisions per shard
     pass two, per shard (a task)      drops the duplicates (dataprep/distributed.py)
 
-Memory. A pass-one task holds one shard's signatures (448 bytes a document with the defaults, plus
-exact_dedup's 16 and 14 x 12 bytes of sorted band keys). A partition task holds at most
+Memory. A pass-one task holds one shard's signatures (384 bytes a document with the defaults, plus
+exact_dedup's 16 and 24 x 12 bytes of sorted band keys). A partition task holds at most
 `partition_bytes` (`near_dedup.partition_bytes`, `exact_dedup.partition_bytes`; about ENTRY_BYTES per
 band key it sorts), whatever the corpus size: the number of key ranges grows with the corpus instead.
 The driver holds nothing per document: only per document *in a duplicate cluster* (its number, label,
@@ -246,7 +246,7 @@ def resolve_on_disk(steps: Sequence[Dedup], states: Sequence[ShardState], texts:
 
 def decide_step(k: int, step: Dedup, numbering: Numbering, nodes: np.ndarray, labels: np.ndarray,
                 group: GroupState, texts: TextsFn) -> None:
-    """Guard large clusters, pick each cluster's keeper, record removals: `resolve`'s loop for one step."""
+    """Split chained clusters, pick each cluster's keeper, record removals: `resolve`'s loop for one step."""
     is_new = nodes < numbering.new
     lengths = numbering.gather("lengths", nodes).astype(np.int64)
     ids = numbering.ids(nodes)
@@ -255,15 +255,12 @@ def decide_step(k: int, step: Dedup, numbering: Numbering, nodes: np.ndarray, la
     order = np.lexsort((id_rank, -lengths, is_new))  # earlier batches first, then longest, then smallest id
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    rows = nodes - np.searchsorted(group.dead, nodes)  # the rows `resolve` would give them
-    alive_new = numbering.new - len(group.dead)
-
     def node_texts(positions: Sequence[int]) -> dict[int, str]:
         got = texts([int(nodes[p]) for p in positions])
         return {p: got[int(nodes[p])] for p in positions}
 
-    labels = step.guard_clusters(labels, lambda p: numbering.gather(f"sig-{step.name}", nodes[p]), rank, rows,
-                                 alive_new, node_texts)
+    labels = step.split_chains(labels, lambda p: numbering.gather(f"sig-{step.name}", nodes[p]), rank, node_texts,
+                               is_new)
     unique_labels, first = np.unique(labels[order], return_index=True)
     keeper_of = np.empty(int(labels.max()) + 1 if len(labels) else 0, dtype=np.int64)
     keeper_of[unique_labels] = order[first]

@@ -35,7 +35,7 @@ from dataprep.dedup import Dedup, ShardDecisions, apply_listed
 from dataprep.dedup_disk import ShardState, kept_rows, resolve_on_disk, state_bytes_per_document, write_state
 from dataprep.memory import give_back, lean_allocators
 from dataprep.step import Step
-from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents
+from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents, read_table
 from tokenmill.progress import progress
 
 BuildSteps = Callable[[list[str], Any, Any], list[Step]]  # (names, config, on_remove) -> steps
@@ -442,19 +442,26 @@ def number_shards(files: list[str], directory: Path) -> int:
 
 
 def texts_reader(sources: list[list[str]], starts: list[int]) -> Callable[[Sequence[int]], dict[int, str]]:
-    """Texts by pass-one document number, read again from the segment's survivor files."""
+    """Texts by pass-one document number, read again from the segment's survivor files (of Parquet
+    files only their text column, and only the files that hold a wanted number)."""
 
     def texts(numbers: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
         wanted = sorted(set(numbers))
         for task, files in enumerate(sources):
-            mine = [n for n in wanted if starts[task] <= n < starts[task + 1]]
-            if not mine:
-                continue
-            targets = set(mine)
-            for offset, doc in enumerate(d for f in files for d in read_documents(f)):
-                if starts[task] + offset in targets:
-                    found[starts[task] + offset] = doc.text
+            targets = {n - starts[task] for n in wanted if starts[task] <= n < starts[task + 1]}
+            offset = 0
+            for file in files:
+                if not targets:
+                    break
+                parquet = str(file).endswith(".parquet")
+                column = read_table(file, ["text"]).column("text") if parquet else [d.text for d in read_documents(file)]
+                rows = sorted(r for r in targets if r < offset + len(column))
+                local = [r - offset for r in rows]
+                values = column.take(local).to_pylist() if parquet else [column[r] for r in local]
+                found.update((starts[task] + r, text) for r, text in zip(rows, values))
+                targets.difference_update(rows)
+                offset += len(column)
         return found
 
     return texts

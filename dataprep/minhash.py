@@ -313,9 +313,30 @@ class MinHasher:
         hashes, _ = self.shingle_hashes([text])
         return set(hashes.tolist())
 
+    def shingle_arrays(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's distinct shingle hashes, sorted (for exact Jaccard checks of many texts: `jaccard_sorted`),
+        SIGN_CHARS of text at a time."""
+        arrays: list[np.ndarray] = []
+        lo = 0
+        while lo < len(texts):
+            hi, chars = lo + 1, len(texts[lo])
+            while hi < len(texts) and chars + len(texts[hi]) <= SIGN_CHARS:
+                chars += len(texts[hi])
+                hi += 1
+            hashes, offsets = self.shingle_hashes(texts[lo:hi])
+            arrays += [np.unique(hashes[offsets[i] : offsets[i + 1]]) for i in range(hi - lo)]
+            lo = hi
+        return arrays
+
 
 def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def jaccard_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sorted arrays of distinct values (`MinHasher.shingle_arrays`)."""
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common) if len(a) or len(b) else 1.0
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:

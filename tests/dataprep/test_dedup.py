@@ -116,25 +116,35 @@ def chain(length, width=100, shift=5):
     return [Document(f"c{i:03d}", " ".join(words[i * shift : i * shift + width])) for i in range(length)]
 
 
-def test_a_chain_of_near_duplicates_is_not_one_giant_cluster():
-    config = dict(ngram_size=1, guard_cluster_size=20)
-    docs = chain(60)
-    kept_unguarded, _, _ = dedup(NearDedup, NearDedupConfig(ngram_size=1, guard_cluster_size=1000), docs)
-    kept, removed, step = dedup(NearDedup, NearDedupConfig(**config), docs)
-    assert len(kept_unguarded) <= 2  # transitive closure swallows the chain
-    assert step.guard == {"checked": 1, "split": 1}
+def exact_jaccard(a: Document, b: Document) -> float:
+    x, y = set(a.text.split()), set(b.text.split())
+    return len(x & y) / len(x | y)
+
+
+def test_a_chain_of_near_duplicates_is_split_so_each_removed_document_matches_its_survivor():
+    docs = chain(60)  # one connected component: neighbours share 90 of 100 words, the ends nothing
+    kept, removed, step = dedup(NearDedup, NearDedupConfig(ngram_size=1), docs)
+    assert step.chains["split"] == 1 and step.chains["centres_added"] == len(kept) - 1
     assert 8 <= len(kept) <= 20  # each survivor stands for its close neighbours only
-    for doc in docs:  # every removed document really is close to the one it names
-        if doc.id in removed:
-            survivor = next(d for d in docs if d.id == removed[doc.id][1])
-            a, b = set(doc.text.split()), set(survivor.text.split())
-            assert len(a & b) / len(a | b) >= 0.6  # 0.7 estimated from 112 values (± about 0.05)
+    by_id = {d.id: d for d in docs}
+    for doc_id, (_, survivor) in removed.items():  # exact checks near the threshold, estimates beyond it
+        assert exact_jaccard(by_id[doc_id], by_id[survivor]) >= 0.6
 
 
-def test_a_large_cluster_of_real_copies_passes_the_guard():
+def test_with_a_wide_margin_every_decision_is_exact():
+    docs = chain(60)
+    kept, removed, step = dedup(NearDedup, NearDedupConfig(ngram_size=1, exact_margin=0.49), docs)
+    by_id = {d.id: d for d in docs}
+    assert step.chains["exact_checks"] > len(removed)
+    assert all(exact_jaccard(by_id[i], by_id[s]) >= 0.7 for i, (_, s) in removed.items())
+    for i, a in enumerate(kept):  # and no two kept documents reach the threshold
+        assert all(exact_jaccard(by_id[a], by_id[b]) < 0.7 for b in kept[:i])
+
+
+def test_a_large_cluster_of_real_copies_is_not_split():
     docs = [Document(f"p{i:03d}", ENGLISH_OTHER + (" Extra." if i == 7 else "")) for i in range(60)]
-    kept, removed, step = dedup(NearDedup, NearDedupConfig(guard_cluster_size=20), docs)
-    assert kept == ["p007"] and len(removed) == 59 and step.guard == {"checked": 1}
+    kept, removed, step = dedup(NearDedup, NearDedupConfig(), docs)
+    assert kept == ["p007"] and len(removed) == 59 and step.chains == {}
 
 
 def test_dedup_needs_documents_it_can_read_twice():

@@ -30,7 +30,7 @@ def corpus(seed=0, originals=60):
 
 def steps(**near):
     return [ExactDedup(ExactDedupConfig(partition_bytes=4096)),
-            NearDedup(NearDedupConfig(ngram_size=2, guard_cluster_size=8, partition_bytes=4096, **near))]
+            NearDedup(NearDedupConfig(ngram_size=2, partition_bytes=4096, **near))]
 
 
 def counts(step_list):
@@ -69,7 +69,7 @@ def test_many_partitions_decide_what_memory_decides(tmp_path, near):
     decided, states = on_disk(disk_steps, shards, tmp_path)
     assert decided == expected
     assert counts(disk_steps) == counts(memory_steps)
-    assert disk_steps[1].guard["split"] >= 1 and len(expected) > 50  # the guard and real duplicates were at work
+    assert disk_steps[1].chains["split"] >= 1 and len(expected) > 50  # chains split and real duplicates at work
     numbering = Numbering.of(states, "near_dedup")
     assert len(partitions(disk_steps[1], numbering)) >= 3 * disk_steps[1].config.bands  # several key ranges a band
 

@@ -10,7 +10,7 @@ def test_defaults_round_trip_through_yaml_data():
     assert config == PrepareConfig()
     assert config.steps == DEFAULT_STEPS
     assert config.language.allowed == ["en", "fa", "pl"]
-    assert config.near_dedup.num_perm == 112
+    assert config.near_dedup.num_perm == 96
     assert config.pii.ip_placeholder == "<IP_ADDRESS>"
 
 
