@@ -137,10 +137,13 @@ def run_task(
         shutil.rmtree(out / f"{leftover}-{number:05d}", ignore_errors=True)
     removed = ShardWriter(out / f"removed-{number:05d}", shard_size)
     scrubber = build([scrub_removed], config, None)[0] if scrub_removed else None
+    # documents removed before the scrubbing step ran are scrubbed here; the others already were (and
+    # scrubbing is not idempotent: text next to a placeholder can look like a number of its own)
+    unscrubbed = set(config.steps[: config.steps.index(scrub_removed)]) if scrub_removed in config.steps else set()
 
     def on_remove(doc: Document, reason: str) -> None:
         doc.meta["reason"] = reason
-        if scrubber is not None:
+        if scrubber is not None and reason.split(":")[0] in unscrubbed:
             doc = scrubber.scrub_document(doc)
         removed.write(doc)
         result.removed[reason] += 1

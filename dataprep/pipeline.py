@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
 from collections import Counter
@@ -64,6 +65,9 @@ def run(
     """
     lean_allocators()
     names = list(config.steps if steps is None else steps)
+    if names != list(config.steps):  # the tasks read the steps from the config (what was scrubbed when)
+        config = copy.copy(config)
+        config.steps = names
     files = document_files(inp)  # a missing or empty input fails here, before `out` is touched
     stats = StageStats(stage="prepare")
     index = index if index is not None else config.index

@@ -8,13 +8,15 @@ With `prepare.keep_signals: true` the filters write what they measured as column
 every document its place in the input (`position`). `select` puts the corpus's kept and removed
 documents back in input order (one input file per original task, so the output is cut the same way)
 and runs the steps the corpus was prepared with (its stats.json) over them with `replay_signals`:
-language, quality (Gopher), fineweb and quality_model decide from the stored columns instead of measuring; every other step runs as before.
-The result is byte-identical to a fresh prepare with the new thresholds when
-
-- every document that reaches a replayed filter carries its signals (a document a stricter earlier
-  run removed before that filter has none: it is measured on its stored text), and
-- the stored text is the text the filters saw: true unless `pii` changed it (removed documents are
-  scrubbed too) or a dedup step must decide again on it (it runs on the scrubbed text).
+language, quality (Gopher), fineweb and quality_model decide from the stored columns instead of
+measuring; `pii` does not run again (every stored text, kept or removed, is already its output, and
+scrubbing twice is not idempotent); every other step runs as before on the stored text. The result is
+byte-identical to a fresh prepare with the new thresholds (tests/dataprep/test_select.py, default
+steps) when the text every step measured is the stored text: true when `pii` runs before every step
+that measures again (repetition, decontaminate, the dedup steps: the default order, `pii` third), and
+when every document that reaches a replayed filter carries its signals (a document a stricter earlier
+run removed before that filter has none: it is measured on its stored text). A corpus prepared with
+`pii` after such a step is selected all the same, with a warning that it may differ.
 
 Thresholds baked into a measurement (`fineweb.short_line_chars`, `language.max_chars`) cannot change.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -33,7 +36,8 @@ from dataprep.step import STORED
 from tokenmill.documents import Document, read_documents
 from tokenmill.errors import UserError
 
-DECISION_COLUMNS = ("reason", "duplicate_of")  # what the earlier run decided: decided again
+DECISION_COLUMNS = ("reason", "duplicate_of", "cluster_id", "cluster_size")  # decided again
+REPLAYED = ("normalize", "language", "url_filter", "quality", "fineweb", "quality_model")  # same text or signals
 
 
 def signal_columns() -> set[str]:
@@ -45,13 +49,18 @@ def signal_columns() -> set[str]:
 
 def select(corpus: str | Path, out: str | Path, config: Any) -> dict[str, Any]:
     """Re-decide `corpus` (a prepare output with signals) under `config`; write `out` like prepare does."""
-    from dataprep.pipeline import run
+    from dataprep.pipeline import SCRUB_REMOVED, run
 
     corpus = Path(corpus)
     by_task = documents_by_task(corpus)
     config = copy.deepcopy(config)
     config.keep_signals = config.replay_signals = True
-    config.steps = prepared_steps(corpus)
+    steps = prepared_steps(corpus)
+    measured_before_pii = [s for s in steps[: steps.index(SCRUB_REMOVED)] if s not in REPLAYED] if SCRUB_REMOVED in steps else []
+    if measured_before_pii:
+        print(f"tokenmill select: {corpus}: prepared with {SCRUB_REMOVED} after {', '.join(measured_before_pii)}: "
+              "they measure the scrubbed text now, so the result may differ from a fresh prepare", file=sys.stderr)
+    config.steps = [s for s in steps if s != SCRUB_REMOVED]
     with tempfile.TemporaryDirectory(prefix="tokenmill-select-", dir=Path(out).parent) as tmp:
         inputs = Path(tmp)
         for task, docs in sorted(by_task.items()):  # one file per original task, in task order

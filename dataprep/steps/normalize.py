@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dataprep.registry import register_step
-from dataprep.step import RemoveCallback, Step
+from dataprep.step import STORED, RemoveCallback, Step
 from tokenmill.documents import Document
 
 
@@ -137,6 +137,12 @@ class Normalize(Step):
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
         for doc in docs:
             self.documents_in += 1
+            if self.replay and any(key.startswith(STORED) for key in doc.meta):
+                # tokenmill select: a document with a later filter's signals passed this step, and its
+                # stored text is this step's output (normalising is idempotent: tested)
+                self.documents_out += 1
+                yield doc
+                continue
             text = normalize_text(doc.text, self.config, doc.meta.get("lang"))
             if not text.strip():
                 self.remove(doc, "normalize:empty")

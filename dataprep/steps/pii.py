@@ -517,7 +517,7 @@ class PIIReplacer:
         return False
 
 
-@register_step("pii", config=PIIConfig, group="scrub", order=90, help="PII into typed placeholders")
+@register_step("pii", config=PIIConfig, group="scrub", order=22, help="PII into typed placeholders")
 class PIIScrubber(Step):
     """Replaces e-mails, phones, IPs, cards and IBANs with placeholders; counts replacements by kind."""
 

@@ -57,3 +57,20 @@ def test_mojibake_is_repaired_in_latin_and_persian_text():
 
 def test_control_characters_are_dropped():
     assert normalize_text("a\x00b\x07c\x1bd\u200ee", NormalizeConfig()) == "abcde"
+
+
+def test_normalising_is_idempotent():
+    # tokenmill select does not normalise a stored text again (dataprep/select.py): it must be a fixed point
+    from pathlib import Path
+
+    from dataprep_samples import ENGLISH, ENGLISH_OTHER, GERMAN, PERSIAN, POLISH
+
+    texts = [ENGLISH, ENGLISH_OTHER, GERMAN, PERSIAN, POLISH, "The cafÃ© â€” Ø³Ù„Ø§Ù…\r\n\u200b x\u200c\x07 ك ي",
+             "a\x00b\u200ee  \n\n\n  c", "ﬁne “quoted” ١٢٣ ۴۵۶ 789"]
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+    if shared.is_file():
+        texts += shared.read_text(encoding="utf-8")[:200_000].split("\n\n")
+    for lang in (None, "fa", "en"):
+        for text in texts:
+            once = normalize_text(text, DEFAULT, lang)
+            assert normalize_text(once, DEFAULT, lang) == once, (lang, text[:80])

@@ -15,7 +15,7 @@ from tokenmill.config import build
 from tokenmill.documents import Document
 from tokenmill.errors import ConfigError
 
-KEPT_NAMES = ["normalize", "language", "quality", "repetition", "exact_dedup", "near_dedup", "pii"]
+KEPT_NAMES = ["normalize", "language", "pii", "quality", "repetition", "exact_dedup", "near_dedup"]
 
 
 def test_todays_step_names_are_known_and_on_by_default():

@@ -57,3 +57,34 @@ def test_a_corpus_without_signals_is_a_user_error(tmp_path):
     run(write_corpus(tmp_path / "docs.jsonl"), tmp_path / "corpus", c)
     with pytest.raises(UserError, match="keep_signals=true"):
         select(tmp_path / "corpus", tmp_path / "out", config())
+
+
+def personal(rng):
+    return rng.choice(["Call +48 601 234 567 or write to jan.kowalski@example.pl.",
+                       "Phone: (415) 555-2671, mail info@example.com", "تلفن: ۰۹۱۲ ۳۴۵ ۶۷۸۹"])
+
+
+def test_select_with_the_default_steps_equals_a_fresh_prepare(tmp_path):
+    # the default steps: normalize, language, pii (before everything that measures again), the filters, both
+    # dedup steps; personal data to scrub, exact and near copies to cluster
+    rng = random.Random(7)
+    base = records()
+    docs = [dict(r, text=r["text"] + "\n" + personal(rng)) if i % 2 else r for i, r in enumerate(base)]
+    docs += [dict(r, id=r["id"] + "-copy") for r in docs[::5]]
+    docs += [dict(r, id=r["id"] + "-near", text=r["text"] + " And one more line.") for r in docs[1::4]]
+
+    def default(**quality):
+        c = PrepareConfig()
+        c.keep_signals = True
+        for key, value in quality.items():
+            setattr(c.quality, key, value)
+        return c
+
+    assert default().steps.index("pii") < default().steps.index("repetition")
+    inp = write_corpus(tmp_path / "docs.jsonl", docs)
+    first = run(inp, tmp_path / "corpus", default())
+    assert first["per_step"]["pii"]["changed"] and first["removed"].get("near_dedup")
+    selected = select(tmp_path / "corpus", tmp_path / "selected", default(min_words=120))
+    fresh = run(inp, tmp_path / "fresh", default(min_words=120))
+    assert shards(tmp_path / "selected") == shards(tmp_path / "fresh")
+    assert selected["removed"] == fresh["removed"] != first["removed"]
