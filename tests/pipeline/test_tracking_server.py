@@ -101,8 +101,11 @@ def test_ctrl_c_stops_the_server_quietly(tmp_path: Path):
               f"t.server_command = lambda *a: [sys.executable, '-c', {FAKE_SERVER!r}]; "
               "sys.exit(t.main(['--port', '1', '--artifacts', 'artifacts']))")
     env = {**os.environ, "PYTHONPATH": str(root)}
+    # SIGINT as a terminal's foreground job has it (a shell's background job, e.g. a suite run with `&`,
+    # inherits it ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
         assert lines[1].strip() == "serving", lines
