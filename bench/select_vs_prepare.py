@@ -1,6 +1,6 @@
 """`tokenmill select` against a fresh `tokenmill prepare`, on real multilingual text at several sizes.
 
-    python bench/select.py [--dir data/bench] [--mb 15 30 60] [--core 1] [--repeat 3] \
+    python bench/select_vs_prepare.py [--dir data/bench] [--mb 15 30 60] [--core 1] [--repeat 3] \
         [--set prepare.quality.min_words=100] [--common prepare.steps=[...]]
 
 Corpus: the Debian documentation corpus of bench/dataprep.py (bench/dataprep_corpus.py; the same
@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the standard
-# library's `select` (which subprocess imports).
+# Run as a script, this file's folder comes first on sys.path: bench/dataprep.py would shadow the dataprep
+# package (as bench/scale.py does it).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import argparse  # noqa: E402
