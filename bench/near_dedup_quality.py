@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dataprep.dedup import NearDedup, NearDedupConfig  # noqa: E402
-from dataprep.minhash import band_edges, band_keys, jaccard, jaccard_sorted  # noqa: E402
+from dataprep.minhash import band_edges, band_keys, jaccard_sorted  # noqa: E402
 from tokenmill.documents import Document  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -166,12 +166,12 @@ def make_set(seed: int) -> tuple[list[Document], dict[str, int], dict[int, list[
 def evaluate(docs: list[Document], family_of: dict[str, int], borrowed: dict[int, list[int]], config: NearDedupConfig,
              removed_ids: dict[str, str]) -> dict[str, float]:
     """Precision and recall of `removed_ids` (removed document -> the survivor it names) against exact Jaccard."""
-    step = NearDedup(config)
-    shingles = {d.id: step.hasher.shingle_set(d.text) for d in docs}
+    arrays = NearDedup(config).hasher.shingle_arrays([d.text for d in docs])
+    shingles = {d.id: a for d, a in zip(docs, arrays)}
     threshold = config.threshold
 
     def similar(a: str, b: str) -> float:
-        return jaccard(shingles[a], shingles[b])
+        return jaccard_sorted(shingles[a], shingles[b])
 
     # Exact greedy reference: longest first (ties: smallest id), as the step ranks.
     groups: dict[int, list[str]] = defaultdict(list)

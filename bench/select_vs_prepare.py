@@ -34,7 +34,6 @@ import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -55,8 +54,8 @@ def bench_module(name: str):
 
 
 def tokenmill(*args: str, out: Path) -> float:
-    """Wall seconds of one `tokenmill ... --out OUT` command of this checkout (params.yaml), in its own process."""
-    shutil.rmtree(out, ignore_errors=True)
+    """Wall seconds of one `tokenmill ... --out OUT` command of this checkout (params.yaml), in its own process
+    (OUT is new: every run writes its own directory)."""
     env = {**os.environ, **THREADS, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--out", str(out)], cwd=ROOT, env=env,
@@ -115,10 +114,11 @@ def sets(*settings: str) -> list[str]:
 def bench_size(inp: Path, megabytes: float, changes: list[str], common: list[str], repeat: int, work: Path) -> None:
     base = ["prepare.keep_signals=true", *common]
     settings = sets(*base, *changes)
-    signals, fresh, selected = work / "signals", work / "fresh", work / "selected"
+    signals = work / "signals"
     base_s = tokenmill("prepare", "--in", str(inp), *sets(*base), out=signals)
     times: dict[str, list[float]] = {"prepare": [], "select": []}
-    for _ in range(repeat):
+    for r in range(repeat):
+        fresh, selected = work / f"fresh-{r}", work / f"selected-{r}"
         times["prepare"].append(tokenmill("prepare", "--in", str(inp), *settings, out=fresh))
         times["select"].append(tokenmill("select", "--in", str(signals), *settings, out=selected))
     prepare_s, select_s = statistics.median(times["prepare"]), statistics.median(times["select"])
