@@ -24,7 +24,7 @@ help:
 	@echo "make prefect  start a Prefect server with its UI on http://127.0.0.1:4200"
 	@echo "make serve    start a local Prefect server and serve the scheduled, event-driven deployments"
 	@echo "make flow     run the pipeline as a Prefect flow"
-	@echo "make finetune SFT, reward model, DPO, PPO and GRPO on the arithmetic example task (dvc repro examples/finetune/dvc.yaml)"
+	@echo "make finetune SFT, reward model, DPO, PPO and GRPO on the arithmetic example task (dvc repro in examples/finetune)"
 	@echo "make site     fetch the offline default site (Debian package debian-handbook)"
 	@echo "make pull     a teammate's clone: the pushed corpus, evaluation set, tokens, model and report"
 	@echo "make status   the main pipeline's dvc status (dvc.yaml), less what a pulled clone lacks by design"
@@ -74,7 +74,8 @@ repro: $(INSTALLED)
 	dvc repro
 
 # Sharing with a team (docs/operations.md). The remote is .dvc/config's `team` (by default
-# ../tokenmill-dvcstore, beside the clone); `make remote URL=...` names another. `make pull` fetches the
+# ../tokenmill-dvcstore, beside the clone); `make remote URL=...` names another, for the main pipeline and
+# the fine-tuning example's DVC project (examples/finetune/.dvc/config) alike. `make pull` fetches the
 # outputs of the stages that push them (python -m pipeline.team pulled): the raw crawl is never pushed.
 # In a pulled clone, `dvc repro --allow-missing` reruns only what a change touches, with no crawl.
 .PHONY: remote push pull status
@@ -82,7 +83,10 @@ REMOTE_NAME := team
 remote: $(INSTALLED)
 	@if [ -n "$(URL)" ]; then \
 		dvc remote add --default --force $(REMOTE_NAME) '$(URL)' && \
-		echo "the team's DVC remote is now $(URL): commit .dvc/config (for s3:// also pip install dvc-s3)"; \
+		case '$(URL)' in *://*|/*) url='$(URL)';; *) url='../../$(URL)';; esac && \
+		(cd $(FINETUNE) && dvc remote add --default --force $(REMOTE_NAME) "$$url") && \
+		echo "the team's DVC remote is now $(URL): commit .dvc/config and $(FINETUNE)/.dvc/config" \
+			"(for s3:// also pip install dvc-s3)"; \
 	fi
 	@dvc remote list
 
@@ -95,10 +99,14 @@ pull: $(INSTALLED)
 status: $(INSTALLED)
 	@$(VENV)/bin/python -m pipeline.team status
 
-# After `make demo`: the fine-tuning stages of examples/finetune/dvc.yaml on its models/gpt.
+# After `make demo` (or `make pull`): the fine-tuning stages of examples/finetune/dvc.yaml on models/gpt.
+# examples/finetune is a DVC project of its own (the root's `dvc status` stays the main pipeline's), with
+# the root's cache and team remote.
+FINETUNE := examples/finetune
 .PHONY: finetune
 finetune: $(INSTALLED)
-	dvc repro examples/finetune/dvc.yaml
+	cd $(FINETUNE) && dvc repro
+	cd $(FINETUNE) && (dvc push -q || echo "dvc push failed: the fine-tuned models stay in the local DVC cache")
 
 # `make test`: everything but the few end-to-end tests marked slow (under 10 minutes on 2 cores);
 # `make test-slow`: those (served Prefect deployments, sweeps, whole-pipeline DVC and flow runs,

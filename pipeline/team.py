@@ -3,8 +3,8 @@
 The raw crawl (`push: false`: personal data) never reaches the DVC remote, and the served sites
 (paths.sites, `make site`) are no DVC output at all, so a clone that pulled everything else lacks both
 by design. `pulled` names the stages with an output on the remote (`dvc pull` of them exits 0 when the
-remote holds what `dvc push` sent); `status` is `dvc status dvc.yaml` -- the main pipeline only, not
-examples/finetune/dvc.yaml, which `make finetune` runs -- without what is missing by design, which is
+remote holds what `dvc push` sent); `status` is `dvc status dvc.yaml` -- the main pipeline's (the
+fine-tuning example is a DVC project of its own, examples/finetune/.dvc) -- without what is missing by design, which is
 what `dvc repro --allow-missing` also skips. Anything else (an edited source, code or params, a modified
 or deleted pulled output) is reported as `dvc status` reports it.
 

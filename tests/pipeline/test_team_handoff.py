@@ -70,7 +70,7 @@ def first_clone(root: Path) -> Path:
     if not (root / "tasks.json").is_file():
         write(root / "tasks.json", "{}\n")
     write(root / "report.html", "<html>report</html>\n")
-    sh(["dvc", "commit", "-f", "-q", "dvc.yaml"], root)
+    sh(["dvc", "commit", "-f", "-q"], root)
     sh(["git", "add", "dvc.lock", "metrics.json", "tasks.json"], root)
     sh(["git", "commit", "-qm", "a run of the pipeline"], root)
     return root
@@ -79,6 +79,8 @@ def first_clone(root: Path) -> Path:
 @pytest.mark.slow  # about 40 s on 2 busy cores: a dozen git, DVC and make processes
 def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(tmp_path: Path):
     alice = first_clone(tmp_path / "alice")
+    # after a run, plain `dvc status` is the main pipeline's: not a line of the never-run fine-tuning stages
+    assert sh(["dvc", "status"], alice).stdout.strip() == "Data and pipelines are up to date."
     assert "../../tokenmill-dvcstore" in (alice / ".dvc/config").read_text()  # beside the clones, not in one
     make("push", alice)
     store = tmp_path / "tokenmill-dvcstore"
@@ -104,8 +106,8 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     assert sh(["git", "status", "--porcelain"], bob).stdout == "", "nothing rerun, dvc.lock as pulled"
     # fine-tuning's first stage on the pulled model (a dry run of its whole file stops at the second stage,
     # whose input the first has not made)
-    finetune = sh(["dvc", "repro", "--allow-missing", "--dry", "examples/finetune/dvc.yaml:finetune-sft"], bob).stdout
-    assert "Running stage 'examples/finetune/dvc.yaml:finetune-sft'" in finetune, finetune
+    finetune = sh(["dvc", "repro", "--allow-missing", "--dry", "finetune-sft"], bob / "examples/finetune").stdout
+    assert "Running stage 'finetune-sft'" in finetune, finetune
     assert "Running stage 'crawl'" not in finetune and "Running stage 'train'" not in finetune, finetune
 
     # A change downstream of the pulled data reruns that stage, and nothing before it (a dry run stops there:
@@ -127,7 +129,8 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
 
 def test_make_remote_names_the_teams_remote_in_the_committed_config(tmp_path: Path):
     project = tmp_path / "project"
-    for name in (".dvc/config", ".dvc/.gitignore", ".dvcignore", "Makefile"):
+    for name in (".dvc/config", ".dvc/.gitignore", ".dvcignore", "Makefile", "examples/finetune/.dvc/config",
+                 "examples/finetune/.dvc/.gitignore", "examples/finetune/.dvcignore"):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, project / name)
     (project / ".venv").symlink_to(VENV)
@@ -137,6 +140,15 @@ def test_make_remote_names_the_teams_remote_in_the_committed_config(tmp_path: Pa
     config = (project / ".dvc/config").read_text()
     assert "url = s3://team-bucket/tokenmill" in config and "remote = team" in config
     assert "../../tokenmill-dvcstore" not in config
+    finetune = (project / "examples/finetune/.dvc/config").read_text()  # the example's DVC project too
+    assert "url = s3://team-bucket/tokenmill" in finetune and "cache" in finetune
+
+    make("remote", project, "URL=../shared/store")  # a path, relative to the project root as typed
+    store = (tmp_path / "shared/store").resolve()
+    for config in (project / ".dvc", project / "examples/finetune/.dvc"):
+        url = next(line.split("=", 1)[1].strip() for line in (config / "config").read_text().splitlines()
+                   if line.strip().startswith("url"))
+        assert (config / url).resolve() == store, (config, url)
 
 
 def test_pull_and_status_cover_the_stages_that_push_and_dvc_plots_are_not_committed():
