@@ -61,9 +61,12 @@ class Step:
 class Filter(Step):
     """A step that keeps or removes each document on its own: subclasses implement `reject`, or
     `reject_batch` to judge `batch_size` documents at a time (numpy over a whole batch instead of
-    many small calls per document); the decisions are the same either way."""
+    many small calls per document); the decisions are the same either way. With `batch_chars`, a batch
+    also ends once its texts hold that many characters: a batch's fixed cost is spread over as many
+    short documents as it takes, while a batch of long ones stays small in memory."""
 
     batch_size = 1
+    batch_chars: int | None = None
 
     def reject(self, doc: Document) -> str | None:
         """The reason to remove `doc` (e.g. 'quality:min_words'), or None to keep it."""
@@ -74,7 +77,7 @@ class Filter(Step):
         return [self.reject(doc) for doc in docs]
 
     def run(self, docs: Iterable[Document]) -> Iterator[Document]:
-        for batch in batched(docs, self.batch_size):
+        for batch in batched(docs, self.batch_size, self.batch_chars):
             self.documents_in += len(batch)
             for doc, reason in zip(batch, self.reject_batch(batch)):
                 if reason is None:
@@ -84,8 +87,20 @@ class Filter(Step):
                     self.remove(doc, reason)
 
 
-def batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    """Lists of `size` items (the last one shorter)."""
+def batched(items: Iterable[Document], size: int, chars: int | None = None) -> Iterator[list[Document]]:
+    """Lists of `size` items (the last one shorter); with `chars`, a list also ends at the item that
+    brings its texts to `chars` characters."""
     iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+    if chars is None:
+        while batch := list(islice(iterator, size)):
+            yield batch
+        return
+    batch, held = [], 0
+    for item in iterator:
+        batch.append(item)
+        held += len(item.text)
+        if len(batch) >= size or held >= chars:
+            yield batch
+            batch, held = [], 0
+    if batch:
         yield batch

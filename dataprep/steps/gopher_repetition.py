@@ -348,7 +348,8 @@ def scan_repeats(positions: list[int], keys: list[int], chars: list[int], n: int
 class GopherRepetition(Filter):
     """Removes documents that repeat themselves: duplicate lines/paragraphs and n-grams."""
 
-    batch_size = 16
+    # numpy over batches of about 128K characters: many short documents share one batch's fixed cost
+    batch_size, batch_chars = 256, 1 << 17
 
     def __init__(self, config: RepetitionConfig, on_remove: RemoveCallback | None = None):
         super().__init__(on_remove)

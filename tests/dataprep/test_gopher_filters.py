@@ -260,3 +260,27 @@ def test_the_bounded_top_profile_decides_as_the_exact_one():
         for j in range(len(docs)):
             assert top[3][j] == exact[3][j] or (top[3][j] == 0 and exact[3][j] / lengths[j] <= limit)
         assert [a.tolist() for a in found] == [positions.tolist(), keys.tolist(), firsts.tolist()]
+
+
+def test_filters_batch_by_count_and_by_characters_with_the_same_decisions():
+    from dataprep.step import batched
+
+    docs = [Document(str(i), "x" * length) for i, length in enumerate([10, 10, 10, 500, 10, 10, 300, 10])]
+    assert [len(b) for b in batched(docs, 4)] == [4, 4]
+    # a batch ends at the document that brings it to 400 characters, or at 4 documents
+    assert [[d.id for d in b] for b in batched(docs, 4, 400)] == [["0", "1", "2", "3"], ["4", "5", "6", "7"]]
+    assert [len(b) for b in batched(docs, 8, 100)] == [4, 3, 1]
+
+    texts = [ENGLISH, ENGLISH_OTHER, PERSIAN, POLISH, "", ENGLISH[:200], "word " * 40] * 5
+    decisions = []
+    for size, chars in ((1, None), (256, 1 << 17), (3, 700)):
+        removed = {}
+        quality = GopherQuality(QualityConfig(), lambda d, reason: removed.__setitem__(d.id, reason))
+        repetition = GopherRepetition(RepetitionConfig(), lambda d, reason: removed.__setitem__(d.id, reason))
+        for step in (quality, repetition):
+            step.batch_size, step.batch_chars = size, chars
+        kept = [d.id for d in repetition.run(quality.run(
+            Document(str(i), t, {"lang": lang}) for i, (t, lang) in enumerate(zip(texts, ["en", "en", "fa", "pl"] * 9))))]
+        decisions.append((kept, removed))
+    assert decisions[0] == decisions[1] == decisions[2]
+    assert decisions[0][0] and decisions[0][1]  # some kept, some removed
