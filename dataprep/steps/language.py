@@ -64,6 +64,21 @@ def expected_languages(doc: Document, fallback: list[str]) -> set[str]:
     return {base_language(v) for v in value if v} or set(fallback)
 
 
+# float16 -> float32 by table: numpy converts halves at about 3 ns each, most of the time a short document's
+# scoring took; a lookup gives the same float32 values, gather and product in less than half the time
+# (the same language and score as before on all 26,648 documents of bench/dataprep.py's two corpora)
+HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+
+
+def feature_rows(table: np.ndarray):
+    """`table[ids]` as float32 (what `vector @ table[ids]` computes with): of a float16 table through
+    HALF_TO_FLOAT, so that the product is BLAS's float32 one on the same values."""
+    if table.dtype != np.float16:
+        return lambda ids: table[ids]
+    bits = np.ascontiguousarray(table).view(np.uint16)
+    return lambda ids: np.take(HALF_TO_FLOAT, bits[ids])
+
+
 class LanguageIdentifierModel:
     """py3langid's naive Bayes model with probabilities normalised to [0, 1].
 
@@ -83,6 +98,7 @@ class LanguageIdentifierModel:
             self.next_state = np.frombuffer(self.model.tk_nextmove, dtype=np.uint32)
             self.row_base = np.asarray(self.model._rowbase, dtype=np.int64)
             self.output = np.asarray(self.model.tk_output, dtype=np.int32)
+            self.feature_rows = feature_rows(self.model.nb_ptc)
             self.fast = True
         except AttributeError:  # another py3langid layout: its own classify
             self.fast = False
@@ -124,7 +140,7 @@ class LanguageIdentifierModel:
             return model.classify(text)  # no features: py3langid's own answer
         ids, first, counts = np.unique(features, return_index=True, return_counts=True)
         order = np.argsort(first, kind="stable")  # py3langid's Counter order: first occurrence
-        scores = np.log1p(counts[order].astype(np.float32)) @ model.nb_ptc[ids[order].astype(np.intp)] + model.nb_pc
+        scores = np.log1p(counts[order].astype(np.float32)) @ self.feature_rows(ids[order].astype(np.intp)) + model.nb_pc
         scores *= 1.0 / math.sqrt(len(data) or 1)
         np.exp(scores - scores.max(), out=scores)
         scores /= scores.sum()
