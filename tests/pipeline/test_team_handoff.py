@@ -110,6 +110,23 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     assert "Running stage 'finetune-sft'" in finetune, finetune
     assert "Running stage 'crawl'" not in finetune and "Running stage 'train'" not in finetune, finetune
 
+    # The fine-tuning example's models (a DVC project of its own) go the same way: pushed by the first
+    # clone (`make finetune` ends with `dvc push` there), pulled by the second, up to date there.
+    example = "examples/finetune"
+    for stage in ("sft", "reward", "dpo", "ppo", "grpo"):
+        write(alice / example / "models" / stage / "stats.json", f'{{"stage": "finetune-{stage}"}}\n')
+    sh(["dvc", "commit", "-f", "-q"], alice / example)
+    sh(["dvc", "push", "-q"], alice / example)
+    sh(["git", "add", f"{example}/dvc.lock"], alice)
+    sh(["git", "commit", "-qm", "fine-tuned"], alice)
+    sh(["git", "pull", "-q"], bob)
+    sh(["dvc", "pull", "-q"], bob / example)
+    for stage in ("sft", "reward", "dpo", "ppo", "grpo"):
+        path = f"{example}/models/{stage}/stats.json"
+        assert (bob / path).read_text() == (alice / path).read_text(), path
+    assert sh(["dvc", "status"], bob / example).stdout.strip() == "Data and pipelines are up to date."
+    assert "Running stage" not in sh(["dvc", "repro"], bob / example).stdout
+
     # A change downstream of the pulled data reruns that stage, and nothing before it (a dry run stops there:
     # the report follows when the metrics it made differ).
     params = yaml.safe_load((bob / "params.yaml").read_text(encoding="utf-8"))
