@@ -6,19 +6,23 @@ Polish, and the exact-answer checker that grades them.
 Questions add or subtract two numbers from 0 to 9, in four phrasings per operation and language
 ("What is 7 plus 5?", "۷ به علاوه ۵ چند می‌شود؟", "Ile to jest 7 plus 5?", ...): 1,860 questions over
 155 facts. Answers restate the sum, then give its value ("7 + 5 = 12"; Persian digits for Persian);
-the checker grades the value after the last "=". Every
-(language, phrasing, operands, operation) question goes to exactly one of four files, by a seeded
-shuffle, so no held-out question is ever trained on (its fact may be, asked in another language or
-phrasing: that is what the model can learn to transfer):
+the checker grades the value after the last "=". Every question goes to exactly one of four files, so
+no held-out question is ever trained on. The split is by cell (a fact in one language: 465 cells of
+four phrasings each), so that every held-out question asks a fact, in its own language and digits, that
+every training stage shows in other phrasings: 150 seeded held-out cells give one phrasing each to
+held_out.jsonl, sft.jsonl, preferences.jsonl and prompts.jsonl; the other 315 cells fill the rest
+(SFT data mostly). What is measured is then what the stages teach about the facts, not whether a
+4-layer model can guess a fact it has never seen in that script:
 
-  sft.jsonl          {"prompt", "response", "lang"}: question and its worked answer
+  sft.jsonl          {"prompt", "response", "lang"}: question and its worked answer (960)
   preferences.jsonl  {"prompt", "chosen", "rejected", "lang", "rejected_kind"}: the worked answer against
-                     one with a wrong value (off by one or two, the other operation, the other digits)
+                     one with a wrong value (off by one or two, the other operation, the other digits, or
+                     computed from a misread operand) (450)
   pairs.jsonl        the reward model's data: preferences.jsonl's 450 pairs and one more pair (the same
                      kinds of wrong) per SFT question, 1,410 pairs, one per question (no prompt twice, so
                      the reward stage's held-out pairs never share a prompt with its training pairs)
-  prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO (answer: the bare value)
-  held_out.jsonl     {"prompt", "answer", "lang"}: never trained on; `held_out_accuracy` is measured here
+  prompts.jsonl      {"prompt", "answer", "lang"}: prompts for PPO and GRPO (answer: the bare value) (300)
+  held_out.jsonl     {"prompt", "answer", "lang"}: never trained on; `held_out_accuracy` is measured here (150)
 
 Same seed, same bytes (a test checks the generator against itself).
 """
@@ -43,7 +47,14 @@ PHRASES = {  # language -> operation -> phrasings
     "pl": {"+": ["Ile to jest {a} plus {b}?", "Dodaj {a} i {b}.", "Ile wynosi {a} + {b}?", "{a} + {b} = ile?"],
            "-": ["Ile to jest {a} minus {b}?", "Odejmij {b} od {a}.", "Ile wynosi {a} - {b}?", "{a} - {b} = ile?"]},
 }
-SIZES = {"held_out.jsonl": 150, "prompts.jsonl": 300, "preferences.jsonl": 450}  # the rest is SFT data
+HELD_OUT_CELLS = {"en": 49, "fa": 54, "pl": 47}  # held-out questions per language (the earlier split's, which tests pin)
+# The four phrasings of a held-out cell go one to each file; the other cells' phrasings by these
+# patterns, in turn, so that the files keep their sizes: 150 + 150 prompts, 150 + 300 preferences,
+# 150 + 810 SFT questions.
+PATTERNS = [(150, ("prompts.jsonl", "preferences.jsonl", "sft.jsonl", "sft.jsonl")),
+            (150, ("preferences.jsonl", "sft.jsonl", "sft.jsonl", "sft.jsonl")),
+            (15, ("sft.jsonl",) * 4)]
+HELD_OUT_PATTERN = ("held_out.jsonl", "prompts.jsonl", "preferences.jsonl", "sft.jsonl")
 
 
 def number(value: int, lang: str) -> str:
@@ -88,10 +99,16 @@ def questions() -> list[dict]:
 
 
 def wrong_answer(question: dict, rng: random.Random) -> tuple[str, str]:
-    """(a wrong worked answer, what kind of wrong) for a preference pair."""
+    """(a wrong worked answer, what kind of wrong) for a preference pair. "misread operand" restates one
+    operand wrong and computes from it: 43% of the demo-sized SFT model's wrong samples, 87% of its wrong
+    Persian ones (a Persian digit is two byte-level tokens), which a reward model that only ever saw a
+    wrong value after a right restatement ranks poorly."""
     lang, value = question["lang"], question["value"]
-    kinds = ["off by one", "off by two", "other operation"] + (["other digits"] if lang == "fa" and value else [])
+    kinds = ["off by one", "off by two", "other operation", "misread operand"] + (
+        ["other digits"] if lang == "fa" and value else [])
     kind = rng.choice(kinds)
+    if kind == "misread operand":
+        return misread(question, rng), kind
     if kind == "other digits":
         wrong: int | str = str(value)  # the right number in ASCII digits: wrong for a Persian answer
     elif kind == "other operation" and question["a"] - question["b"] != question["a"] + question["b"]:
@@ -103,18 +120,55 @@ def wrong_answer(question: dict, rng: random.Random) -> tuple[str, str]:
     return worked(question["a"], question["op"], question["b"], wrong, lang), kind
 
 
+def misread(question: dict, rng: random.Random) -> str:
+    """A worked answer with one operand misread (another digit) and the value computed from it: a
+    valid sum of the same operation (no negative difference) whose value is not the question's."""
+    a, b, op, lang = question["a"], question["b"], question["op"], question["lang"]
+    options = [(x, b) for x in range(10) if x != a] + [(a, y) for y in range(10) if y != b]
+    options = [(x, y) for x, y in options
+               if (x + y if op == "+" else x - y) != question["value"] and (op == "+" or x >= y)]
+    x, y = rng.choice(options)
+    return worked(x, op, y, x + y if op == "+" else x - y, lang)
+
+
 def solution(question: dict) -> str:
     return worked(question["a"], question["op"], question["b"], question["value"], question["lang"])
 
 
+def cells(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Questions by cell, (lang, op, a, b): the four phrasings of one fact in one language."""
+    by_cell: dict[tuple, list[dict]] = {}
+    for q in rows:
+        by_cell.setdefault((q["lang"], q["op"], q["a"], q["b"]), []).append(q)
+    return by_cell
+
+
+def split(rng: random.Random) -> dict[str, list[dict]]:
+    """Questions by file: seeded held-out cells per language, then the other cells by PATTERNS."""
+    by_cell = cells(questions())
+    keys = list(by_cell)
+    rng.shuffle(keys)
+    held = set()
+    for lang, n in HELD_OUT_CELLS.items():
+        held.update([k for k in keys if k[0] == lang][:n])
+    plan = [HELD_OUT_PATTERN for _ in held] + [pattern for n, pattern in PATTERNS for _ in range(n)]
+    ordered = [k for k in keys if k in held] + [k for k in keys if k not in held]
+    assert len(plan) == len(ordered), "PATTERNS must cover every cell"
+    files: dict[str, list[dict]] = {name: [] for name in ("held_out.jsonl", "prompts.jsonl", "preferences.jsonl",
+                                                           "sft.jsonl")}
+    for key, pattern in zip(ordered, plan):
+        phrasings = by_cell[key][:]
+        rng.shuffle(phrasings)  # which phrasing lands where is seeded too
+        for q, name in zip(phrasings, pattern):
+            files[name].append(q)
+    for rows in files.values():
+        rng.shuffle(rows)  # no file lists a cell's questions together
+    return files
+
+
 def build(seed: int = SEED) -> dict[str, list[dict]]:
     rng = random.Random(seed)
-    rows = questions()
-    rng.shuffle(rows)
-    files, start = {}, 0
-    for name, size in SIZES.items():
-        files[name], start = rows[start:start + size], start + size
-    files["sft.jsonl"] = rows[start:]
+    files = split(rng)
     out = {"sft.jsonl": [{"prompt": q["prompt"], "response": solution(q), "lang": q["lang"]} for q in files["sft.jsonl"]]}
     out["preferences.jsonl"] = []
     for q in files["preferences.jsonl"]:

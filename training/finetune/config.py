@@ -27,6 +27,11 @@ class LoraConfig:
 @dataclass
 class RewardConfig:
     likelihood: bool = False  # score also weighs the answer's mean log-likelihood under the trunk's LM head (weight from 0)
+    sft_weight: float = 0.0  # with likelihood: + this weight x the chosen answers' mean NLL under that head (0: none)
+
+    def __post_init__(self) -> None:
+        if self.sft_weight < 0:
+            raise ValueError("reward.sft_weight must not be negative")
 
 
 @dataclass

@@ -34,22 +34,26 @@ class RewardModel(nn.Module):
         if likelihood:
             self.likelihood_weight = nn.Parameter(torch.zeros(()))
 
-    def forward(self, ids: torch.Tensor, last: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, last: torch.Tensor, mask: torch.Tensor | None = None,
+                with_likelihood: bool = False):
+        """Scores (B,); with `with_likelihood`, (scores, the answers' mean log-likelihood (B,))."""
         hidden, _ = self.gpt(ids)
         score = self.head(hidden[torch.arange(ids.size(0), device=ids.device), last]).squeeze(-1).float()
         if not self.likelihood:
-            return score
+            return (score, None) if with_likelihood else score
         logits = (hidden[:, :-1] @ self.gpt.wte.weight.T).float()  # the tied language-model head
         logps = torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         targets = mask[:, 1:].float()
-        return score + self.likelihood_weight * (logps * targets).sum(1) / targets.sum(1).clamp(min=1)
+        likelihood = (logps * targets).sum(1) / targets.sum(1).clamp(min=1)
+        score = score + self.likelihood_weight * likelihood
+        return (score, likelihood) if with_likelihood else score
 
-    def score(self, rows: list[Encoded], pad_id: int, device: torch.device) -> torch.Tensor:
+    def score(self, rows: list[Encoded], pad_id: int, device: torch.device, with_likelihood: bool = False):
         ids, last = last_token_batch(rows, pad_id, self.config.block_size)
         mask = torch.zeros_like(ids)
         for i, row in enumerate(rows):
             mask[i, : min(len(row.mask), ids.size(1))] = torch.tensor(row.mask[: ids.size(1)], dtype=torch.long)
-        return self(ids.to(device), last.to(device), mask.to(device))
+        return self(ids.to(device), last.to(device), mask.to(device), with_likelihood)
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -57,10 +61,21 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Te
 
 
 def batch_loss(model: RewardModel, pairs: list[tuple[Encoded, Encoded]], pad_id: int,
-               device: torch.device) -> tuple[torch.Tensor, dict]:
-    rewards = model.score([c for c, _ in pairs] + [r for _, r in pairs], pad_id, device)
+               device: torch.device, sft_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """Bradley–Terry loss; with `sft_weight` (and the likelihood score), plus that weight times the chosen
+    answers' mean NLL under the trunk's LM head: the pairs' right answers keep teaching the trunk the
+    task, so the likelihood the score reads knows the facts the pairs show (BT alone only moves the
+    difference between the two answers)."""
+    rewards, likelihood = model.score([c for c, _ in pairs] + [r for _, r in pairs], pad_id, device,
+                                      with_likelihood=True)
     chosen, rejected = rewards.chunk(2)
-    return bradley_terry_loss(chosen, rejected), {"accuracy": float((chosen > rejected).float().mean())}
+    loss = bradley_terry_loss(chosen, rejected)
+    extra = {"accuracy": float((chosen > rejected).float().mean())}
+    if sft_weight and likelihood is not None:
+        nll = -likelihood[: len(pairs)].mean()
+        loss = loss + sft_weight * nll
+        extra["chosen_nll"] = float(nll.detach())
+    return loss, extra
 
 
 @torch.no_grad()
@@ -107,7 +122,7 @@ class RewardStage(PairStage):
             {"params": list(model.head.parameters()), "weight_decay": 0.0}]
         if model.likelihood:  # one scalar from 0 to a few units: at 100x the rate, within a short run
             groups.append({"params": [model.likelihood_weight], "weight_decay": 0.0, "lr_scale": 100.0})
-        history = fit(model, groups, train_items, lambda b: batch_loss(model, b, pad, device),
+        history = fit(model, groups, train_items, lambda b: batch_loss(model, b, pad, device, config.reward.sft_weight),
                       lambda: held_out_accuracy(model, val_items, pad, device, config.batch_size),
                       config, device, "finetune reward")
         final = history["val"][-1]

@@ -119,3 +119,30 @@ def test_reward_model_with_the_likelihood_term(sft_dir, preferences, tmp_path):
         scores = model.score(rows, 0, torch.device("cpu"))
         plain = model.score([Encoded(r.ids, [0] * len(r.ids), r.where) for r in rows], 0, torch.device("cpu"))
     assert scores.shape == (2,) and not torch.allclose(scores, plain)  # the mask selects the likelihood's tokens
+
+
+def test_reward_sft_weight_adds_the_chosen_answers_nll(sft_dir, preferences):
+    """finetune.reward.sft_weight: with the likelihood score, the Bradley–Terry loss adds that weight
+    times the chosen answers' mean NLL under the trunk's LM head (nothing without the likelihood score)."""
+    import torch
+
+    from training.finetune import reward
+    from training.finetune.config import RewardConfig
+    from training.finetune.data import encode_pairs, load_preferences
+    from training.finetune.model_dir import load_policy
+    from training.finetune.template import ChatTemplate, add_chat_tokens
+
+    gpt, tokenizer, _ = load_policy(sft_dir)
+    template = ChatTemplate(add_chat_tokens(tokenizer)[0])
+    pairs = encode_pairs(load_preferences(preferences)[:4], template, gpt.config.block_size)
+    cpu, pad = torch.device("cpu"), template.end_id
+    model = reward.RewardModel(gpt, likelihood=True)
+    with torch.no_grad():
+        plain, _ = reward.batch_loss(model, pairs, pad, cpu)
+        weighted, figures = reward.batch_loss(model, pairs, pad, cpu, sft_weight=0.5)
+    assert figures["chosen_nll"] > 0 and torch.isclose(weighted - plain, torch.tensor(0.5 * figures["chosen_nll"]))
+    head_only = reward.RewardModel(load_policy(sft_dir)[0], likelihood=False)
+    with torch.no_grad():
+        assert "chosen_nll" not in reward.batch_loss(head_only, pairs, pad, cpu, sft_weight=0.5)[1]
+    with pytest.raises(ValueError, match="sft_weight"):
+        RewardConfig(sft_weight=-1.0)
