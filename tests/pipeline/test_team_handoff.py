@@ -89,7 +89,7 @@ def test_a_teammate_pulls_the_pushed_outputs_and_finds_the_pipeline_up_to_date(t
     sh(["git", "clone", "-q", str(alice), "bob"], tmp_path)
     bob = tmp_path / "bob"
     (bob / ".venv").symlink_to(VENV)
-    pulled = make("pull", bob)  # exits 0: nothing of the crawl nor of examples/finetune is asked for
+    make("pull", bob)  # exits 0: nothing of the crawl nor of examples/finetune is asked for
     for path in ("data/corpus/part-0.jsonl", "data/evalset/meta.json", "data/tokens/stats.json",
                  "models/gpt/model.safetensors", "models/hf/config.json", "models/quality/stats.json",
                  "report.html"):

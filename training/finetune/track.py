@@ -16,7 +16,8 @@ from tokenmill.errors import UserError
 from training import tracking as mlf
 from training.config import TrackingConfig
 from training.finetune.config import FinetuneConfig
-from training.finetune.model_dir import ADAPTER, BASE, MODEL, REWARD, TOKENIZER
+from training.finetune.model_dir import BASE, MODEL, REWARD, TOKENIZER
+
 
 def _model_dir_in(root: Path) -> Path | None:
     """The first directory under `root` (itself included) holding a tokenizer and model weights."""

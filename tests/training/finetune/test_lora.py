@@ -1,6 +1,5 @@
 import copy
 
-import pytest
 import torch
 from finetune_samples import tiny_finetune, toy_sft, write_jsonl
 
