@@ -40,18 +40,25 @@ def test_the_chat_page_streams_an_answer_at_the_chosen_temperature(browser_page,
         browser_page.wait_for_function("document.getElementById('model').textContent.length > 1")
         browser_page.fill("#temperature", "0")
         browser_page.fill("#max-tokens", "12")
-        browser_page.evaluate("""window.seen = [];  // every text the answer's bubble was given, in order
-            new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => {
-                if (n.nodeType === Node.TEXT_NODE && n.parentElement.classList.contains('assistant'))
-                  window.seen.push(n.data); })))
-              .observe(document.getElementById('log'), {subtree: true, childList: true})""")
+        # every text the answer's bubble held, however the browser groups the pieces into tasks: a text node
+        # put into the bubble (its parent is the record's target: replaced nodes are detached by the time the
+        # observer runs) and every in-place change of one (its old value)
+        browser_page.evaluate("""window.seen = [];
+            const inAnswer = (el) => el && el.classList && el.classList.contains('assistant');
+            new MutationObserver((records) => records.forEach((r) => {
+                if (r.type === 'characterData' && inAnswer(r.target.parentNode)) window.seen.push(r.oldValue);
+                if (r.type === 'childList' && inAnswer(r.target))
+                  r.addedNodes.forEach((n) => { if (n.nodeType === Node.TEXT_NODE) window.seen.push(n.data); });
+              }))
+              .observe(document.getElementById('log'),
+                       {subtree: true, childList: true, characterData: true, characterDataOldValue: true})""")
         browser_page.fill("#prompt", "Biblioteka w Łodzi")
         browser_page.press("#prompt", "Enter")
         browser_page.wait_for_selector(".message.assistant[data-done]", timeout=30_000)
         answer = browser_page.inner_text(".message.assistant")
         assert browser_page.inner_text(".message.user") == "Biblioteka w Łodzi"
         seen = browser_page.evaluate("window.seen")
-    growing = [text for text in dict.fromkeys(seen) if text]
+    growing = sorted({text for text in seen if text}, key=len)
     assert len(growing) >= 2 and all(b.startswith(a) for a, b in zip(growing, growing[1:])), seen  # streamed
     assert requests[0]["temperature"] == 0 and requests[0]["stream"] is True and requests[0]["model"] == lm.name
     assert requests[0]["messages"] == [{"role": "user", "content": "Biblioteka w Łodzi"}]
