@@ -75,13 +75,22 @@ def subset(corpus: Path, directory: Path, megabytes: float) -> Path:
         chosen.append(record)
         size += len(record["text"].encode("utf-8"))
     chosen.sort(key=lambda r: r["id"])
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for shard in range(0, len(chosen), 1000):
-        with open(out / f"part-{shard // 1000:03d}.jsonl", "w", encoding="utf-8") as f:
-            for record in chosen[shard : shard + 1000]:
+    return write_once(out, chosen)
+
+
+def write_once(out: Path, records: list[dict]) -> Path:
+    """`records` as JSONL shards of 1,000 in `out`, written in a temporary sibling and renamed into place
+    with a `done` marker, so a killed run leaves no half-written `out` (and nothing is deleted here)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    for shard in range(0, len(records), 1000):
+        with open(tmp / f"part-{shard // 1000:03d}.jsonl", "w", encoding="utf-8") as f:
+            for record in records[shard : shard + 1000]:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    (out / "done").touch()
+    (tmp / "done").touch()
+    try:
+        tmp.rename(out)
+    except OSError:
+        raise SystemExit(f"{out}: exists without a 'done' marker (an older, unfinished run?): remove it first") from None
     return out
 
 
@@ -90,42 +99,40 @@ SHORT_MIN_BYTES = 200  # a shorter tail joins the piece before it
 
 
 def short_documents(whole: Path) -> Path:
-    """`whole` cut into shorter documents of whole lines (the extracted text's paragraphs), each target length drawn from a hash of the
-    document's id (deterministic); ids `ID#K`, every other field kept (written once)."""
-    import math
-    import random
-
+    """`whole` cut into shorter documents (`cut`), ids `ID#K`, every other field kept (written once)."""
     out = whole.with_name(whole.name + "-short")
     if (out / "done").exists():
         return out
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
     pieces = []
     for f in sorted(whole.glob("part-*.jsonl")):
         for line in open(f, encoding="utf-8"):
             record = json.loads(line)
-            draw = random.Random(hashlib.blake2b(record["id"].encode(), digest_size=8).digest())
-            low, high = map(math.log, SHORT_BYTES)
-            texts, current, size, target = [], [], 0, math.exp(draw.uniform(low, high))
-            for paragraph in record["text"].split("\n"):
-                current.append(paragraph)
-                size += len(paragraph.encode("utf-8")) + 1
-                if size >= target:
-                    texts.append("\n".join(current))
-                    current, size, target = [], 0, math.exp(draw.uniform(low, high))
-            if current:
-                tail = "\n".join(current)
-                if texts and len(tail.encode("utf-8")) < SHORT_MIN_BYTES:
-                    texts[-1] += "\n" + tail
-                else:
-                    texts.append(tail)
-            pieces += [{**record, "id": f"{record['id']}#{k}", "text": text} for k, text in enumerate(texts)]
-    for shard in range(0, len(pieces), 1000):
-        with open(out / f"part-{shard // 1000:03d}.jsonl", "w", encoding="utf-8") as f:
-            for record in pieces[shard : shard + 1000]:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    (out / "done").touch()
-    return out
+            pieces += [{**record, "id": f"{record['id']}#{k}", "text": text} for k, text in enumerate(cut(record))]
+    return write_once(out, pieces)
+
+
+def cut(record: dict) -> list[str]:
+    """A document's text as runs of whole lines (the extracted text's paragraphs), each up to a length
+    drawn log-uniformly from SHORT_BYTES with a seed from the document's id (deterministic)."""
+    import math
+    import random
+
+    draw = random.Random(hashlib.blake2b(record["id"].encode(), digest_size=8).digest())
+    low, high = map(math.log, SHORT_BYTES)
+    texts, current, size, target = [], [], 0, math.exp(draw.uniform(low, high))
+    for line in record["text"].split("\n"):
+        current.append(line)
+        size += len(line.encode("utf-8")) + 1
+        if size >= target:
+            texts.append("\n".join(current))
+            current, size, target = [], 0, math.exp(draw.uniform(low, high))
+    if current:
+        tail = "\n".join(current)
+        if texts and len(tail.encode("utf-8")) < SHORT_MIN_BYTES:
+            texts[-1] += "\n" + tail
+        else:
+            texts.append(tail)
+    return texts
 
 
 def datatrove_python(directory: Path) -> Path:

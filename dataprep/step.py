@@ -7,7 +7,6 @@ A step that removes a document hands it to `on_remove(doc, reason)` (the pipelin
 from __future__ import annotations
 
 from collections import Counter
-from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
 from tokenmill.documents import Document
@@ -90,16 +89,11 @@ class Filter(Step):
 def batched(items: Iterable[Document], size: int, chars: int | None = None) -> Iterator[list[Document]]:
     """Lists of `size` items (the last one shorter); with `chars`, a list also ends at the item that
     brings its texts to `chars` characters."""
-    iterator = iter(items)
-    if chars is None:
-        while batch := list(islice(iterator, size)):
-            yield batch
-        return
     batch, held = [], 0
-    for item in iterator:
+    for item in items:
         batch.append(item)
-        held += len(item.text)
-        if len(batch) >= size or held >= chars:
+        held += len(item.text) if chars is not None else 0
+        if len(batch) >= size or (chars is not None and held >= chars):
             yield batch
             batch, held = [], 0
     if batch:
