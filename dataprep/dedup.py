@@ -258,7 +258,8 @@ class NearDedup(Dedup):
                 size += len(clusters[at])
                 batch.append(clusters[at])
                 at += 1
-            signed = [signatures(cluster) for cluster in batch]
+            # one read for the whole batch: out of core, each read opens every shard's file it touches
+            signed = np.split(signatures(np.concatenate(batch)), np.cumsum([len(c) for c in batch])[:-1])
             estimates = [self.estimates(sig) if len(sig) <= PAIRWISE_MAX else None for sig in signed]
             unsure = [cluster[self.unsure_nodes(e, readable[cluster]) if e is not None else readable[cluster]]
                       for cluster, e in zip(batch, estimates)]

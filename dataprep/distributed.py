@@ -35,7 +35,8 @@ from dataprep.dedup import Dedup, ShardDecisions, apply_listed
 from dataprep.dedup_disk import ShardState, kept_rows, resolve_on_disk, state_bytes_per_document, write_state
 from dataprep.memory import give_back, lean_allocators
 from dataprep.step import Step
-from tokenmill.documents import SHARD_PATTERN, Document, ShardWriter, read_documents, read_table
+from tokenmill.documents import (SHARD_PATTERN, Document, ShardWriter, count_documents, read_documents,
+                                 read_texts)
 from tokenmill.progress import progress
 
 BuildSteps = Callable[[list[str], Any, Any], list[Step]]  # (names, config, on_remove) -> steps
@@ -445,8 +446,8 @@ def number_shards(files: list[str], directory: Path) -> int:
 
 
 def texts_reader(sources: list[list[str]], starts: list[int]) -> Callable[[Sequence[int]], dict[int, str]]:
-    """Texts by pass-one document number, read again from the segment's survivor files (of Parquet
-    files only their text column, and only the files that hold a wanted number)."""
+    """Texts by pass-one document number, read again from the segment's survivor files (only the files
+    that hold a wanted number; of those, only the text column of Parquet, only the wanted lines of JSONL)."""
 
     def texts(numbers: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -454,17 +455,16 @@ def texts_reader(sources: list[list[str]], starts: list[int]) -> Callable[[Seque
         for task, files in enumerate(sources):
             targets = {n - starts[task] for n in wanted if starts[task] <= n < starts[task + 1]}
             offset = 0
-            for file in files:
+            for i, file in enumerate(files):
                 if not targets:
                     break
-                parquet = str(file).endswith(".parquet")
-                column = read_table(file, ["text"]).column("text") if parquet else [d.text for d in read_documents(file)]
-                rows = sorted(r for r in targets if r < offset + len(column))
-                local = [r - offset for r in rows]
-                values = column.take(local).to_pylist() if parquet else [column[r] for r in local]
-                found.update((starts[task] + r, text) for r, text in zip(rows, values))
+                last = i == len(files) - 1  # the rest of the targets are in it: no need to count its rows
+                size = None if last else count_documents(file)
+                rows = [r for r in targets if last or r < offset + size]
+                got = read_texts(file, [r - offset for r in rows])
+                found.update((starts[task] + offset + r, text) for r, text in got.items())
                 targets.difference_update(rows)
-                offset += len(column)
+                offset += size or 0
         return found
 
     return texts

@@ -118,6 +118,44 @@ def read_documents(path: str | Path) -> Iterator[Document]:
             yield from _read_jsonl(file)
 
 
+def read_texts(file: DocumentFile, rows: Iterable[int]) -> dict[int, str]:
+    """The texts of the documents at positions `rows` of one file (counted as `read_documents` yields
+    them): of Parquet only the text column is read, of JSONL only the wanted lines are parsed."""
+    wanted = set(rows)
+    if file_name(file).endswith(".parquet"):
+        column = read_table(file, ["text"]).column("text")
+        present = sorted(r for r in wanted if 0 <= r < len(column))
+        return dict(zip(present, column.take(pa.array(present, type=pa.int64())).to_pylist()))
+    found: dict[int, str] = {}
+    row = 0
+    for number, raw in enumerate(_raw_lines(file), start=1):
+        if not wanted:
+            break
+        if row not in wanted:
+            row += not _blank(raw)
+            continue
+        record = _fast_record(raw) or _record(raw, file, number)
+        if record is None:
+            continue
+        found[row] = Document.from_record(record, f"{file}:{number}").text
+        wanted.discard(row)
+        row += 1
+    return found
+
+
+def count_documents(file: DocumentFile) -> int:
+    """How many documents `read_documents` yields from one file (Parquet: from its footer)."""
+    if file_name(file).endswith(".parquet"):
+        return pq.ParquetFile(file).metadata.num_rows if not is_url(file) else read_table(file, ["id"]).num_rows
+    return sum(not _blank(raw) for raw in _raw_lines(file))
+
+
+def _blank(raw: bytes) -> bool:
+    """Whether `_record` takes this line for a blank one (whitespace, Unicode's included)."""
+    stripped = raw.strip()
+    return not stripped or (stripped[:1] != b"{" and not raw.decode("utf-8", "replace").strip())
+
+
 def _read_parquet(file: DocumentFile) -> Iterator[Document]:
     if is_url(file):
         with open_binary(file) as handle:

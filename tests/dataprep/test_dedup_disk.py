@@ -91,3 +91,18 @@ def test_an_index_of_earlier_batches_decides_as_in_memory(tmp_path):
     assert decided == expected
     assert counts(disk_steps) == counts(memory_steps)
     assert disk_steps[0].matched_index + disk_steps[1].matched_index > 10
+
+
+def test_state_arrays_load_as_numpy_saved_them_also_when_rewritten(tmp_path):
+    from dataprep.dedup_disk import load
+
+    arrays = {"sig": np.arange(24, dtype=np.uint32).reshape(6, 4), "lengths": np.array([3, 1, 2], dtype=np.int64),
+              "empty": np.zeros((0, 4), dtype=np.uint64), "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+              "ids": np.frombuffer("ab\u200cé".encode(), dtype=np.uint8)}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+        loaded = load(str(tmp_path), name)
+        assert loaded.dtype == array.dtype and loaded.shape == array.shape and np.array_equal(loaded, array)
+        assert not loaded.flags.writeable
+    np.save(tmp_path / "sig.npy", np.arange(10, dtype=np.int16))  # the same file written again, other shape
+    assert np.array_equal(load(str(tmp_path), "sig"), np.arange(10, dtype=np.int16))

@@ -280,3 +280,29 @@ def test_jsonl_records_are_json_modules_whatever_orjson_does(tmp_path: Path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     got = [{"id": d.id, "text": d.text, **d.meta} for d in read_documents(path)]
     assert repr(got) == repr([json.loads(line) for line in lines if line.strip()])
+
+
+@pytest.mark.parametrize("suffix, opener", [
+    (".jsonl", lambda p: open(p, "wb")),
+    (".jsonl.gz", lambda p: gzip.open(p, "wb")),
+])
+def test_texts_are_read_by_position_as_read_documents_counts_them(tmp_path: Path, suffix, opener):
+    from tokenmill.documents import count_documents, read_texts
+
+    # blank lines (ASCII and Unicode whitespace) are not documents, wherever they are
+    lines = ["", json.dumps({"id": "a", "text": "first"}), "  \t", json.dumps({"id": "b", "text": "سلام\u200cدنیا"},
+             ensure_ascii=False), "\u3000\x1c", json.dumps({"id": "c", "text": "trzeci", "n": 1}), ""]
+    jsonl = tmp_path / f"docs{suffix}"
+    with opener(jsonl) as handle:
+        handle.write("\n".join(lines).encode("utf-8"))
+    with ShardWriter(tmp_path / "shards") as writer:
+        for doc in read_documents(jsonl):
+            writer.write(doc)
+    parquet = sorted((tmp_path / "shards").glob("*.parquet"))[0]
+    for file in (jsonl, parquet):
+        texts = [d.text for d in read_documents(file)]
+        assert texts == ["first", "سلام\u200cدنیا", "trzeci"]
+        assert count_documents(file) == 3
+        assert read_texts(file, [2, 0]) == {0: "first", 2: "trzeci"}
+        assert read_texts(file, [1, 7]) == {1: "سلام\u200cدنیا"}  # past the end: absent
+        assert read_texts(file, []) == {}
