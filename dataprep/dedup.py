@@ -33,7 +33,10 @@ from dataprep.step import RemoveCallback, Step
 from tokenmill.documents import Document
 
 BATCH = 1024  # documents signed at once
-EXACT_BATCH = 1 << 15  # cluster members checked at once (their signatures, and texts near the threshold)
+# Cluster members checked at once (their signatures, and the texts and shingles of those near the
+# threshold). 1,024: on 20,935 short web-page-sized documents near-dedup's peak RSS 157 -> 143 MB against
+# 32,768, in the same time (the state files' reads are cheap since their headers are cached); same output.
+EXACT_BATCH = 1 << 10
 PAIRWISE_MAX = 512  # chained clusters up to this size get all their pairs estimated at once
 TextsFn = Callable[[Sequence[int]], dict[int, str]]  # document numbers -> their texts (pass-one order)
 
