@@ -46,9 +46,10 @@ ROOT = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 TRL_VERSION = "1.16.0"
+os.environ.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")  # the judge here too: local files only
 
 
-def settings() -> dict:
+def settings():
     """The fine-tuning settings of params.yaml, as the tokenmill run reads them."""
     from pipeline.params import load_params
 
